@@ -1,0 +1,36 @@
+/* The contract between the VMM and guest-init, the only two parties that speak it.
+ * Written down for people in api/guest-abi.md. */
+#ifndef CLAWVM_GUEST_ABI_H
+#define CLAWVM_GUEST_ABI_H
+
+/* guest-init writes the command's exit status here with a 32-bit `outl`, just before it
+ * reboots the guest: 0-255 as a shell reports it (128+N when signal N killed it). The VMM
+ * exits with that status once the guest resets. Four ports wide so that `outl` fits. */
+#define CLAWVM_STATUS_PORT     0x0600
+#define CLAWVM_STATUS_PORT_LEN 4
+
+/* The command to run: a file in the initramfs that the VMM appends, as a second newc cpio
+ * archive, after the guest image. argv strings, each ending in NUL, nothing else. */
+#define CLAWVM_ARGV_PATH "/clawvm/argv"
+
+/* The shared folders to mount (virtio-fs), in the same archive: one record per share, in
+ * mount order, each three NUL-terminated strings: the virtio-fs tag, the absolute guest
+ * path, and "ro" or "rw". A record for "/" is the root: guest-init mounts it read-only
+ * under an overlay whose upper layer is tmpfs and switches into it before any other. */
+#define CLAWVM_MOUNTS_PATH "/clawvm/mounts"
+
+/* The UART that carries the command's stdout and stderr (ttyS1: port 0x2f8, IRQ 3).
+ * ttyS0 is the kernel console. */
+#define CLAWVM_STDIO_TTY "/dev/ttyS1"
+
+/* The vsock port guest-init listens on for the exec channel (api/exec.md): one connection
+ * runs one command. */
+#define CLAWVM_EXEC_PORT 1024
+
+/* Exit statuses guest-init uses for its own failures, as shells do. */
+#define CLAWVM_EXIT_NOT_EXECUTABLE 126
+#define CLAWVM_EXIT_NOT_FOUND	   127
+/* guest-init could not set up or start the command (details on the console, ttyS0). */
+#define CLAWVM_EXIT_INIT_FAILED 125
+
+#endif
