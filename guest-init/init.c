@@ -1,0 +1,507 @@
+/* guest-init: the static PID 1 of a clawvm guest (catatonit is the model).
+ *
+ * It mounts the kernel filesystems, reads the command the VMM put in /clawvm/argv, runs it
+ * with stdout and stderr on ttyS1, forwards signals to it and reaps every zombie, then
+ * kills what is left, reports the command's exit status on the status port and reboots,
+ * which makes the VMM exit. Its own messages go to the kernel console (ttyS0).
+ *
+ * Once the command runs, PID 1 never exits on an error: the kernel would panic and the VMM
+ * would never learn the status. */
+#include "command.h"
+#include "exec.h"
+#include "shares.h"
+
+#include <clawvm/guest_abi.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/reboot.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <time.h>
+#include <unistd.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <sys/io.h>
+#endif
+
+/* How long the processes left behind get to die after SIGKILL: one stuck in the kernel
+ * (an unkillable wait on a device) must not keep the VM from reporting its status. */
+#define REAP_LEFTOVERS_TIMEOUT_MS 2000
+
+struct mount_spec {
+	const char *source;
+	const char *target;
+	const char *fstype;
+	unsigned long flags;
+	const char *options;
+	mode_t dir_mode;
+	bool essential;
+};
+
+/* In this order: /dev/pts needs /dev. */
+static const struct mount_spec mounts[] = {
+    {"proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, 0555, true},
+    {"sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, 0555, true},
+    {"devtmpfs", "/dev", "devtmpfs", MS_NOSUID, "mode=0755", 0755, true},
+    {"devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "mode=0620,ptmxmode=0666", 0755, false},
+    {"tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777", 01777, true},
+    {"tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755", 0755, true},
+};
+
+/* What udev would add to /dev and programs expect (bash process substitution, `cat
+ * /dev/stdin`). */
+static const struct {
+	const char *target;
+	const char *path;
+} dev_links[] = {
+    {"/proc/self/fd", "/dev/fd"},
+    {"/proc/self/fd/0", "/dev/stdin"},
+    {"/proc/self/fd/1", "/dev/stdout"},
+    {"/proc/self/fd/2", "/dev/stderr"},
+};
+
+/* The command's stdout and stderr; kept open in PID 1 to drain it before the reboot. */
+static int stdio_tty_fd = -1;
+
+__attribute__((format(printf, 1, 2))) static void console_msg(const char *fmt, ...)
+{
+	int saved_errno = errno;
+	char line[512];
+	va_list ap;
+	int len;
+
+	va_start(ap, fmt);
+	len = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (len < 0)
+		len = 0;
+	if ((size_t)len >= sizeof(line))
+		len = sizeof(line) - 1;
+	/* One write per line, so lines of PID 1 and of the kernel do not interleave. */
+	if (dprintf(STDERR_FILENO, "clawvm-init: %.*s\n", len, line) < 0) {
+		/* No console: nowhere left to say it. */
+	}
+	errno = saved_errno;
+}
+
+/* A filesystem the kernel mounted already (CONFIG_DEVTMPFS_MOUNT does so for /dev on a disk
+ * root) or a test harness set up is left alone. */
+static bool is_mount_point(const char *path)
+{
+	struct stat st, parent;
+	char parent_path[64];
+	const char *slash = strrchr(path, '/');
+	size_t parent_len = slash && slash != path ? (size_t)(slash - path) : 1;
+
+	if (parent_len >= sizeof(parent_path))
+		return false;
+	memcpy(parent_path, path, parent_len);
+	parent_path[parent_len] = '\0';
+	if (stat(path, &st) < 0 || stat(parent_path, &parent) < 0)
+		return false;
+	return st.st_dev != parent.st_dev;
+}
+
+__attribute__((warn_unused_result)) static int mount_all(void)
+{
+	for (size_t i = 0; i < sizeof(mounts) / sizeof(mounts[0]); i++) {
+		const struct mount_spec *m = &mounts[i];
+
+		if (mkdir(m->target, m->dir_mode) < 0 && errno != EEXIST) {
+			console_msg("mkdir `%s`: %s", m->target, strerror(errno));
+			if (m->essential)
+				return -1;
+			continue;
+		}
+		if (is_mount_point(m->target))
+			continue;
+		if (mount(m->source, m->target, m->fstype, m->flags, m->options) < 0) {
+			console_msg("mount %s on `%s`: %s", m->fstype, m->target, strerror(errno));
+			if (m->essential)
+				return -1;
+		}
+	}
+	for (size_t i = 0; i < sizeof(dev_links) / sizeof(dev_links[0]); i++) {
+		if (symlink(dev_links[i].target, dev_links[i].path) < 0 && errno != EEXIST)
+			console_msg("symlink `%s`: %s", dev_links[i].path, strerror(errno));
+	}
+	return 0;
+}
+
+/* The kernel gives PID 1 /dev/console as fds 0-2 only if the initramfs has that node (the
+ * kernel's built-in default one does). Without it they are closed, and the first files we
+ * open would land there; devtmpfs, once mounted, has the console. */
+static void ensure_std_fds(void)
+{
+	for (int fd = 0; fd <= 2; fd++) {
+		if (fcntl(fd, F_GETFD) >= 0)
+			continue;
+		/* open() takes the lowest free number, which is this one. */
+		if (open("/dev/console", O_RDWR | O_NOCTTY) < 0 && open("/dev/null", O_RDWR) < 0)
+			return;
+	}
+}
+
+/* Raw, so that the command's bytes reach the VMM unchanged: no "\n" -> "\r\n", 8 bits, no
+ * flow control the emulated UART would never release. */
+__attribute__((warn_unused_result)) static int open_stdio_tty(void)
+{
+	struct termios tio;
+	int fd = open(CLAWVM_STDIO_TTY, O_RDWR | O_NOCTTY | O_CLOEXEC);
+
+	if (fd < 0) {
+		console_msg("open `%s`: %s", CLAWVM_STDIO_TTY, strerror(errno));
+		return -1;
+	}
+	if (tcgetattr(fd, &tio) < 0) {
+		/* Not a terminal (a file in a test): no line discipline, bytes pass as they are. */
+		if (errno != ENOTTY)
+			console_msg("tcgetattr `%s`: %s", CLAWVM_STDIO_TTY, strerror(errno));
+		stdio_tty_fd = fd;
+		return 0;
+	}
+	cfmakeraw(&tio);
+	tio.c_cflag &= ~(tcflag_t)CRTSCTS;
+	tio.c_cflag |= CLOCAL | CREAD;
+	cfsetispeed(&tio, B115200);
+	cfsetospeed(&tio, B115200);
+	if (tcsetattr(fd, TCSANOW, &tio) < 0) {
+		console_msg("raw mode on `%s`: %s", CLAWVM_STDIO_TTY, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	stdio_tty_fd = fd;
+	return 0;
+}
+
+static void report_status(int status)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	if (ioperm(CLAWVM_STATUS_PORT, CLAWVM_STATUS_PORT_LEN, 1) < 0) {
+		console_msg("cannot report exit status %d to the VMM: ioperm: %s", status,
+			    strerror(errno));
+		return;
+	}
+	outl((uint32_t)status, CLAWVM_STATUS_PORT);
+#else
+	console_msg("cannot report exit status %d to the VMM: no status port on this machine",
+		    status);
+#endif
+}
+
+/* The end of every path once PID 1 runs: flush, report, reboot. Never returns. */
+__attribute__((noreturn)) static void power_off(int status)
+{
+	if (stdio_tty_fd >= 0 && tcdrain(stdio_tty_fd) < 0 && errno != ENOTTY)
+		console_msg("drain `%s`: %s", CLAWVM_STDIO_TTY, strerror(errno));
+	sync();
+	report_status(status);
+	reboot(RB_AUTOBOOT);
+	console_msg("reboot: %s", strerror(errno));
+	for (;;)
+		pause();
+}
+
+__attribute__((noreturn)) static void exec_command(char **argv, int null_fd)
+{
+	sigset_t none;
+
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	if (dup2(null_fd, STDIN_FILENO) < 0 || dup2(stdio_tty_fd, STDOUT_FILENO) < 0 ||
+	    dup2(stdio_tty_fd, STDERR_FILENO) < 0) {
+		console_msg("child: dup2: %s", strerror(errno));
+		_exit(COMMAND_EXIT_INIT_FAILED);
+	}
+	/* Its own session and process group: signals aimed at PID 1's group skip it. */
+	if (setsid() < 0)
+		console_msg("child: setsid: %s", strerror(errno));
+	if (chdir("/") < 0)
+		console_msg("child: chdir /: %s", strerror(errno));
+
+	/* execvp searches the PATH of the environment in force, so install it first. */
+	environ = (char **)command_env();
+	execvp(argv[0], argv);
+
+	int exec_errno = errno;
+	dprintf(STDERR_FILENO, "clawvm: cannot run '%s': %s\n", argv[0], strerror(exec_errno));
+	_exit(exec_errno == ENOENT ? CLAWVM_EXIT_NOT_FOUND : CLAWVM_EXIT_NOT_EXECUTABLE);
+}
+
+/* Reaps every zombie it can without blocking: the command's, the exec server's (whose
+ * EXIT frames follow from it), and orphans. Returns true once the command was reaped, with
+ * its status in *status. */
+static bool reap_zombies(pid_t command_pid, struct exec_server *srv, int *status)
+{
+	bool command_done = false;
+	int wstatus;
+	pid_t pid;
+
+	while ((pid = waitpid(-1, &wstatus, WNOHANG)) != 0) {
+		if (pid < 0) {
+			if (errno == EINTR)
+				continue;
+			/* ECHILD: nobody left, and so the command is gone too. */
+			if (errno == ECHILD && command_pid > 0 && !command_done) {
+				console_msg("the command vanished without a wait status");
+				*status = COMMAND_EXIT_INIT_FAILED;
+				command_done = true;
+			}
+			break;
+		}
+		if (pid == command_pid) {
+			int exit_status = command_exit_status(wstatus);
+
+			if (exit_status >= 0) {
+				*status = exit_status;
+				command_done = true;
+			}
+		} else if (srv) {
+			exec_server_child_exited(srv, pid, wstatus);
+		}
+	}
+	return command_done;
+}
+
+/* Forwards the signals PID 1 receives: to the command from /clawvm/argv if there is one,
+ * else to the `main` exec. */
+static void forward_signal(int sig, pid_t command_pid, struct exec_server *srv)
+{
+	if (!command_signal_forwarded(sig))
+		return;
+	if (command_pid > 0) {
+		if (kill(command_pid, sig) < 0 && errno != ESRCH)
+			console_msg("forward signal %d: %s", sig, strerror(errno));
+	} else if (srv) {
+		exec_server_signal_main(srv, sig);
+	}
+}
+
+/* Serves exec connections and waits for the command (command_pid, or 0 when there is
+ * none) or the `main` exec to end, passing signals on; reaps orphans on the way. */
+static int supervise(pid_t command_pid, int sfd, struct exec_server *srv)
+{
+	int status = COMMAND_EXIT_INIT_FAILED;
+
+	for (;;) {
+		struct pollfd fds[2] = {
+		    {.fd = sfd, .events = POLLIN},
+		    {.fd = srv ? exec_server_fd(srv) : -1, .events = POLLIN},
+		};
+
+		/* Without a signalfd, reaping falls back to a poll every 100 ms. */
+		if (poll(fds, 2, sfd >= 0 ? -1 : 100) < 0 && errno != EINTR)
+			console_msg("poll: %s", strerror(errno));
+		while (sfd >= 0 && (fds[0].revents & POLLIN)) {
+			struct signalfd_siginfo si;
+			ssize_t n = read(sfd, &si, sizeof(si));
+
+			if (n == (ssize_t)sizeof(si)) {
+				forward_signal((int)si.ssi_signo, command_pid, srv);
+				continue;
+			}
+			if (n < 0 && (errno == EAGAIN || errno == EINTR))
+				break;
+			/* Never happens with a valid signalfd; if it does, keep reaping by
+			 * polling instead of spinning on a broken fd. */
+			console_msg("read signalfd: %s; signals no longer forwarded",
+				    n < 0 ? strerror(errno) : "short read");
+			close(sfd);
+			sfd = -1;
+		}
+		if (srv && fds[1].revents)
+			exec_server_dispatch(srv);
+		if (reap_zombies(command_pid, srv, &status))
+			return status;
+		if (srv && exec_server_main_done(srv, &status))
+			return status;
+	}
+}
+
+static long elapsed_ms(const struct timespec *start)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (now.tv_sec - start->tv_sec) * 1000 + (now.tv_nsec - start->tv_nsec) / 1000000;
+}
+
+/* SIGCHLD is blocked; sigtimedwait on it is how we sleep until the next one dies. */
+static void kill_leftovers(void)
+{
+	struct timespec start, tick = {.tv_sec = 0, .tv_nsec = 50 * 1000 * 1000};
+	sigset_t chld;
+
+	if (kill(-1, SIGKILL) < 0 && errno != ESRCH)
+		console_msg("kill leftover processes: %s", strerror(errno));
+	sigemptyset(&chld);
+	sigaddset(&chld, SIGCHLD);
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	for (;;) {
+		pid_t pid = waitpid(-1, NULL, WNOHANG);
+
+		if (pid > 0 || (pid < 0 && errno == EINTR))
+			continue;
+		if (pid < 0)
+			return; /* ECHILD: all gone */
+		if (elapsed_ms(&start) >= REAP_LEFTOVERS_TIMEOUT_MS) {
+			console_msg("some processes did not die within %d ms; going on",
+				    REAP_LEFTOVERS_TIMEOUT_MS);
+			return;
+		}
+		sigtimedwait(&chld, NULL, &tick);
+	}
+}
+
+/* The exec channel, when the machine has vsock: NULL (said once on the console) if not. */
+static struct exec_server *start_exec_server(void)
+{
+	struct exec_server *srv;
+	int listen_fd = exec_listen_vsock(CLAWVM_EXEC_PORT);
+
+	if (listen_fd < 0) {
+		console_msg("no exec channel on vsock port %d: %s", CLAWVM_EXEC_PORT,
+			    listen_fd == -ENODEV ? "no vsock device" : strerror(-listen_fd));
+		return NULL;
+	}
+	srv = exec_server_create();
+	if (!srv) {
+		console_msg("no exec channel: %s", strerror(errno));
+		close(listen_fd);
+		return NULL;
+	}
+	if (exec_server_add_listener(srv, listen_fd) < 0) {
+		console_msg("no exec channel: cannot watch the vsock listener");
+		exec_server_destroy(srv);
+		return NULL;
+	}
+	return srv;
+}
+
+/* The shares of /clawvm/mounts, if the VMM gave any: the root switched to the overlay over
+ * the root share, the others mounted in it. Must run before anything opens a file that
+ * should come from the new root. */
+static int mount_shares(void)
+{
+	struct command_argv records;
+	struct share shares[SHARES_MAX];
+	char err[512];
+	size_t n;
+	int ret;
+
+	ret = command_argv_read(CLAWVM_MOUNTS_PATH, COMMAND_ARGV_MAX_BYTES, &records, err,
+				sizeof(err));
+	if (ret == -ENOENT)
+		return 0;
+	if (ret == 0)
+		ret = shares_parse(records.argv, records.argc, shares, SHARES_MAX, &n, err,
+				   sizeof(err));
+	if (ret == 0)
+		ret = shares_mount(shares, n, err, sizeof(err));
+	if (ret < 0)
+		console_msg("shared folders: %s", err);
+	/* The records stay allocated: nothing else needs that memory back. */
+	return ret;
+}
+
+/* The command from /clawvm/argv, its output on ttyS1 as before the exec channel. */
+static pid_t start_command(struct command_argv *cmd)
+{
+	pid_t pid;
+	int null_fd;
+
+	if (open_stdio_tty() < 0)
+		power_off(COMMAND_EXIT_INIT_FAILED);
+	null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (null_fd < 0) {
+		console_msg("open `/dev/null`: %s", strerror(errno));
+		power_off(COMMAND_EXIT_INIT_FAILED);
+	}
+	pid = fork();
+	if (pid < 0) {
+		console_msg("fork: %s", strerror(errno));
+		power_off(COMMAND_EXIT_INIT_FAILED);
+	}
+	if (pid == 0)
+		exec_command(cmd->argv, null_fd);
+	close(null_fd);
+	return pid;
+}
+
+int main(void)
+{
+	char err[512];
+	struct command_argv cmd;
+	struct exec_server *srv;
+	sigset_t all, watched;
+	pid_t command_pid;
+	int argv_ret, sfd;
+
+	if (getpid() != 1) {
+		fprintf(stderr,
+			"guest-init: this is the PID 1 of a clawvm guest and runs only as "
+			"PID 1 (this is PID %d); it would mount and reboot.\n",
+			(int)getpid());
+		return 1;
+	}
+
+	/* Blocked before anything can arrive: PID 1 keeps only signals it has a handler for,
+	 * and a blocked signal is queued for the signalfd instead. */
+	sigfillset(&all);
+	sigprocmask(SIG_BLOCK, &all, NULL);
+	signal(SIGCHLD, SIG_DFL); /* not SIG_IGN: that would reap the command for us */
+	umask(022);
+
+	/* Early messages need fds 0-2, and files opened later must not take their numbers.
+	 * Once more after mounting /dev: the console may only exist on devtmpfs. */
+	ensure_std_fds();
+	if (mount_all() < 0) {
+		ensure_std_fds();
+		console_msg("cannot mount the filesystems the command needs");
+		power_off(COMMAND_EXIT_INIT_FAILED);
+	}
+	ensure_std_fds();
+
+	argv_ret =
+	    command_argv_read(CLAWVM_ARGV_PATH, COMMAND_ARGV_MAX_BYTES, &cmd, err, sizeof(err));
+	if (mount_shares() < 0)
+		power_off(COMMAND_EXIT_INIT_FAILED);
+	srv = start_exec_server();
+	if (argv_ret < 0 && !(argv_ret == -ENOENT && srv)) {
+		console_msg("no command to run: %s", err);
+		power_off(COMMAND_EXIT_INIT_FAILED);
+	}
+	if (argv_ret < 0)
+		console_msg("no `%s`: waiting for exec connections on vsock port %d",
+			    CLAWVM_ARGV_PATH, CLAWVM_EXEC_PORT);
+
+	sigemptyset(&watched);
+	sigaddset(&watched, SIGCHLD);
+	for (int sig = 1; sig < NSIG; sig++) {
+		if (command_signal_forwarded(sig))
+			sigaddset(&watched, sig);
+	}
+	sfd = signalfd(-1, &watched, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (sfd < 0) {
+		console_msg("signalfd: %s", strerror(errno));
+		power_off(COMMAND_EXIT_INIT_FAILED);
+	}
+
+	command_pid = argv_ret == 0 ? start_command(&cmd) : 0;
+
+	/* From here on we never bail: every path ends in power_off(). */
+	int status = supervise(command_pid, sfd, srv);
+	kill_leftovers();
+	power_off(status);
+}

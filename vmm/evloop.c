@@ -1,0 +1,79 @@
+/* epoll-based event loop. */
+#include <errno.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include "vmm/evloop.h"
+#include "vmm/log.h"
+
+#define EVLOOP_BATCH 32
+
+int evloop_init(struct evloop *l)
+{
+	l->batch = NULL;
+	l->batch_len = 0;
+	l->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (l->epfd < 0) {
+		log_err("epoll_create1: %m");
+		return -errno;
+	}
+	return 0;
+}
+
+void evloop_destroy(struct evloop *l)
+{
+	if (l->epfd >= 0)
+		close(l->epfd);
+	l->epfd = -1;
+}
+
+int evloop_add(struct evloop *l, struct ev_handler *h, uint32_t events)
+{
+	struct epoll_event ev = {.events = events, .data.ptr = h};
+
+	if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, h->fd, &ev) < 0) {
+		log_err("epoll_ctl add fd %d: %m", h->fd);
+		return -errno;
+	}
+	return 0;
+}
+
+int evloop_mod(struct evloop *l, struct ev_handler *h, uint32_t events)
+{
+	struct epoll_event ev = {.events = events, .data.ptr = h};
+
+	if (epoll_ctl(l->epfd, EPOLL_CTL_MOD, h->fd, &ev) < 0)
+		return -errno;
+	return 0;
+}
+
+void evloop_del(struct evloop *l, struct ev_handler *h)
+{
+	struct epoll_event *batch = l->batch;
+
+	epoll_ctl(l->epfd, EPOLL_CTL_DEL, h->fd, NULL);
+	for (int i = 0; i < l->batch_len; i++) {
+		if (batch[i].data.ptr == h)
+			batch[i].data.ptr = NULL;
+	}
+}
+
+int evloop_run_once(struct evloop *l, int timeout_ms)
+{
+	struct epoll_event events[EVLOOP_BATCH];
+	int n = epoll_wait(l->epfd, events, EVLOOP_BATCH, timeout_ms);
+
+	if (n < 0)
+		return errno == EINTR ? 0 : -errno;
+	l->batch = events;
+	l->batch_len = n;
+	for (int i = 0; i < n; i++) {
+		struct ev_handler *h = events[i].data.ptr;
+
+		if (h)
+			h->ready(h, events[i].events);
+	}
+	l->batch = NULL;
+	l->batch_len = 0;
+	return n;
+}

@@ -1,0 +1,35 @@
+/* The event loop: one epoll set, each fd with its handler. Runs on the main thread:
+ * ioeventfds of virtio queues, backends, the stop eventfd, signals. */
+#ifndef CLAWVM_EVLOOP_H
+#define CLAWVM_EVLOOP_H
+
+#include <stdint.h>
+
+struct ev_handler {
+	int fd;
+	void (*ready)(struct ev_handler *h, uint32_t events);
+	void *opaque;
+};
+
+struct evloop {
+	int epfd;
+	/* The batch being dispatched, so that evloop_del can drop a handler's pending event
+	 * (another handler may free it mid-batch). */
+	void *batch;
+	int batch_len;
+};
+
+__attribute__((warn_unused_result)) int evloop_init(struct evloop *l);
+void evloop_destroy(struct evloop *l);
+/* Watches h->fd for `events` (EPOLLIN...); `h` must outlive the loop. */
+__attribute__((warn_unused_result)) int evloop_add(struct evloop *l, struct ev_handler *h,
+						   uint32_t events);
+/* Changes the events watched on h->fd. */
+__attribute__((warn_unused_result)) int evloop_mod(struct evloop *l, struct ev_handler *h,
+						   uint32_t events);
+/* Stops watching h->fd (before it is closed); h may be freed right after. */
+void evloop_del(struct evloop *l, struct ev_handler *h);
+/* Waits up to timeout_ms (-1: forever) and runs the handlers of ready fds. */
+int evloop_run_once(struct evloop *l, int timeout_ms);
+
+#endif

@@ -1,0 +1,110 @@
+/* Guest RAM in one memfd (so it can later be shared or snapshotted), and the one checked
+ * accessor every guest address goes through. */
+#include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "vmm/guest_mem.h"
+#include "vmm/layout.h"
+#include "vmm/log.h"
+
+static void gm_split(struct guest_mem *gm)
+{
+	uint64_t low = gm->size < LAYOUT_MMIO_HOLE ? gm->size : LAYOUT_MMIO_HOLE;
+
+	gm->nr_regions = 1;
+	gm->regions[0] = (struct gm_region){.gpa = 0, .size = low, .offset = 0};
+	if (gm->size > low) {
+		gm->nr_regions = 2;
+		gm->regions[1] = (struct gm_region){
+		    .gpa = LAYOUT_MMIO_HOLE_END, .size = gm->size - low, .offset = low};
+	}
+}
+
+int gm_create(struct guest_mem *gm, uint64_t size)
+{
+	void *host;
+	int fd;
+
+	fd = memfd_create("clawvm-ram", MFD_CLOEXEC);
+	if (fd < 0) {
+		log_err("guest memory: memfd_create: %m");
+		return -errno;
+	}
+	if (ftruncate(fd, (off_t)size) < 0) {
+		int err = errno;
+		log_err("guest memory: cannot size to %llu MiB: %m",
+			(unsigned long long)(size >> 20));
+		close(fd);
+		return -err;
+	}
+	host = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
+	if (host == MAP_FAILED) {
+		int err = errno;
+		log_err("guest memory: cannot map %llu MiB: %m", (unsigned long long)(size >> 20));
+		close(fd);
+		return -err;
+	}
+	gm->fd = fd;
+	gm->host = host;
+	gm->size = size;
+	gm_split(gm);
+	return 0;
+}
+
+void gm_init_buffer(struct guest_mem *gm, void *buf, uint64_t size)
+{
+	gm->fd = -1;
+	gm->host = buf;
+	gm->size = size;
+	gm_split(gm);
+}
+
+void gm_destroy(struct guest_mem *gm)
+{
+	if (gm->fd >= 0) {
+		munmap(gm->host, gm->size);
+		close(gm->fd);
+	}
+	memset(gm, 0, sizeof(*gm));
+	gm->fd = -1;
+}
+
+void *gm_ptr(const struct guest_mem *gm, uint64_t gpa, uint64_t len)
+{
+	uint64_t end;
+
+	if (__builtin_add_overflow(gpa, len, &end))
+		return NULL;
+	for (unsigned i = 0; i < gm->nr_regions; i++) {
+		const struct gm_region *r = &gm->regions[i];
+
+		if (gpa >= r->gpa && end <= r->gpa + r->size)
+			return gm->host + r->offset + (gpa - r->gpa);
+	}
+	return NULL;
+}
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
+#endif
+
+void gm_prefault(const struct guest_mem *gm, uint64_t gpa, uint64_t len)
+{
+	uint8_t *host = gm_ptr(gm, gpa, len);
+	uintptr_t start, end;
+	long page = sysconf(_SC_PAGESIZE);
+
+	if (!host || gm->fd < 0 || len == 0 || page <= 0)
+		return;
+	start = (uintptr_t)host & ~((uintptr_t)page - 1);
+	end = ((uintptr_t)host + len + (uintptr_t)page - 1) & ~((uintptr_t)page - 1);
+	/* Older hosts say EINVAL: the copy then faults the pages in as it goes. */
+	madvise((void *)start, end - start, MADV_POPULATE_WRITE);
+}
+
+uint64_t gm_low_end(const struct guest_mem *gm)
+{
+	return gm->regions[0].size;
+}

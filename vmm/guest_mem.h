@@ -1,0 +1,41 @@
+/* Guest RAM: one memfd, mapped once, split into at most two guest-physical regions around
+ * the 32-bit MMIO hole. Every access from the VMM goes through gm_ptr(). */
+#ifndef CLAWVM_GUEST_MEM_H
+#define CLAWVM_GUEST_MEM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define GM_MAX_REGIONS 2
+
+struct gm_region {
+	uint64_t gpa;
+	uint64_t size;
+	uint64_t offset; /* into the memfd and into host mapping */
+};
+
+struct guest_mem {
+	int fd;	       /* memfd, -1 for a caller-provided buffer */
+	uint8_t *host; /* mapping of all of guest RAM, regions back to back */
+	uint64_t size;
+	unsigned nr_regions;
+	struct gm_region regions[GM_MAX_REGIONS];
+};
+
+/* Guest RAM of `size` bytes in a fresh memfd. */
+__attribute__((warn_unused_result)) int gm_create(struct guest_mem *gm, uint64_t size);
+/* Guest RAM over a buffer the caller owns (tests, fuzzers). */
+void gm_init_buffer(struct guest_mem *gm, void *buf, uint64_t size);
+void gm_destroy(struct guest_mem *gm);
+
+/* Host pointer to [gpa, gpa+len) if all of it is guest RAM inside one region, else NULL. */
+void *gm_ptr(const struct guest_mem *gm, uint64_t gpa, uint64_t len);
+
+/* Asks the host to back [gpa, gpa+len) now, in one call, before the VMM fills it: a
+ * page fault per 4 KiB of kernel and initrd costs more than the copy itself. Best effort. */
+void gm_prefault(const struct guest_mem *gm, uint64_t gpa, uint64_t len);
+
+/* End of the RAM region below the MMIO hole (where the initrd goes). */
+uint64_t gm_low_end(const struct guest_mem *gm);
+
+#endif

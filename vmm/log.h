@@ -1,0 +1,17 @@
+/* The one logger: a subsystem prefix, a level, errno left as the caller had it. */
+#ifndef CLAWVM_LOG_H
+#define CLAWVM_LOG_H
+
+enum log_level { LOG_ERR, LOG_WARN, LOG_INFO, LOG_DEBUG };
+
+/* Messages above this level are dropped; set once at start-up (--verbose). */
+extern enum log_level log_max_level;
+
+void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#define log_err(...)   log_msg(LOG_ERR, __VA_ARGS__)
+#define log_warn(...)  log_msg(LOG_WARN, __VA_ARGS__)
+#define log_info(...)  log_msg(LOG_INFO, __VA_ARGS__)
+#define log_debug(...) log_msg(LOG_DEBUG, __VA_ARGS__)
+
+#endif

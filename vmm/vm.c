@@ -1,0 +1,605 @@
+/* The builder (vm_create) wires one microVM in the order the guest needs it: KVM, memory,
+ * kernel, initrd with the command, command line, boot tables, devices, vCPUs. vm_run waits
+ * for its end and turns that into an exit status. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "clawvm/guest_abi.h"
+#include "vmm/boot.h"
+#include "vmm/cmdline.h"
+#include "vmm/initrd.h"
+#include "vmm/layout.h"
+#include "vmm/log.h"
+#include "vmm/mptable.h"
+#include "vmm/vm.h"
+
+#define VM_WANT_FDS (1u << 20)
+
+#define COM1_PORT 0x3f8
+#define COM1_IRQ  4
+#define COM2_PORT 0x2f8
+#define COM2_IRQ  3
+
+static const int vm_stop_signals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGWINCH};
+
+void vm_stop(struct vm *vm, enum vm_end why, const char *fmt, ...)
+{
+	uint64_t one = 1;
+
+	pthread_mutex_lock(&vm->end_lock);
+	if (vm->end == VM_END_NONE) {
+		vm->end = why;
+		if (fmt) {
+			va_list ap;
+
+			va_start(ap, fmt);
+			vsnprintf(vm->end_msg, sizeof(vm->end_msg), fmt, ap);
+			va_end(ap);
+		}
+	}
+	pthread_mutex_unlock(&vm->end_lock);
+	atomic_store(&vm->stopping, 1);
+	if (write(vm->stop_fd, &one, sizeof(one)) < 0) {
+		/* The counter is already set: the main loop wakes anyway. */
+	}
+}
+
+/* Writes all of buf to fd, riding out signals; gives up quietly if the reader is gone. */
+static void write_all(int fd, const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+
+	while (len) {
+		ssize_t n = write(fd, p, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return;
+		p += n;
+		len -= (size_t)n;
+	}
+}
+
+static void console_output(void *opaque, uint8_t byte)
+{
+	struct vm *vm = opaque;
+
+	vm->console_tail[vm->console_pos++] = (char)byte;
+	if (vm->console_pos == sizeof(vm->console_tail)) {
+		vm->console_pos = 0;
+		vm->console_wrapped = 1;
+	}
+	if (vm->console_fd >= 0)
+		write_all(vm->console_fd, &byte, 1);
+}
+
+static void stdio_output(void *opaque, uint8_t byte)
+{
+	struct vm *vm = opaque;
+
+	write_all(vm->cfg->stdout_fd, &byte, 1);
+}
+
+static void console_irq(void *opaque)
+{
+	kvm_irq_pulse(&((struct vm *)opaque)->kvm, COM1_IRQ);
+}
+
+static void stdio_irq(void *opaque)
+{
+	kvm_irq_pulse(&((struct vm *)opaque)->kvm, COM2_IRQ);
+}
+
+static const struct uart_ops console_uart_ops = {.output = console_output, .irq = console_irq};
+static const struct uart_ops stdio_uart_ops = {.output = stdio_output, .irq = stdio_irq};
+
+static uint32_t uart_port_read(void *opaque, uint16_t offset, unsigned size)
+{
+	(void)size;
+	return uart_read(opaque, offset);
+}
+
+static void uart_port_write(void *opaque, uint16_t offset, unsigned size, uint32_t value)
+{
+	(void)size;
+	uart_write(opaque, offset, (uint8_t)value);
+}
+
+static const struct io_device_ops uart_port_ops = {.read = uart_port_read,
+						   .write = uart_port_write};
+
+static void vm_reset(void *opaque)
+{
+	vm_stop(opaque, VM_END_RESET, NULL);
+}
+
+static int vm_load_kernel(struct vm *vm)
+{
+	const char *path = vm->cfg->kernel_path;
+	struct stat st;
+	void *image;
+	int fd, ret;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		log_err("kernel `%s`: %m", path);
+		return -errno;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size == 0) {
+		log_err("kernel `%s`: not a regular, non-empty file", path);
+		close(fd);
+		return -EINVAL;
+	}
+	/* Populated in one call: faulting the file in page by page costs more than the copy. */
+	image = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+	close(fd);
+	if (image == MAP_FAILED) {
+		log_err("kernel `%s`: cannot map: %m", path);
+		return -errno;
+	}
+	ret = kernel_load(&vm->mem, image, (size_t)st.st_size, path, &vm->kernel);
+	munmap(image, (size_t)st.st_size);
+	return ret;
+}
+
+/* The FUSE servers hold one O_PATH descriptor per inode the guest keeps looked up (a
+ * build tree, 10,000 files): lift the soft limit to the hard one, and the hard one as far
+ * as the kernel allows (1M) when we may. */
+static void vm_raise_fd_limit(void)
+{
+	struct rlimit lim;
+
+	if (getrlimit(RLIMIT_NOFILE, &lim) < 0)
+		return;
+	if (lim.rlim_max < VM_WANT_FDS) {
+		struct rlimit more = {VM_WANT_FDS, VM_WANT_FDS};
+
+		if (setrlimit(RLIMIT_NOFILE, &more) == 0)
+			return;
+	}
+	lim.rlim_cur = lim.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &lim) < 0)
+		log_debug("cannot raise the open-file limit: %m");
+}
+
+/* Every share, the root first, then the -v shares in order, with its tag and its
+ * /clawvm/mounts record. */
+static void vm_list_shares(struct vm *vm)
+{
+	const struct vm_config *cfg = vm->cfg;
+	unsigned r = 0;
+
+	vm->nfs = 0;
+	if (cfg->rootfs)
+		vm->fs_shares[vm->nfs++] = (struct vm_share){cfg->rootfs, "/", true};
+	for (unsigned i = 0; i < cfg->nshares; i++)
+		vm->fs_shares[vm->nfs++] = cfg->shares[i];
+	for (unsigned i = 0; i < vm->nfs; i++) {
+		snprintf(vm->fs_tags[i], sizeof(vm->fs_tags[i]), "clawvm%u", i);
+		vm->mount_records[r++] = vm->fs_tags[i];
+		vm->mount_records[r++] = (char *)vm->fs_shares[i].guest;
+		vm->mount_records[r++] = vm->fs_shares[i].read_only ? "ro" : "rw";
+	}
+	vm->mount_records[r] = NULL;
+}
+
+/* The guest image, then (4-byte aligned) the archive with the command and the mounts. */
+static int vm_load_initrd(struct vm *vm, struct boot_info *bi)
+{
+	const char *path = vm->cfg->initrd_path;
+	struct initrd_file files[2];
+	unsigned nfiles = 0;
+	size_t archive_size = 0;
+	uint64_t image_size, padded, total, gpa;
+	struct stat st;
+	uint8_t *dst;
+	int fd, ret;
+
+	if (vm->cfg->argv)
+		files[nfiles++] = (struct initrd_file){&CLAWVM_ARGV_PATH[1], vm->cfg->argv};
+	if (vm->mount_records[0])
+		files[nfiles++] = (struct initrd_file){&CLAWVM_MOUNTS_PATH[1], vm->mount_records};
+	if (nfiles)
+		archive_size = initrd_archive_size(files, nfiles);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		log_err("initrd `%s`: %m", path);
+		return -errno;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		log_err("initrd `%s`: not a regular file", path);
+		close(fd);
+		return -EINVAL;
+	}
+	image_size = (uint64_t)st.st_size;
+	padded = (image_size + 3) & ~3ULL;
+	total = padded + archive_size;
+	ret = boot_place_initrd(&vm->mem, &vm->kernel, total, &gpa);
+	if (ret < 0)
+		goto out;
+	dst = gm_ptr(&vm->mem, gpa, total);
+	if (!dst) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	gm_prefault(&vm->mem, gpa, total);
+	for (uint64_t done = 0; done < image_size;) {
+		ssize_t n = pread(fd, dst + done, image_size - done, (off_t)done);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			log_err("initrd `%s`: read failed%s%s", path,
+				n < 0 ? ": " : " (file shrank)", n < 0 ? strerror(errno) : "");
+			ret = -EIO;
+			goto out;
+		}
+		done += (uint64_t)n;
+	}
+	memset(dst + image_size, 0, padded - image_size);
+	if (archive_size &&
+	    initrd_archive(dst + padded, archive_size, files, nfiles) != archive_size) {
+		ret = -EFAULT;
+		goto out;
+	}
+	bi->initrd_gpa = gpa;
+	bi->initrd_size = total;
+out:
+	close(fd);
+	return ret;
+}
+
+static int vm_write_cmdline(struct vm *vm, struct cmdline *cl, struct boot_info *bi)
+{
+	const char *line = cmdline_get(cl);
+
+	if (!line) {
+		log_err("the kernel command line is too long");
+		return -E2BIG;
+	}
+	log_debug("kernel command line: %s", line);
+	bi->cmdline_len = strlen(line);
+	return boot_write_cmdline(&vm->mem, &vm->kernel, line);
+}
+
+static int vm_add_devices(struct vm *vm, struct cmdline *cl)
+{
+	int ret;
+
+	uart_init(&vm->console, &console_uart_ops, vm);
+	uart_init(&vm->stdio, &stdio_uart_ops, vm);
+	vm->kbd = (struct i8042){.reset = vm_reset, .opaque = vm};
+	atomic_init(&vm->status.status, -1);
+
+	ret = iobus_add(&vm->io, COM1_PORT, UART_PORT_COUNT, &uart_port_ops, &vm->console);
+	if (!ret)
+		ret = iobus_add(&vm->io, COM2_PORT, UART_PORT_COUNT, &uart_port_ops, &vm->stdio);
+	if (!ret)
+		ret = iobus_add(&vm->io, I8042_DATA_PORT, I8042_COMMAND_PORT - I8042_DATA_PORT + 1,
+				&i8042_ops, &vm->kbd);
+	if (!ret)
+		ret = iobus_add(&vm->io, POST_PORT, 1, &post_port_ops, NULL);
+	if (!ret)
+		ret = iobus_add(&vm->io, CLAWVM_STATUS_PORT, CLAWVM_STATUS_PORT_LEN,
+				&status_port_ops, &vm->status);
+	if (ret) {
+		log_err("cannot register port devices: %s", strerror(-ret));
+		return ret;
+	}
+	virtio_rng_init(&vm->rng);
+	ret = devices_add_virtio(&vm->devices, &vm->kvm, &vm->loop, &vm->mem, &vm->rng.dev, cl);
+	if (ret < 0)
+		return ret;
+	ret = virtio_vsock_init(&vm->vsock, vm->cfg->vsock_cid, vm->cfg->vsock_uds, &vm->loop);
+	if (ret < 0)
+		return ret;
+	vm->vsock_ready = 1;
+	ret = devices_add_virtio(&vm->devices, &vm->kvm, &vm->loop, &vm->mem, &vm->vsock.dev, cl);
+	if (ret < 0)
+		return ret;
+	for (unsigned i = 0; i < vm->nfs; i++) {
+		ret = virtio_fs_init(&vm->fs[i], vm->fs_tags[i], vm->fs_shares[i].host,
+				     vm->fs_shares[i].read_only);
+		if (ret < 0)
+			return ret;
+		vm->fs_ready++;
+		ret = devices_add_virtio(&vm->devices, &vm->kvm, &vm->loop, &vm->mem,
+					 &vm->fs[i].dev, cl);
+		if (ret < 0)
+			return ret;
+	}
+	return 0;
+}
+
+int vm_create(const struct vm_config *cfg, struct vm **out)
+{
+	struct boot_info bi = {0};
+	struct cmdline cl;
+	struct vm *vm;
+	int ret;
+
+	vm = calloc(1, sizeof(*vm));
+	if (!vm)
+		return -ENOMEM;
+	vm->cfg = cfg;
+	vm->kvm.dev_fd = vm->kvm.vm_fd = -1;
+	vm->mem.fd = -1;
+	vm->console_fd = -1;
+	vm->loop.epfd = -1;
+	vm->nr_vcpus = 0;
+	pthread_mutex_init(&vm->end_lock, NULL);
+	vm->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (vm->stop_fd < 0) {
+		ret = -errno;
+		log_err("eventfd: %m");
+		goto err;
+	}
+	if (cfg->console_log) {
+		vm->console_fd =
+		    open(cfg->console_log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		if (vm->console_fd < 0) {
+			ret = -errno;
+			log_err("--console-log `%s`: %m", cfg->console_log);
+			goto err;
+		}
+	}
+
+	ret = evloop_init(&vm->loop);
+	if (ret < 0)
+		goto err;
+	/* 1. KVM: the VM with its interrupt controllers and timer. */
+	ret = kvm_open(&vm->kvm, cfg->kvm_path, cfg->cpus);
+	if (ret < 0)
+		goto err;
+	/* 2. Guest RAM. */
+	ret = gm_create(&vm->mem, cfg->mem_mib * MiB);
+	if (ret < 0)
+		goto err;
+	ret = kvm_set_memory(&vm->kvm, &vm->mem);
+	if (ret < 0)
+		goto err;
+	/* 3. Kernel, and the initrd with the command and the shares to mount. */
+	vm_list_shares(vm);
+	if (vm->nfs)
+		vm_raise_fd_limit();
+	ret = vm_load_kernel(vm);
+	if (ret < 0)
+		goto err;
+	ret = vm_load_initrd(vm, &bi);
+	if (ret < 0)
+		goto err;
+	/* 4. Devices, which announce themselves on the command line. */
+	cmdline_init(&cl);
+	cmdline_add_defaults(&cl, cfg->verbose);
+	ret = vm_add_devices(vm, &cl);
+	if (ret < 0)
+		goto err;
+	ret = vm_write_cmdline(vm, &cl, &bi);
+	if (ret < 0)
+		goto err;
+	/* The tables the kernel reads. */
+	ret = boot_write_info(&vm->mem, &vm->kernel, &bi);
+	if (!ret)
+		ret = boot_write_tables(&vm->mem);
+	if (!ret)
+		ret = mptable_write(&vm->mem, cfg->cpus);
+	if (ret < 0) {
+		log_err("cannot write the boot tables into guest memory: %s", strerror(-ret));
+		goto err;
+	}
+	/* 5. vCPUs; the first one starts at the kernel's entry, the others wait for SIPI. */
+	for (unsigned i = 0; i < cfg->cpus; i++) {
+		ret = vcpu_create(vm, &vm->vcpus[i], i);
+		if (ret < 0)
+			goto err;
+		vm->nr_vcpus++;
+	}
+	ret = vcpu_boot_setup(&vm->vcpus[0]);
+	if (ret < 0)
+		goto err;
+	*out = vm;
+	return 0;
+err:
+	vm_destroy(vm);
+	return ret;
+}
+
+/* The last console line holding `needle`, for an error message; NULL if none. */
+static const char *console_find_line(struct vm *vm, const char *needle, char *line, size_t cap)
+{
+	char text[VM_CONSOLE_TAIL + 1];
+	size_t len = 0;
+	char *hit, *next, *end;
+
+	if (vm->console_wrapped) {
+		memcpy(text, vm->console_tail + vm->console_pos, VM_CONSOLE_TAIL - vm->console_pos);
+		len = VM_CONSOLE_TAIL - vm->console_pos;
+	}
+	memcpy(text + len, vm->console_tail, vm->console_pos);
+	len += vm->console_pos;
+	text[len] = '\0';
+	for (size_t i = 0; i < len; i++) {
+		if (text[i] == '\0')
+			text[i] = ' ';
+	}
+	hit = strstr(text, needle);
+	if (!hit)
+		return NULL;
+	while ((next = strstr(hit + 1, needle)))
+		hit = next;
+	end = strpbrk(hit, "\r\n");
+	if (end)
+		*end = '\0';
+	snprintf(line, cap, "%s", hit);
+	return line;
+}
+
+static int vm_result(struct vm *vm)
+{
+	char line[256];
+	int status;
+
+	switch (vm->end) {
+	case VM_END_RESET:
+		status = atomic_load(&vm->status.status);
+		if (status >= 0)
+			return status;
+		if (console_find_line(vm, "Kernel panic", line, sizeof(line)))
+			log_err("the guest kernel panicked: %s", line);
+		else
+			log_err("the guest rebooted before its command finished (no exit status "
+				"from guest-init)%s",
+				vm->cfg->console_log ? ""
+						     : "; --console-log FILE shows its console");
+		return VM_EXIT_FAILURE;
+	case VM_END_SIGNAL:
+		return 128 + vm->end_signal;
+	case VM_END_TRIPLE_FAULT:
+	case VM_END_ERROR:
+		log_err("%s", vm->end_msg);
+		return VM_EXIT_FAILURE;
+	case VM_END_NONE:
+	default:
+		log_err("the VM ended for no known reason");
+		return VM_EXIT_FAILURE;
+	}
+}
+
+static uint64_t now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+static void vm_signalled(struct ev_handler *h, uint32_t events)
+{
+	struct vm *vm = h->opaque;
+	struct signalfd_siginfo si;
+
+	(void)events;
+	if (read(h->fd, &si, sizeof(si)) != sizeof(si))
+		return;
+	if (atomic_load(&vm->forwarding) && vm->cfg->signal_fd >= 0) {
+		if (write(vm->cfg->signal_fd, &si, sizeof(si)) != sizeof(si))
+			log_warn("could not pass signal %u on to the command", si.ssi_signo);
+		return;
+	}
+	if (si.ssi_signo == SIGWINCH)
+		return; /* a terminal resize, nobody to tell yet */
+	pthread_mutex_lock(&vm->end_lock);
+	if (vm->end == VM_END_NONE)
+		vm->end_signal = (int)si.ssi_signo;
+	pthread_mutex_unlock(&vm->end_lock);
+	vm_stop(vm, VM_END_SIGNAL, NULL);
+}
+
+void vm_signal_set(sigset_t *set)
+{
+	sigemptyset(set);
+	for (size_t i = 0; i < sizeof(vm_stop_signals) / sizeof(vm_stop_signals[0]); i++)
+		sigaddset(set, vm_stop_signals[i]);
+}
+
+void vm_forward_signals(struct vm *vm)
+{
+	atomic_store(&vm->forwarding, 1);
+}
+
+static void vm_stopped(struct ev_handler *h, uint32_t events)
+{
+	(void)h;
+	(void)events; /* vm->stopping is already set: the loop below ends */
+}
+
+int vm_run(struct vm *vm)
+{
+	uint64_t start = now_us();
+	sigset_t mask;
+	int sfd, ret = 0;
+
+	/* Stop signals are read from a signalfd here; vCPU threads inherit the mask. */
+	vm_signal_set(&mask);
+	sigaddset(&mask, VCPU_KICK_SIGNAL);
+	pthread_sigmask(SIG_BLOCK, &mask, NULL);
+	sigdelset(&mask, VCPU_KICK_SIGNAL);
+	sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (sfd < 0) {
+		log_err("signalfd: %m");
+		return VM_EXIT_FAILURE;
+	}
+	vm->signal_handler = (struct ev_handler){.fd = sfd, .ready = vm_signalled, .opaque = vm};
+	vm->stop_handler =
+	    (struct ev_handler){.fd = vm->stop_fd, .ready = vm_stopped, .opaque = vm};
+	if (evloop_add(&vm->loop, &vm->signal_handler, EPOLLIN) < 0 ||
+	    evloop_add(&vm->loop, &vm->stop_handler, EPOLLIN) < 0) {
+		close(sfd);
+		return VM_EXIT_FAILURE;
+	}
+	vcpu_install_kick_handler();
+	signal(SIGPIPE, SIG_IGN);
+
+	for (unsigned i = 0; i < vm->nr_vcpus && ret == 0; i++)
+		ret = vcpu_start(&vm->vcpus[i]);
+	if (ret < 0)
+		vm_stop(vm, VM_END_ERROR, "cannot start the vCPU threads");
+
+	while (!atomic_load(&vm->stopping)) {
+		ret = evloop_run_once(&vm->loop, -1);
+		if (ret < 0) {
+			vm_stop(vm, VM_END_ERROR, "event loop: %s", strerror(-ret));
+			break;
+		}
+	}
+	for (unsigned i = 0; i < vm->nr_vcpus; i++)
+		vcpu_kick(&vm->vcpus[i]);
+	for (unsigned i = 0; i < vm->nr_vcpus; i++)
+		vcpu_destroy(&vm->vcpus[i]);
+	vm->nr_vcpus = 0;
+	close(sfd);
+	log_debug("the guest ran for %llu ms", (unsigned long long)(now_us() - start) / 1000);
+	return vm_result(vm);
+}
+
+void vm_destroy(struct vm *vm)
+{
+	if (!vm)
+		return;
+	for (unsigned i = 0; i < vm->nr_vcpus; i++)
+		vcpu_destroy(&vm->vcpus[i]);
+	if (vm->io.count) {
+		uart_destroy(&vm->console);
+		uart_destroy(&vm->stdio);
+	}
+	if (vm->vsock_ready)
+		virtio_vsock_destroy(&vm->vsock);
+	/* Before the transports: the workers run under their device locks. */
+	for (unsigned i = 0; i < vm->fs_ready; i++)
+		virtio_fs_destroy(&vm->fs[i]);
+	devices_destroy(&vm->devices);
+	evloop_destroy(&vm->loop);
+	kvm_close(&vm->kvm);
+	if (vm->mem.host)
+		gm_destroy(&vm->mem);
+	if (vm->console_fd >= 0)
+		close(vm->console_fd);
+	if (vm->stop_fd >= 0)
+		close(vm->stop_fd);
+	pthread_mutex_destroy(&vm->end_lock);
+	free(vm);
+}

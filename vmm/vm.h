@@ -1,0 +1,141 @@
+/* One microVM: built from a vm_config in one visible order (vm_create), run until the
+ * guest resets or something ends it (vm_run), then torn down. */
+#ifndef CLAWVM_VM_H
+#define CLAWVM_VM_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "virtio/fs.h"
+#include "virtio/rng.h"
+#include "virtio/vsock.h"
+#include "vmm/devices.h"
+#include "vmm/evloop.h"
+#include "vmm/guest_mem.h"
+#include "vmm/iobus.h"
+#include "vmm/kernel.h"
+#include "vmm/kvm.h"
+#include "vmm/legacy.h"
+#include "vmm/uart.h"
+
+#define VM_MAX_VCPUS	32
+#define VM_MAX_SHARES	8 /* -v shares, besides the root */
+#define VM_CONSOLE_TAIL 4096
+
+/* clawvm's own failures exit with this status, as docker's do, apart from 0-124 that a
+ * command may return and 126-255 that shells give for "cannot run" and signals. */
+#define VM_EXIT_FAILURE 125
+
+/* A host directory shared with the guest over virtio-fs. */
+struct vm_share {
+	const char *host;  /* an existing directory */
+	const char *guest; /* absolute path in the guest, "/" for the root */
+	bool read_only;
+};
+
+struct vm_config {
+	const char *kvm_path; /* /dev/kvm */
+	unsigned cpus;
+	uint64_t mem_mib;
+	const char *kernel_path;
+	const char *initrd_path;
+	const char *console_log; /* NULL: console only kept for error messages */
+	char *const *argv;	 /* the command, NULL-terminated */
+	int verbose;
+	int stdout_fd;	       /* where the command's output goes */
+	uint64_t vsock_cid;    /* the guest's vsock CID */
+	const char *vsock_uds; /* hybrid vsock host socket, or NULL */
+	int signal_fd;	       /* -1, or where stop signals go (as signalfd_siginfo records) once
+				vm_forward_signals() was called, instead of stopping the VM */
+	const char *rootfs;    /* the guest root as a read-only share; NULL: the initramfs */
+	struct vm_share shares[VM_MAX_SHARES];
+	unsigned nshares;
+};
+
+enum vm_end {
+	VM_END_NONE,
+	VM_END_RESET,	     /* the guest rebooted: the normal end */
+	VM_END_TRIPLE_FAULT, /* a vCPU shut down */
+	VM_END_ERROR,	     /* KVM or the VMM failed */
+	VM_END_SIGNAL,	     /* clawvm was told to stop */
+};
+
+struct vcpu {
+	struct vm *vm;
+	unsigned index;
+	int fd;
+	struct kvm_run *run;
+	pthread_t thread;
+	int started;
+	uint64_t io_exits, mmio_exits; /* for --verbose: what the guest made the VMM do */
+};
+
+struct vm {
+	const struct vm_config *cfg;
+	struct kvm kvm;
+	struct guest_mem mem;
+	struct kernel_image kernel;
+	struct iobus io;
+	struct uart console; /* ttyS0, kernel messages */
+	struct uart stdio;   /* ttyS1, the command's output */
+	struct i8042 kbd;
+	struct status_port status;
+	unsigned nr_vcpus;
+	struct vcpu vcpus[VM_MAX_VCPUS];
+	struct evloop loop;
+	struct devices devices;
+	struct virtio_rng rng;
+	struct virtio_vsock vsock;
+	int vsock_ready;
+	struct virtio_fs fs[VM_MAX_SHARES + 1]; /* the root first, if any */
+	unsigned nfs, fs_ready;			/* shares; devices set up */
+	/* Every share, the root ("/") first, with its tag, and as /clawvm/mounts records
+	 * (guest_abi.h), NULL-terminated. */
+	struct vm_share fs_shares[VM_MAX_SHARES + 1];
+	char fs_tags[VM_MAX_SHARES + 1][24];
+	char *mount_records[3 * (VM_MAX_SHARES + 1) + 1];
+	struct ev_handler stop_handler, signal_handler;
+
+	atomic_int stopping;
+	atomic_int forwarding; /* signals go to cfg->signal_fd */
+	int stop_fd;	       /* eventfd: a vCPU thread ended the VM */
+	pthread_mutex_t end_lock;
+	enum vm_end end;
+	int end_signal;
+	char end_msg[512];
+
+	int console_fd;
+	char console_tail[VM_CONSOLE_TAIL]; /* ring of the last console bytes */
+	size_t console_pos;
+	int console_wrapped;
+};
+
+__attribute__((warn_unused_result)) int vm_create(const struct vm_config *cfg, struct vm **out);
+/* Runs the VM to its end; returns the exit status for clawvm (the command's, or 125). */
+int vm_run(struct vm *vm);
+void vm_destroy(struct vm *vm);
+
+/* Ends the VM (first caller's reason wins) and wakes the main loop. Thread-safe. */
+void vm_stop(struct vm *vm, enum vm_end why, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* The signals clawvm reads from a signalfd rather than dies of (stop signals, SIGWINCH). */
+void vm_signal_set(sigset_t *set);
+
+/* From now on, stop signals go to cfg->signal_fd (an exec session runs). Thread-safe. */
+void vm_forward_signals(struct vm *vm);
+
+/* vCPUs (vcpu.c). */
+__attribute__((warn_unused_result)) int vcpu_create(struct vm *vm, struct vcpu *v, unsigned index);
+__attribute__((warn_unused_result)) int vcpu_boot_setup(struct vcpu *v);
+__attribute__((warn_unused_result)) int vcpu_start(struct vcpu *v);
+void vcpu_kick(struct vcpu *v);
+void vcpu_destroy(struct vcpu *v);
+/* The signal used to kick vCPU threads out of KVM_RUN. */
+#define VCPU_KICK_SIGNAL SIGRTMIN
+void vcpu_install_kick_handler(void);
+
+#endif
