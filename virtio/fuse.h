@@ -1,0 +1,32 @@
+/* The FUSE passthrough server behind virtio-fs: serves one host directory (the share) to
+ * the guest's FUSE client, confined to it. Every path the guest names is resolved one
+ * component at a time below O_PATH descriptors of the share with openat2(RESOLVE_BENEATH |
+ * RESOLVE_NO_MAGICLINKS | RESOLVE_NO_SYMLINKS); symlinks are never followed on the host;
+ * node ids and file handles are indices into the server's own tables, never host pointers.
+ * A read-only share refuses every write on the host side (EROFS). The server knows nothing
+ * of virtqueues: it takes a request as iovecs and writes its reply into iovecs. */
+#ifndef CLAWVM_VIRTIO_FUSE_H
+#define CLAWVM_VIRTIO_FUSE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+struct fuse_server;
+
+/* Opens `root` (a directory) as the share. Returns 0, or a negative errno after logging
+ * one line that names `root`. */
+__attribute__((warn_unused_result)) int fuse_server_create(const char *root, bool read_only,
+							   struct fuse_server **out);
+void fuse_server_destroy(struct fuse_server *fs);
+
+/* Serves one request. `req` holds the request (fuse_in_header first, then the opcode's
+ * arguments) spread over `req_cnt` buffers of any sizes; `reply` the buffers the reply goes
+ * into. Returns the bytes written into `reply` (fuse_out_header first), or 0 when the
+ * request takes no reply (FORGET, BATCH_FORGET) or was too malformed to answer (shorter than
+ * a header). Never reads or writes outside the given buffers. Safe to call from several
+ * threads at once. */
+uint32_t fuse_server_handle(struct fuse_server *fs, const struct iovec *req, unsigned req_cnt,
+			    const struct iovec *reply, unsigned reply_cnt);
+
+#endif

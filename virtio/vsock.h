@@ -1,0 +1,73 @@
+/* virtio-vsock in the VMM (no vhost), with a host side compatible with Firecracker's hybrid
+ * vsock: a host client connects to the Unix socket PATH and writes `CONNECT <port>\n`, gets
+ * `OK <hostport>\n` and a byte stream to the guest's port; a guest connection to CID 2 port
+ * P goes to the Unix socket `PATH_P` (reset if nobody listens there). */
+#ifndef CLAWVM_VIRTIO_VSOCK_H
+#define CLAWVM_VIRTIO_VSOCK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "virtio/virtio.h"
+#include "vmm/evloop.h"
+
+#define VSOCK_HOST_CID		2
+#define VSOCK_DEFAULT_GUEST_CID 3
+
+/* The packet header (virtio 1.2, 5.10.6), little-endian on the wire. */
+struct vsock_hdr {
+	uint64_t src_cid;
+	uint64_t dst_cid;
+	uint32_t src_port;
+	uint32_t dst_port;
+	uint32_t len;
+	uint16_t type;
+	uint16_t op;
+	uint32_t flags;
+	uint32_t buf_alloc;
+	uint32_t fwd_cnt;
+} __attribute__((packed));
+
+enum {
+	VSOCK_OP_INVALID,
+	VSOCK_OP_REQUEST,
+	VSOCK_OP_RESPONSE,
+	VSOCK_OP_RST,
+	VSOCK_OP_SHUTDOWN,
+	VSOCK_OP_RW,
+	VSOCK_OP_CREDIT_UPDATE,
+	VSOCK_OP_CREDIT_REQUEST,
+};
+#define VSOCK_TYPE_STREAM   1
+#define VSOCK_SHUTDOWN_RCV  1
+#define VSOCK_SHUTDOWN_SEND 2
+
+struct vsock_conn;
+
+struct virtio_vsock {
+	struct virtio_dev dev;
+	uint8_t config[8]; /* le64 guest_cid */
+	uint64_t guest_cid;
+	struct evloop *loop;
+	char *uds_path; /* NULL: no host side */
+	struct ev_handler listener;
+	struct vsock_conn *conns; /* every connection, host- or guest-initiated */
+	unsigned nconns;
+	uint32_t next_host_port;
+	bool rx_starved; /* the driver had no RX buffer free: wait for its RX kick */
+	/* Control packets waiting for a free RX buffer (RESPONSE, RST, CREDIT_UPDATE...). */
+	struct vsock_hdr *pending;
+	unsigned npending, pending_cap;
+};
+
+/* Sets the device up; with `uds_path`, listens there (an existing socket file is refused). */
+__attribute__((warn_unused_result)) int
+virtio_vsock_init(struct virtio_vsock *vs, uint64_t cid, const char *uds_path, struct evloop *loop);
+void virtio_vsock_destroy(struct virtio_vsock *vs);
+
+/* Parses a header from a TX chain's first bytes; -EINVAL if it is not a packet this device
+ * accepts from the guest (wrong CIDs, type, op, or a length beyond the chain). Pure. */
+__attribute__((warn_unused_result)) int vsock_parse(const void *buf, size_t len, size_t chain_len,
+						    uint64_t guest_cid, struct vsock_hdr *out);
+
+#endif
