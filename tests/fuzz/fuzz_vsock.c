@@ -1,0 +1,368 @@
+/* libFuzzer target for virtio-vsock (virtio/vsock.c) behind the virtio-mmio transport: the
+ * input (see fuzz_vsock.h) is a script of guest TX packets, RX buffers, event-loop turns and
+ * host-side writes, run against a device in fake guest RAM, without or with a Unix-socket
+ * host side in a temporary directory (where something listens on one port). Besides the
+ * sanitizers, the target checks what the device promises: vsock_parse accepts only what
+ * vsock.h says, well-formed rings never put the device in NEEDS_RESET, every TX chain comes
+ * back, and every RX packet is a well-formed header from CID 2 with exactly its payload. */
+#include <endian.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "fuzz_vsock.h"
+#include "virtio/mmio.h"
+#include "virtio/vsock.h"
+#include "vmm/evloop.h"
+#include "vmm/log.h"
+
+#define CHECK(cond)                                                                                \
+	do {                                                                                       \
+		if (!(cond)) {                                                                     \
+			fprintf(stderr, "fuzz_vsock: %s:%d: %s\n", __FILE__, __LINE__, #cond);     \
+			abort();                                                                   \
+		}                                                                                  \
+	} while (0)
+
+#define RAM_SIZE   0x100000
+#define QSIZE	   64
+#define RING(q)	   (0x1000 + 0x3000ULL * (q)) /* desc; avail +0x1000, used +0x2000 */
+#define TX_AREA	   0x10000ULL		      /* three pieces, 0x4000 apart */
+#define RX_AREA	   0x20000ULL		      /* QSIZE buffers of FUZZ_VSOCK_RX_MAX */
+#define RING_BYTES 0x20000		      /* rings and TX area, zeroed per input */
+#define HDR	   sizeof(struct vsock_hdr)
+#define RXQ	   0
+#define TXQ	   1
+#define MAX_FDS	   4
+
+static uint8_t ram[RAM_SIZE];
+static char dir[64], uds_path[128];
+static int listen_fd = -1;
+
+struct run {
+	struct guest_mem gm;
+	struct evloop loop;
+	struct virtio_vsock vs;
+	struct virtio_mmio mmio;
+	uint16_t avail_idx[2], rx_seen;
+	uint32_t rx_size[QSIZE];
+	int clients[MAX_FDS], accepted[MAX_FDS];
+};
+
+static void cleanup_dir(void)
+{
+	char p[sizeof(uds_path) + 16];
+
+	if (listen_fd >= 0)
+		close(listen_fd);
+	snprintf(p, sizeof(p), "%s_%u", uds_path, FUZZ_VSOCK_LISTEN);
+	unlink(p);
+	unlink(uds_path);
+	rmdir(dir);
+}
+
+/* The temporary directory and the listener on FUZZ_VSOCK_LISTEN, once per process. */
+static void host_dir_init(void)
+{
+	struct sockaddr_un addr = {.sun_family = AF_UNIX};
+
+	if (listen_fd >= 0)
+		return;
+	strcpy(dir, "/tmp/clawvm-fuzz-vsock-XXXXXX");
+	CHECK(mkdtemp(dir));
+	snprintf(uds_path, sizeof(uds_path), "%s/v.sock", dir);
+	CHECK(snprintf(addr.sun_path, sizeof(addr.sun_path), "%s_%u", uds_path, FUZZ_VSOCK_LISTEN) <
+	      (int)sizeof(addr.sun_path));
+	listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	CHECK(listen_fd >= 0);
+	CHECK(bind(listen_fd, (struct sockaddr *)&addr, sizeof(addr)) == 0);
+	CHECK(listen(listen_fd, 128) == 0);
+	atexit(cleanup_dir);
+}
+
+static uint64_t get_le(const uint8_t *p, unsigned bytes)
+{
+	uint64_t v = 0;
+
+	for (unsigned i = 0; i < bytes; i++)
+		v |= (uint64_t)p[i] << (8 * i);
+	return v;
+}
+
+static void put_le(uint8_t *p, uint64_t value, unsigned bytes)
+{
+	for (unsigned i = 0; i < bytes; i++)
+		p[i] = (uint8_t)(value >> (8 * i));
+}
+
+static void wr(struct run *r, uint64_t off, uint32_t value)
+{
+	uint32_t v = htole32(value);
+
+	virtio_mmio_access(&r->mmio, off, (uint8_t *)&v, 4, true);
+}
+
+static uint32_t status(struct run *r)
+{
+	uint32_t v;
+
+	virtio_mmio_access(&r->mmio, 0x070, (uint8_t *)&v, 4, false);
+	return le32toh(v);
+}
+
+static void irq_nop(void *opaque)
+{
+	(void)opaque;
+}
+
+static void driver_start(struct run *r, bool event_idx)
+{
+	wr(r, 0x070, 1);
+	wr(r, 0x070, 3);
+	wr(r, 0x024, 0);
+	wr(r, 0x020, event_idx ? 1u << 29 : 0);
+	wr(r, 0x024, 1);
+	wr(r, 0x020, 1);
+	wr(r, 0x070, 11);
+	for (unsigned q = 0; q < 3; q++) {
+		wr(r, 0x030, q);
+		wr(r, 0x038, QSIZE);
+		wr(r, 0x080, (uint32_t)RING(q));
+		wr(r, 0x090, (uint32_t)RING(q) + 0x1000);
+		wr(r, 0x0a0, (uint32_t)RING(q) + 0x2000);
+		wr(r, 0x044, 1);
+	}
+	wr(r, 0x070, 15);
+	CHECK(status(r) == 15);
+}
+
+static void put_desc(unsigned q, uint16_t i, uint64_t addr, uint32_t len, uint16_t flags,
+		     uint16_t next)
+{
+	uint8_t *d = ram + RING(q) + 16 * i;
+
+	put_le(d, addr, 8);
+	put_le(d + 8, len, 4);
+	put_le(d + 12, flags, 2);
+	put_le(d + 14, next, 2);
+}
+
+static void publish(struct run *r, unsigned q, uint16_t head)
+{
+	uint8_t *avail = ram + RING(q) + 0x1000;
+
+	put_le(avail + 4 + 2 * (r->avail_idx[q] % QSIZE), head, 2);
+	r->avail_idx[q]++;
+	put_le(avail + 2, r->avail_idx[q], 2);
+}
+
+/* vsock.h's contract for vsock_parse. */
+static void check_parse(const uint8_t *buf, size_t len, size_t chain_len)
+{
+	struct vsock_hdr h;
+	int ret = vsock_parse(buf, len, chain_len, FUZZ_VSOCK_GUEST_CID, &h);
+
+	CHECK(ret == 0 || ret == -EINVAL);
+	if (len < HDR)
+		CHECK(ret == -EINVAL);
+	if (ret < 0)
+		return;
+	CHECK(h.src_cid == FUZZ_VSOCK_GUEST_CID && h.dst_cid == VSOCK_HOST_CID);
+	CHECK(h.type == VSOCK_TYPE_STREAM);
+	CHECK(h.op >= VSOCK_OP_REQUEST && h.op <= VSOCK_OP_CREDIT_REQUEST);
+	CHECK(h.src_cid == get_le(buf, 8) && h.len == get_le(buf + 24, 4));
+	if (h.op == VSOCK_OP_RW)
+		CHECK(h.len > 0 && chain_len >= HDR && h.len <= chain_len - HDR);
+	else
+		CHECK(h.len == 0);
+}
+
+static void tx_packet(struct run *r, const uint8_t *pkt, size_t len, uint8_t split)
+{
+	size_t cut[3] = {len, 0, 0};
+	unsigned n = 1 + split % 3;
+	uint16_t head = (uint16_t)(3 * (r->avail_idx[TXQ] % (QSIZE / 3)));
+	size_t done = 0;
+
+	if (n > len)
+		n = (unsigned)len;
+	if (n == 2) {
+		cut[0] = 1 + (split >> 2) % (len - 1);
+		cut[1] = len - cut[0];
+	} else if (n == 3) {
+		cut[0] = 1 + (split >> 2) % (len - 2);
+		cut[1] = 1 + (split >> 5) % (len - 1 - cut[0]);
+		cut[2] = len - cut[0] - cut[1];
+	}
+	for (unsigned i = 0; i < n; i++) {
+		uint64_t gpa = TX_AREA + 0x4000 * i;
+
+		memcpy(ram + gpa, pkt + done, cut[i]);
+		put_desc(TXQ, (uint16_t)(head + i), gpa, (uint32_t)cut[i], i + 1 < n ? 1 : 0,
+			 (uint16_t)(head + i + 1));
+		done += cut[i];
+	}
+	publish(r, TXQ, head);
+	virtio_mmio_notify(&r->mmio, TXQ);
+	/* Well-formed chains: each one is taken and returned, nothing written into it. */
+	CHECK(get_le(ram + RING(TXQ) + 0x2000 + 2, 2) == r->avail_idx[TXQ]);
+}
+
+static void rx_offer(struct run *r, unsigned count, uint32_t size)
+{
+	size = size % FUZZ_VSOCK_RX_MAX + 1;
+	for (unsigned i = 0; i < count && (uint16_t)(r->avail_idx[RXQ] - r->rx_seen) < QSIZE; i++) {
+		uint16_t slot = r->avail_idx[RXQ] % QSIZE;
+
+		r->rx_size[slot] = size;
+		put_desc(RXQ, slot, RX_AREA + (uint64_t)slot * FUZZ_VSOCK_RX_MAX, size, 2, 0);
+		publish(r, RXQ, slot);
+	}
+	virtio_mmio_notify(&r->mmio, RXQ);
+}
+
+/* Every packet the device gave the guest: a header from us, with exactly its payload. */
+static void rx_check(struct run *r)
+{
+	const uint8_t *used = ram + RING(RXQ) + 0x2000;
+
+	while ((uint16_t)get_le(used + 2, 2) != r->rx_seen) {
+		const uint8_t *e = used + 4 + 8 * (r->rx_seen % QSIZE);
+		uint32_t id = (uint32_t)get_le(e, 4), len = (uint32_t)get_le(e + 4, 4);
+		const uint8_t *b = ram + RX_AREA + (uint64_t)id * FUZZ_VSOCK_RX_MAX;
+		uint16_t op;
+
+		r->rx_seen++;
+		CHECK(id < QSIZE && len <= r->rx_size[id]);
+		if (len == 0)
+			continue;
+		CHECK(len >= HDR);
+		op = (uint16_t)get_le(b + 30, 2);
+		CHECK(get_le(b, 8) == VSOCK_HOST_CID);
+		CHECK(get_le(b + 8, 8) == FUZZ_VSOCK_GUEST_CID);
+		CHECK(get_le(b + 28, 2) == VSOCK_TYPE_STREAM);
+		CHECK(op >= VSOCK_OP_REQUEST && op <= VSOCK_OP_CREDIT_UPDATE);
+		CHECK(len == HDR + get_le(b + 24, 4));
+		CHECK((op == VSOCK_OP_RW) == (len > HDR));
+	}
+}
+
+static void host_write(struct run *r, uint8_t which, const uint8_t *bytes, size_t len)
+{
+	int *fds = which & 1 ? r->accepted : r->clients;
+	int *fd = &fds[(which >> 1) % MAX_FDS];
+
+	if (listen_fd < 0 || !r->vs.uds_path)
+		return;
+	if (*fd < 0 && which & 1) {
+		*fd = accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	} else if (*fd < 0) {
+		struct sockaddr_un addr = {.sun_family = AF_UNIX};
+
+		*fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		strcpy(addr.sun_path, uds_path);
+		if (*fd >= 0 && connect(*fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
+			close(*fd);
+			*fd = -1;
+		}
+	}
+	if (*fd >= 0 && len)
+		(void)!send(*fd, bytes, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+	if (*fd >= 0 && which & 0x80) { /* and hangs up */
+		close(*fd);
+		*fd = -1;
+	}
+}
+
+static void run_records(struct run *r, const uint8_t *p, const uint8_t *end)
+{
+	for (unsigned rec = 0; rec < FUZZ_VSOCK_MAX_RECORD && p < end; rec++) {
+		uint8_t kind = *p++ % FUZZ_VSOCK_KINDS;
+		size_t len;
+
+		switch (kind) {
+		case FUZZ_VSOCK_TX:
+			if (end - p < 5)
+				return;
+			len = get_le(p, 2) % (FUZZ_VSOCK_TX_MAX + 1);
+			if ((size_t)(end - p - 5) < len)
+				len = (size_t)(end - p - 5);
+			check_parse(p + 5, len, get_le(p + 3, 2));
+			check_parse(p + 5, len, len);
+			if (len)
+				tx_packet(r, p + 5, len, p[2]);
+			p += 5 + len;
+			break;
+		case FUZZ_VSOCK_RX:
+			if (end - p < 3)
+				return;
+			rx_offer(r, 1 + p[0] % 8, (uint32_t)get_le(p + 1, 2));
+			p += 3;
+			break;
+		case FUZZ_VSOCK_LOOP:
+			if (end - p < 1)
+				return;
+			for (unsigned i = 0; i <= (*p & 3u); i++)
+				CHECK(evloop_run_once(&r->loop, 0) >= 0);
+			p++;
+			break;
+		default:
+			if (end - p < 2)
+				return;
+			len = p[1] % FUZZ_VSOCK_MAX_RECORD;
+			if ((size_t)(end - p - 2) < len)
+				len = (size_t)(end - p - 2);
+			host_write(r, p[0], p + 2, len);
+			p += 2 + len;
+		}
+		rx_check(r);
+		CHECK(!(status(r) & 64));
+		CHECK(r->vs.nconns <= 1024);
+	}
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static struct run r;
+	int fd;
+
+	log_max_level = LOG_ERR;
+	signal(SIGPIPE, SIG_IGN); /* as the VMM does (vm.c): the device write()s to sockets */
+	if (size < 1)
+		return 0;
+	if (data[0] & FUZZ_VSOCK_HOST_SIDE)
+		host_dir_init();
+	memset(&r, 0, sizeof(r));
+	for (unsigned i = 0; i < MAX_FDS; i++)
+		r.clients[i] = r.accepted[i] = -1;
+	memset(ram, 0, RING_BYTES);
+	gm_init_buffer(&r.gm, ram, RAM_SIZE);
+	CHECK(evloop_init(&r.loop) == 0);
+	CHECK(virtio_vsock_init(&r.vs, FUZZ_VSOCK_GUEST_CID,
+				data[0] & FUZZ_VSOCK_HOST_SIDE ? uds_path : NULL, &r.loop) == 0);
+	virtio_mmio_init(&r.mmio, &r.vs.dev, &r.gm, irq_nop, NULL);
+	driver_start(&r, data[0] & FUZZ_VSOCK_EVENT_IDX);
+
+	run_records(&r, data + 1, data + size);
+
+	/* A reset drops every connection. */
+	wr(&r, 0x070, 0);
+	CHECK(r.vs.nconns == 0);
+	virtio_vsock_destroy(&r.vs);
+	virtio_mmio_destroy(&r.mmio);
+	evloop_destroy(&r.loop);
+	for (unsigned i = 0; i < MAX_FDS; i++) {
+		if (r.clients[i] >= 0)
+			close(r.clients[i]);
+		if (r.accepted[i] >= 0)
+			close(r.accepted[i]);
+	}
+	while (listen_fd >= 0 && (fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC)) >= 0)
+		close(fd);
+	return 0;
+}

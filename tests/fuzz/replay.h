@@ -1,0 +1,26 @@
+/* The libFuzzer-less driver of the fuzz targets (gcc builds, CI under ASan/UBSan), shared by
+ * every target: `NAME FILE...` replays inputs (crashes, a corpus); `NAME [RUNS [SEED]]` feeds
+ * RUNS inputs made by the target's own generator, reproducible from the seed. */
+#ifndef CLAWVM_TESTS_FUZZ_REPLAY_H
+#define CLAWVM_TESTS_FUZZ_REPLAY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* What a target's replay file provides. */
+struct replay_target {
+	const char *name;
+	size_t input_cap;	    /* the largest input its generator makes */
+	unsigned long default_runs; /* generated inputs without RUNS */
+	/* Fills `in` (cap bytes) with one input shaped like what the target parses. */
+	size_t (*generate)(uint8_t *in, size_t cap);
+};
+extern const struct replay_target replay_target;
+
+/* xorshift64*, seeded by main: the generators' only source of randomness. */
+uint64_t rnd(void);
+uint64_t below(uint64_t n);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#endif

@@ -1,0 +1,67 @@
+/* main() of the replay drivers (replay.h). */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "replay.h"
+
+static uint64_t rng_state;
+
+uint64_t rnd(void)
+{
+	/* xorshift64*: reproducible from the seed alone. */
+	rng_state ^= rng_state >> 12;
+	rng_state ^= rng_state << 25;
+	rng_state ^= rng_state >> 27;
+	return rng_state * 0x2545f4914f6cdd1dULL;
+}
+
+uint64_t below(uint64_t n)
+{
+	return rnd() % n;
+}
+
+static int replay_file(const char *path)
+{
+	static uint8_t buf[1 << 20];
+	FILE *f = fopen(path, "rb");
+	size_t len;
+
+	if (!f) {
+		perror(path);
+		return 1;
+	}
+	len = fread(buf, 1, sizeof(buf), f);
+	fclose(f);
+	LLVMFuzzerTestOneInput(buf, len);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	unsigned long runs = replay_target.default_runs, seed = 1;
+	uint8_t *input;
+	char *end;
+
+	if (argc > 1) {
+		runs = strtoul(argv[1], &end, 10);
+		if (*end) {
+			int failed = 0;
+
+			for (int i = 1; i < argc; i++)
+				failed |= replay_file(argv[i]);
+			return failed;
+		}
+	}
+	if (argc > 2)
+		seed = strtoul(argv[2], NULL, 10);
+	input = malloc(replay_target.input_cap);
+	if (!input)
+		return 1;
+	rng_state = seed * 0x9e3779b97f4a7c15ULL + 1;
+	for (unsigned long i = 0; i < runs; i++)
+		LLVMFuzzerTestOneInput(input,
+				       replay_target.generate(input, replay_target.input_cap));
+	printf("%s: %lu generated inputs (seed %lu), no failure\n", replay_target.name, runs, seed);
+	free(input);
+	return 0;
+}

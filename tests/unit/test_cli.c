@@ -1,0 +1,414 @@
+/* `clawvm run` argument parsing: every bad value refused with one message, good ones
+ * filling the vm_config, and the command's own options left to the command. */
+#include "unit.h"
+
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "vmm/cli.h"
+
+#define SELF_DIR "/opt/claw"
+#define MAX_ARGS 24
+
+/* Writable copies of the words, kept after parsing since vm_config.argv points into them. */
+static char words[MAX_ARGS][64];
+static char *args[MAX_ARGS + 1];
+
+/* Runs cli_parse_run() on `w`, with getopt as a fresh process would have it. */
+static int parse_raw(struct run_args *ra, const char *const *w)
+{
+	int argc = 0;
+
+	for (; w[argc]; argc++) {
+		assert_true(argc < MAX_ARGS);
+		assert_true(strlen(w[argc]) < sizeof(words[0]));
+		strcpy(words[argc], w[argc]);
+		args[argc] = words[argc];
+	}
+	args[argc] = NULL;
+	memset(ra, 0xa5, sizeof(*ra));
+	return cli_parse_run(argc, args, ra, SELF_DIR);
+}
+
+/* glibc fully resets getopt only when optind is 0 (see reparse_after_bad_option), and
+ * takes the ordering ('+': stop at the first non-option) from the optstring of that first
+ * call only; do both here so that each test starts as a fresh process would. */
+static void getopt_reset(void)
+{
+	char arg0[] = "reset", *argv[] = {arg0, NULL};
+
+	optind = 0;
+	opterr = 0;
+	assert_int_equal(getopt(1, argv, "+"), -1);
+}
+
+static int parse(struct run_args *ra, const char *const *w)
+{
+	getopt_reset();
+	return parse_raw(ra, w);
+}
+
+#define PARSE(ra, ...) parse(ra, (const char *const[]){"run", __VA_ARGS__, NULL})
+
+/* What cli_parse_run() wrote to stderr while parsing `w`. */
+static const char *parse_stderr(int *ret, const char *const *w)
+{
+	static char text[1024];
+	struct run_args ra;
+	FILE *capture = tmpfile();
+	int saved;
+
+	assert_non_null(capture);
+	memset(text, 0, sizeof(text));
+	fflush(stderr);
+	saved = dup(STDERR_FILENO);
+	assert_true(saved >= 0);
+	assert_true(dup2(fileno(capture), STDERR_FILENO) >= 0);
+	*ret = parse(&ra, w);
+	fflush(stderr);
+	assert_true(dup2(saved, STDERR_FILENO) >= 0);
+	close(saved);
+	rewind(capture);
+	assert_true(fread(text, 1, sizeof(text) - 1, capture) < sizeof(text) - 1);
+	fclose(capture);
+	return text;
+}
+
+static void refuses_bad_cpus(void **state)
+{
+	static const char *const bad[] = {"0",
+					  "33",
+					  "300",
+					  "abc",
+					  "-1",
+					  "1e3",
+					  "",
+					  " 2",
+					  "2 ",
+					  "+2",
+					  "0x2",
+					  "2.0",
+					  "18446744073709551617"};
+	struct run_args ra;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_equal(PARSE(&ra, "--cpus", bad[i], "true"), -1);
+}
+
+static void refuses_bad_memory(void **state)
+{
+	static const char *const bad[] = {"1", "63", "99999999999", "1G", "512M", "-512", ""};
+	struct run_args ra;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_equal(PARSE(&ra, "--memory", bad[i], "true"), -1);
+}
+
+static void refuses_bad_usage(void **state)
+{
+	struct run_args ra;
+
+	(void)state;
+	assert_int_equal(parse(&ra, (const char *const[]){"run", NULL}), -1);
+	assert_int_equal(PARSE(&ra, "--cpus", "2"), -1);
+	assert_int_equal(PARSE(&ra, "--"), -1);
+	assert_int_equal(PARSE(&ra, "--bogus", "true"), -1);
+	assert_int_equal(PARSE(&ra, "-x", "true"), -1);
+	assert_int_equal(PARSE(&ra, "--cpus"), -1);
+	assert_int_equal(PARSE(&ra, "--memory"), -1);
+	assert_int_equal(PARSE(&ra, "--kernel"), -1);
+	assert_int_equal(PARSE(&ra, "--", ""), -1); /* an empty command name */
+	assert_int_equal(PARSE(&ra, "--verbose=yes", "true"), -1);
+}
+
+static void fills_config(void **state)
+{
+	struct run_args ra;
+	const struct vm_config *cfg = &ra.vm;
+
+	(void)state;
+	assert_int_equal(PARSE(&ra, "--cpus", "2", "--memory", "256", "--", "echo", "hi"), 0);
+	assert_int_equal(cfg->cpus, 2);
+	assert_int_equal(cfg->mem_mib, 256);
+	assert_ptr_equal(cfg->argv, &args[6]);
+	assert_string_equal(cfg->argv[0], "echo");
+	assert_string_equal(cfg->argv[1], "hi");
+	assert_null(cfg->argv[2]);
+	assert_string_equal(cfg->kvm_path, "/dev/kvm");
+	assert_null(cfg->console_log);
+	assert_int_equal(cfg->verbose, 0);
+	assert_int_equal(cfg->stdout_fd, STDOUT_FILENO);
+	assert_string_equal(cfg->kernel_path, SELF_DIR "/kernel/vmlinux");
+	assert_string_equal(cfg->initrd_path, SELF_DIR "/guest/init.cpio");
+	assert_string_equal(cfg->rootfs, SELF_DIR "/guest/rootfs");
+	assert_int_equal(cfg->nshares, 0);
+}
+
+static void defaults(void **state)
+{
+	struct run_args ra;
+
+	(void)state;
+	assert_int_equal(PARSE(&ra, "true"), 0);
+	assert_int_equal(ra.vm.cpus, 1);
+	assert_true(ra.vm.mem_mib >= LAYOUT_MIN_MEM_MIB && ra.vm.mem_mib <= 512);
+	assert_string_equal(ra.vm.kernel_path, SELF_DIR "/kernel/vmlinux");
+	assert_ptr_equal(ra.vm.kernel_path, ra.default_kernel);
+	assert_string_equal(ra.vm.initrd_path, SELF_DIR "/guest/init.cpio");
+	assert_ptr_equal(ra.vm.initrd_path, ra.default_initrd);
+	assert_string_equal(ra.vm.rootfs, SELF_DIR "/guest/rootfs");
+	assert_string_equal(ra.vm.argv[0], "true");
+	assert_null(ra.vm.argv[1]);
+}
+
+static void all_options(void **state)
+{
+	struct run_args ra;
+
+	(void)state;
+	assert_int_equal(PARSE(&ra, "--kernel", "/k", "--initrd=/i", "--console-log", "/c",
+			       "--verbose", "--cpus=32", "--memory", "64", "sh"),
+			 0);
+	assert_string_equal(ra.vm.kernel_path, "/k");
+	assert_string_equal(ra.vm.initrd_path, "/i");
+	assert_null(ra.vm.rootfs); /* --initrd alone: the initramfs is the root */
+	assert_string_equal(ra.vm.console_log, "/c");
+	assert_int_equal(ra.vm.verbose, 1);
+	assert_int_equal(ra.vm.cpus, 32);
+	assert_int_equal(ra.vm.mem_mib, 64);
+	assert_string_equal(ra.vm.argv[0], "sh");
+}
+
+static void stops_at_command(void **state)
+{
+	struct run_args ra;
+
+	(void)state;
+	assert_int_equal(PARSE(&ra, "echo", "--cpus", "3"), 0);
+	assert_int_equal(ra.vm.cpus, 1);
+	assert_ptr_equal(ra.vm.argv, &args[1]);
+	assert_string_equal(ra.vm.argv[0], "echo");
+	assert_string_equal(ra.vm.argv[1], "--cpus");
+	assert_string_equal(ra.vm.argv[2], "3");
+	assert_null(ra.vm.argv[3]);
+	/* Options after `--` are the command's too. */
+	assert_int_equal(PARSE(&ra, "--cpus", "4", "--", "--cpus", "5"), 0);
+	assert_int_equal(ra.vm.cpus, 4);
+	assert_string_equal(ra.vm.argv[0], "--cpus");
+}
+
+static void help(void **state)
+{
+	struct run_args ra;
+
+	(void)state;
+	assert_int_equal(PARSE(&ra, "--help"), 1);
+	assert_int_equal(PARSE(&ra, "-h", "true"), 1);
+}
+
+/* Parses one after another in one process, as tests and fuzzers do. */
+static void repeated_parses(void **state)
+{
+	struct run_args ra;
+
+	(void)state;
+	assert_int_equal(PARSE(&ra, "--cpus", "bad", "true"), -1);
+	assert_int_equal(PARSE(&ra, "--cpus", "3", "true"), 0);
+	assert_int_equal(ra.vm.cpus, 3);
+	assert_int_equal(PARSE(&ra, "true"), 0);
+	assert_int_equal(ra.vm.cpus, 1);
+	assert_int_equal(PARSE(&ra, "--verbose", "x"), 0);
+	assert_int_equal(PARSE(&ra, "x"), 0);
+	assert_int_equal(ra.vm.verbose, 0);
+}
+
+/* getopt keeps a pointer into the last argv when it stops inside an option word
+ * ("-x" is refused after reading "x"). Resetting with optind = 1 keeps that pointer, so
+ * the next cli_parse_run() reads the old argv (here: its reused memory, "--cpus" from
+ * the third byte, taken as unknown short options). optind = 0 resets it. */
+static void reparse_after_bad_option(void **state)
+{
+	struct run_args ra;
+
+	(void)state;
+	getopt_reset();
+	assert_int_equal(parse_raw(&ra, (const char *const[]){"run", "-x", "true", NULL}), -1);
+	assert_int_equal(parse_raw(&ra, (const char *const[]){"run", "--cpus", "2", "true", NULL}),
+			 0);
+	assert_int_equal(ra.vm.cpus, 2);
+}
+
+static void messages_name_the_problem(void **state)
+{
+	const char *text;
+	int ret;
+
+	(void)state;
+	text = parse_stderr(&ret, (const char *const[]){"run", "--cpus", "33", "true", NULL});
+	assert_int_equal(ret, -1);
+	assert_non_null(strstr(text, "--cpus"));
+	assert_non_null(strstr(text, "33"));
+	assert_non_null(strstr(text, "out of range"));
+	text = parse_stderr(&ret, (const char *const[]){"run", "--bogus", "true", NULL});
+	assert_int_equal(ret, -1);
+	assert_non_null(strstr(text, "unknown option `--bogus`"));
+	text = parse_stderr(&ret, (const char *const[]){"run", NULL});
+	assert_int_equal(ret, -1);
+	assert_non_null(strstr(text, "no command"));
+}
+
+/* `clawvm run --cpus` (value missing) must say so, not call --cpus unknown. */
+static void missing_value_message(void **state)
+{
+	const char *text;
+	int ret;
+
+	(void)state;
+	text = parse_stderr(&ret, (const char *const[]){"run", "--cpus", NULL});
+	assert_int_equal(ret, -1);
+	assert_non_null(strstr(text, "--cpus needs a value"));
+	assert_null(strstr(text, "unknown option"));
+}
+
+static void parse_uint(void **state)
+{
+	unsigned long long v = 77;
+
+	(void)state;
+	assert_int_equal(cli_parse_uint("n", "0", 0, 10, &v), 0);
+	assert_int_equal(v, 0);
+	assert_int_equal(cli_parse_uint("n", "10", 0, 10, &v), 0);
+	assert_int_equal(v, 10);
+	assert_int_equal(cli_parse_uint("n", "007", 0, 10, &v), 0);
+	assert_int_equal(v, 7);
+	assert_int_equal(cli_parse_uint("n", "18446744073709551615", 0, ULLONG_MAX, &v), 0);
+	assert_int_equal(v, ULLONG_MAX);
+	v = 77;
+	assert_int_equal(cli_parse_uint("n", "11", 0, 10, &v), -1);
+	assert_int_equal(cli_parse_uint("n", "4", 5, 10, &v), -1);
+	assert_int_equal(cli_parse_uint("n", "18446744073709551616", 0, ULLONG_MAX, &v), -1);
+	assert_int_equal(cli_parse_uint("n", "", 0, 10, &v), -1);
+	assert_int_equal(cli_parse_uint("n", "5x", 0, 10, &v), -1);
+	assert_int_equal(cli_parse_uint("n", "-0", 0, 10, &v), -1);
+	assert_int_equal(cli_parse_uint("n", "\t5", 0, 10, &v), -1);
+	assert_int_equal(cli_parse_uint("n", "5\n", 0, 10, &v), -1);
+	assert_int_equal(v, 77); /* untouched on failure */
+}
+
+static void main_exit_statuses(void **state)
+{
+	char *no_args[] = {"clawvm", NULL};
+	char *bogus[] = {"clawvm", "bogus", NULL};
+	char *version[] = {"clawvm", "--version", NULL};
+	char *bad_run[] = {"clawvm", "run", "--cpus", "0", "true", NULL};
+	char *no_kernel[] = {"clawvm", "run", "--kernel", "/nonexistent/vmlinux", "true", NULL};
+
+	(void)state;
+	getopt_reset();
+	assert_int_equal(cli_main(1, no_args), 125);
+	assert_int_equal(cli_main(2, bogus), 125);
+	assert_int_equal(cli_main(2, version), 0);
+	assert_int_equal(cli_main(5, bad_run), 125);
+	/* A missing kernel is reported before /dev/kvm is opened. */
+	assert_int_equal(cli_main(5, no_kernel), 125);
+}
+
+/* -v HOST:GUEST[:ro]: host paths resolved, guest paths normalized, bad ones refused. */
+static void volumes(void **state)
+{
+	char dir[] = "/tmp/clawvm-test-cli-XXXXXX", colon[64], file[64], want[PATH_MAX];
+	char spec[9][128];
+	struct run_args ra;
+	int fd;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(colon, sizeof(colon), "%s/a:b", dir);
+	assert_int_equal(mkdir(colon, 0755), 0);
+	snprintf(file, sizeof(file), "%s/file", dir);
+	fd = open(file, O_CREAT | O_WRONLY, 0644);
+	assert_true(fd >= 0);
+	close(fd);
+
+	snprintf(spec[0], sizeof(spec[0]), "%s:/workspace", dir);
+	snprintf(spec[1], sizeof(spec[1]), "%s/a:b://data//set/:ro", dir);
+	snprintf(spec[2], sizeof(spec[2]), "%s/./a:b/..:/w2:rw", dir);
+	assert_int_equal(
+	    PARSE(&ra, "-v", spec[0], "--volume", spec[1], "-v", spec[2], "--rootfs", dir, "true"),
+	    0);
+	assert_int_equal(ra.vm.nshares, 3);
+	assert_non_null(realpath(dir, want));
+	assert_string_equal(ra.vm.shares[0].host, want);
+	assert_string_equal(ra.vm.shares[0].guest, "/workspace");
+	assert_false(ra.vm.shares[0].read_only);
+	assert_string_equal(ra.vm.shares[1].guest, "/data/set");
+	assert_true(ra.vm.shares[1].read_only);
+	assert_non_null(strstr(ra.vm.shares[1].host, "/a:b"));
+	assert_string_equal(ra.vm.shares[2].host, want); /* a:b/.. is dir itself */
+	assert_string_equal(ra.vm.shares[2].guest, "/w2");
+	assert_false(ra.vm.shares[2].read_only);
+	assert_string_equal(ra.vm.rootfs, want);
+	assert_string_equal(ra.vm.initrd_path, SELF_DIR "/guest/init.cpio");
+
+	/* Refused: missing host, a file, relative / root / `..` / kernel guest paths, twice. */
+	snprintf(spec[0], sizeof(spec[0]), "%s/nope:/w", dir);
+	snprintf(spec[1], sizeof(spec[1]), "%s:/w", file);
+	snprintf(spec[2], sizeof(spec[2]), "%s:w", dir);
+	snprintf(spec[3], sizeof(spec[3]), "%s:/", dir);
+	snprintf(spec[4], sizeof(spec[4]), "%s:/w/../etc", dir);
+	snprintf(spec[5], sizeof(spec[5]), "%s:/proc/x", dir);
+	snprintf(spec[6], sizeof(spec[6]), "%s:/dev", dir);
+	snprintf(spec[7], sizeof(spec[7]), "%s:/w:rx", dir);
+	snprintf(spec[8], sizeof(spec[8]), "%s", dir);
+	for (int i = 0; i < 9; i++)
+		assert_int_equal(PARSE(&ra, "-v", spec[i], "true"), -1);
+	snprintf(spec[0], sizeof(spec[0]), "%s:/w", dir);
+	snprintf(spec[1], sizeof(spec[1]), "%s:/w/:ro", dir);
+	assert_int_equal(PARSE(&ra, "-v", spec[0], "-v", spec[1], "true"), -1);
+	assert_int_equal(PARSE(&ra, "-v", ":/w", "true"), -1);
+	assert_int_equal(PARSE(&ra, "--rootfs", file, "true"), -1);
+	assert_int_equal(PARSE(&ra, "-v"), -1);
+	/* At most VM_MAX_SHARES. */
+	for (int i = 0; i < 9; i++)
+		snprintf(spec[i], sizeof(spec[i]), "%s:/w%d", dir, i);
+	assert_int_equal(PARSE(&ra, "-v", spec[0], "-v", spec[1], "-v", spec[2], "-v", spec[3],
+			       "-v", spec[4], "-v", spec[5], "-v", spec[6], "-v", spec[7], "true"),
+			 0);
+	assert_int_equal(ra.vm.nshares, 8);
+	assert_int_equal(PARSE(&ra, "-v", spec[0], "-v", spec[1], "-v", spec[2], "-v", spec[3],
+			       "-v", spec[4], "-v", spec[5], "-v", spec[6], "-v", spec[7], "-v",
+			       spec[8], "true"),
+			 -1);
+	unlink(file);
+	rmdir(colon);
+	rmdir(dir);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(refuses_bad_cpus),
+	    cmocka_unit_test(refuses_bad_memory),
+	    cmocka_unit_test(refuses_bad_usage),
+	    cmocka_unit_test(fills_config),
+	    cmocka_unit_test(defaults),
+	    cmocka_unit_test(all_options),
+	    cmocka_unit_test(stops_at_command),
+	    cmocka_unit_test(help),
+	    cmocka_unit_test(repeated_parses),
+	    cmocka_unit_test(reparse_after_bad_option),
+	    cmocka_unit_test(messages_name_the_problem),
+	    cmocka_unit_test(missing_value_message),
+	    cmocka_unit_test(parse_uint),
+	    cmocka_unit_test(main_exit_statuses),
+	    cmocka_unit_test(volumes),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

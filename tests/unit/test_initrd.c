@@ -1,0 +1,324 @@
+/* The argv archive guest-init reads: parsed back with a small newc reader written here
+ * (independently of the writer), and, where the host has it, listed and extracted by
+ * cpio(1). */
+#include "unit.h"
+
+#include <stdio.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "clawvm/guest_abi.h"
+#include "vmm/initrd.h"
+
+#define NEWC_HEADER 110
+#define MAX_ENTRIES 8
+
+/* The archive of the argv file alone, as the VMM builds it for a command. */
+static size_t initrd_argv_size(char *const argv[])
+{
+	const struct initrd_file file = {&CLAWVM_ARGV_PATH[1], argv};
+
+	return initrd_archive_size(&file, 1);
+}
+
+static size_t initrd_argv_archive(uint8_t *dst, size_t cap, char *const argv[])
+{
+	const struct initrd_file file = {&CLAWVM_ARGV_PATH[1], argv};
+
+	return initrd_archive(dst, cap, &file, 1);
+}
+
+struct newc_entry {
+	unsigned long ino, mode, nlink, filesize, namesize;
+	const char *name;
+	const uint8_t *data;
+};
+
+static unsigned long hex8(const uint8_t *p)
+{
+	char field[9];
+	char *end;
+	unsigned long v;
+
+	memcpy(field, p, 8);
+	field[8] = '\0';
+	v = strtoul(field, &end, 16);
+	assert_true(end == field + 8);
+	return v;
+}
+
+static size_t align4(size_t x)
+{
+	return (x + 3) & ~(size_t)3;
+}
+
+/* Parses `len` bytes of archive up to and including its trailer; returns the entry count
+ * (trailer included) and checks the format along the way. */
+static unsigned newc_parse(const uint8_t *a, size_t len, struct newc_entry *e, size_t *end)
+{
+	size_t pos = 0;
+	unsigned n = 0;
+
+	for (;;) {
+		size_t name_end, data_end;
+
+		assert_true(n < MAX_ENTRIES);
+		assert_true(pos % 4 == 0);
+		assert_true(pos + NEWC_HEADER <= len);
+		assert_memory_equal(a + pos, "070701", 6);
+		e[n].ino = hex8(a + pos + 6);
+		e[n].mode = hex8(a + pos + 14);
+		assert_int_equal(hex8(a + pos + 22), 0); /* uid */
+		assert_int_equal(hex8(a + pos + 30), 0); /* gid */
+		e[n].nlink = hex8(a + pos + 38);
+		e[n].filesize = hex8(a + pos + 54);
+		e[n].namesize = hex8(a + pos + 94);
+		assert_int_equal(hex8(a + pos + 102), 0); /* check, unused by newc */
+		assert_true(e[n].namesize >= 1);
+		name_end = pos + NEWC_HEADER + e[n].namesize;
+		assert_true(name_end <= len);
+		e[n].name = (const char *)a + pos + NEWC_HEADER;
+		assert_int_equal(e[n].name[e[n].namesize - 1], '\0');
+		assert_int_equal(strlen(e[n].name), e[n].namesize - 1);
+		assert_true(align4(name_end) <= len);
+		assert_true(all_bytes(a + name_end, align4(name_end) - name_end, 0));
+		e[n].data = a + align4(name_end);
+		data_end = align4(name_end) + e[n].filesize;
+		assert_true(align4(data_end) <= len);
+		assert_true(all_bytes(a + data_end, align4(data_end) - data_end, 0));
+		pos = align4(data_end);
+		if (strcmp(e[n++].name, "TRAILER!!!") == 0)
+			break;
+	}
+	*end = pos;
+	return n;
+}
+
+/* The argv strings, each with its NUL, back to back. */
+static size_t argv_blob(char *const argv[], uint8_t *out)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; argv[i]; i++) {
+		memcpy(out + n, argv[i], strlen(argv[i]) + 1);
+		n += strlen(argv[i]) + 1;
+	}
+	return n;
+}
+
+/* Builds the archive for `argv` in an exact-size heap block and checks every entry. */
+static void check_archive(char *const argv[])
+{
+	size_t size = initrd_argv_size(argv), end;
+	uint8_t *archive = malloc(size), *expect = malloc(size);
+	struct newc_entry e[MAX_ENTRIES];
+	size_t expect_len;
+
+	assert_non_null(archive);
+	assert_non_null(expect);
+	assert_int_equal(initrd_argv_archive(archive, size, argv), size);
+	assert_int_equal(size % 4, 0);
+	assert_int_equal(newc_parse(archive, size, e, &end), 3);
+	assert_int_equal(end, size);
+
+	assert_string_equal(e[0].name, "clawvm");
+	assert_true(S_ISDIR(e[0].mode));
+	assert_int_equal(e[0].mode & 07777, 0755);
+	assert_int_equal(e[0].filesize, 0);
+	assert_int_equal(e[0].nlink, 2);
+
+	assert_string_equal(e[1].name, &CLAWVM_ARGV_PATH[1]);
+	assert_string_equal(e[1].name, "clawvm/argv");
+	assert_true(S_ISREG(e[1].mode));
+	assert_int_equal(e[1].mode & 0222, 0); /* read-only */
+	assert_true(e[1].mode & 0400);
+	assert_int_equal(e[1].nlink, 1);
+	assert_true(e[1].ino != e[0].ino);
+	expect_len = argv_blob(argv, expect);
+	assert_int_equal(e[1].filesize, expect_len);
+	assert_memory_equal(e[1].data, expect, expect_len);
+
+	assert_string_equal(e[2].name, "TRAILER!!!");
+	assert_int_equal(e[2].filesize, 0);
+	free(archive);
+	free(expect);
+}
+
+static void echo_hi(void **state)
+{
+	char *argv[] = {"echo", "hi", NULL};
+
+	(void)state;
+	check_archive(argv);
+}
+
+static void every_padding(void **state)
+{
+	/* Data of 2, 3, 4 and 5 bytes: every remainder mod 4. */
+	char *a[] = {"a", NULL}, *ab[] = {"ab", NULL}, *abc[] = {"abc", NULL};
+	char *abcd[] = {"abcd", NULL};
+
+	(void)state;
+	check_archive(a);
+	check_archive(ab);
+	check_archive(abc);
+	check_archive(abcd);
+}
+
+static void empty_string_args(void **state)
+{
+	char *only_empty[] = {"", NULL};
+	char *empty_middle[] = {"printf", "", "x", NULL};
+	uint8_t archive[512];
+	struct newc_entry e[MAX_ENTRIES];
+	size_t end, size;
+
+	(void)state;
+	check_archive(only_empty);
+	check_archive(empty_middle);
+	size = initrd_argv_archive(archive, sizeof(archive), empty_middle);
+	assert_true(size > 0);
+	newc_parse(archive, size, e, &end);
+	assert_int_equal(e[1].filesize, 10);
+	assert_memory_equal(e[1].data, "printf\0\0x\0", 10);
+}
+
+static void shell_metacharacters_kept(void **state)
+{
+	char *argv[] = {"sh", "-c", "echo \"$HOME\" | tr a-z A-Z; exit 3", "with\nnewline", NULL};
+
+	(void)state;
+	check_archive(argv);
+}
+
+static void many_long_args(void **state)
+{
+	char *argv[1001];
+	char *arg = malloc(101);
+
+	(void)state;
+	assert_non_null(arg);
+	memset(arg, 'q', 100);
+	arg[100] = '\0';
+	for (size_t i = 0; i < 1000; i++)
+		argv[i] = arg;
+	argv[1000] = NULL;
+	check_archive(argv);
+	assert_int_equal(initrd_argv_size(argv), align4(NEWC_HEADER + 7) +
+						     align4(NEWC_HEADER + 12) + 1000 * 101 +
+						     align4(NEWC_HEADER + 11));
+	free(arg);
+}
+
+static void no_args(void **state)
+{
+	char *argv[] = {NULL};
+
+	(void)state;
+	check_archive(argv);
+}
+
+static void cap_too_small(void **state)
+{
+	char *argv[] = {"echo", "hi", NULL};
+	size_t size = initrd_argv_size(argv);
+	uint8_t *buf = malloc(size);
+
+	(void)state;
+	assert_non_null(buf);
+	memset(buf, 0xee, size);
+	assert_int_equal(initrd_argv_archive(buf, size - 1, argv), 0);
+	assert_int_equal(initrd_argv_archive(buf, 0, argv), 0);
+	assert_int_equal(initrd_argv_archive(buf, 1, argv), 0);
+	/* Refused before anything was written. */
+	assert_true(all_bytes(buf, size, 0xee));
+	assert_int_equal(initrd_argv_archive(buf, size, argv), size);
+	free(buf);
+}
+
+/* Runs `cmd` with the archive on its stdin; returns what it printed (malloc'd). */
+static char *run_with_stdin(const char *cmd, const uint8_t *archive, size_t size)
+{
+	char path[] = "/tmp/clawvm-test-initrd-XXXXXX";
+	char *full, *out = calloc(1, 4096);
+	int fd = mkstemp(path);
+	FILE *p;
+
+	assert_true(fd >= 0);
+	assert_non_null(out);
+	assert_int_equal(write(fd, archive, size), (ssize_t)size);
+	close(fd);
+	assert_true(asprintf(&full, "%s < %s 2>/dev/null", cmd, path) > 0);
+	p = popen(full, "r");
+	assert_non_null(p);
+	assert_true(fread(out, 1, 4095, p) < 4095);
+	assert_int_equal(pclose(p), 0);
+	unlink(path);
+	free(full);
+	return out;
+}
+
+static void cpio_reads_it(void **state)
+{
+	char *argv[] = {"ls", "-l", "/tmp dir", NULL};
+	size_t size = initrd_argv_size(argv);
+	uint8_t *archive = malloc(size);
+	char *listing, *data;
+
+	(void)state;
+	if (system("command -v cpio >/dev/null 2>&1") != 0) {
+		free(archive);
+		skip();
+	}
+	assert_non_null(archive);
+	assert_int_equal(initrd_argv_archive(archive, size, argv), size);
+	listing = run_with_stdin("cpio -it --quiet", archive, size);
+	assert_string_equal(listing, "clawvm\nclawvm/argv\n");
+	data = run_with_stdin("cpio -i --quiet --to-stdout clawvm/argv", archive, size);
+	assert_memory_equal(data, "ls\0-l\0/tmp dir\0", 15);
+	assert_int_equal(data[15], '\0');
+	free(listing);
+	free(data);
+	free(archive);
+}
+
+/* argv and the mounts list in one archive, as a VM with shares gets it. */
+static void argv_and_mounts(void **state)
+{
+	char *argv[] = {"make", "-j2", NULL};
+	char *mounts[] = {"clawvm0", "/", "ro", "clawvm1", "/workspace dir", "rw", NULL};
+	const struct initrd_file files[] = {{"clawvm/argv", argv}, {"clawvm/mounts", mounts}};
+	size_t size = initrd_archive_size(files, 2), end;
+	uint8_t *archive = malloc(size);
+	struct newc_entry e[MAX_ENTRIES];
+	static const char want_mounts[] = "clawvm0\0/\0ro\0clawvm1\0/workspace dir\0rw";
+
+	(void)state;
+	assert_non_null(archive);
+	assert_int_equal(initrd_archive(archive, size - 1, files, 2), 0);
+	assert_int_equal(initrd_archive(archive, size, files, 2), size);
+	assert_int_equal(newc_parse(archive, size, e, &end), 4);
+	assert_int_equal(end, size);
+	assert_string_equal(e[1].name, "clawvm/argv");
+	assert_int_equal(e[1].filesize, 9);
+	assert_memory_equal(e[1].data, "make\0-j2\0", 9);
+	assert_string_equal(e[2].name, "clawvm/mounts");
+	assert_int_equal(e[2].filesize, sizeof(want_mounts));
+	assert_memory_equal(e[2].data, want_mounts, sizeof(want_mounts));
+	assert_true(e[1].ino != e[2].ino && e[2].ino != e[0].ino);
+	free(archive);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(echo_hi),		 cmocka_unit_test(every_padding),
+	    cmocka_unit_test(empty_string_args), cmocka_unit_test(shell_metacharacters_kept),
+	    cmocka_unit_test(many_long_args),	 cmocka_unit_test(no_args),
+	    cmocka_unit_test(cap_too_small),	 cmocka_unit_test(cpio_reads_it),
+	    cmocka_unit_test(argv_and_mounts),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

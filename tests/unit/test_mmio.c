@@ -1,0 +1,290 @@
+/* The virtio-mmio transport and virtio-rng against fake guest RAM: register file, feature
+ * negotiation, queue set-up rules, a driver that misbehaves, and one rng request end to
+ * end through a real descriptor ring. */
+#include "tests/unit/unit.h"
+
+#include <endian.h>
+
+#include "tests/unit/mmio_driver.h"
+#include "virtio/rng.h"
+
+#define RAM   (4 * MiB)
+#define DESC  0x10000
+#define AVAIL 0x11000
+#define USED  0x12000
+#define BUF   0x20000
+#define QSIZE 8
+
+struct fixture {
+	struct guest_mem gm;
+	struct virtio_rng rng;
+	struct virtio_mmio mmio;
+	unsigned irqs;
+};
+
+static void count_irq(void *opaque)
+{
+	((struct fixture *)opaque)->irqs++;
+}
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+
+	assert_non_null(f);
+	fake_ram_init(&f->gm, RAM, 0);
+	virtio_rng_init(&f->rng);
+	virtio_mmio_init(&f->mmio, &f->rng.dev, &f->gm, count_irq, f);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+
+	virtio_mmio_destroy(&f->mmio);
+	fake_ram_free(&f->gm);
+	free(f);
+	return 0;
+}
+
+static uint32_t rd(struct fixture *f, uint64_t off)
+{
+	return mmio_rd(&f->mmio, off);
+}
+
+static void wr(struct fixture *f, uint64_t off, uint32_t value)
+{
+	mmio_wr(&f->mmio, off, value);
+}
+
+/* The driver's side of initialisation, up to FEATURES_OK; returns the status read back. */
+static uint32_t negotiate(struct fixture *f, uint32_t low, uint32_t high)
+{
+	wr(f, VIRTIO_MMIO_STATUS, VIRTIO_CONFIG_S_ACKNOWLEDGE);
+	wr(f, VIRTIO_MMIO_STATUS, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER);
+	wr(f, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0);
+	wr(f, VIRTIO_MMIO_DRIVER_FEATURES, low);
+	wr(f, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 1);
+	wr(f, VIRTIO_MMIO_DRIVER_FEATURES, high);
+	wr(f, VIRTIO_MMIO_STATUS,
+	   VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK);
+	return rd(f, VIRTIO_MMIO_STATUS);
+}
+
+static void setup_queue(struct fixture *f, uint32_t desc)
+{
+	wr(f, VIRTIO_MMIO_QUEUE_SEL, 0);
+	wr(f, VIRTIO_MMIO_QUEUE_NUM, QSIZE);
+	wr(f, VIRTIO_MMIO_QUEUE_DESC_LOW, desc);
+	wr(f, VIRTIO_MMIO_QUEUE_AVAIL_LOW, AVAIL);
+	wr(f, VIRTIO_MMIO_QUEUE_USED_LOW, USED);
+	wr(f, VIRTIO_MMIO_QUEUE_READY, 1);
+}
+
+static void identity(void **state)
+{
+	struct fixture *f = *state;
+
+	assert_int_equal(rd(f, VIRTIO_MMIO_MAGIC_VALUE), 0x74726976);
+	assert_int_equal(rd(f, VIRTIO_MMIO_VERSION), 2);
+	assert_int_equal(rd(f, VIRTIO_MMIO_DEVICE_ID), VIRTIO_ID_RNG);
+	wr(f, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 1);
+	assert_int_equal(rd(f, VIRTIO_MMIO_DEVICE_FEATURES), 1); /* VERSION_1 is bit 32 */
+	wr(f, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 0);
+	assert_int_equal(rd(f, VIRTIO_MMIO_DEVICE_FEATURES),
+			 (1u << VIRTIO_F_INDIRECT_DESC) | (1u << VIRTIO_F_EVENT_IDX));
+	wr(f, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 7);
+	assert_int_equal(rd(f, VIRTIO_MMIO_DEVICE_FEATURES), 0);
+	assert_int_equal(rd(f, VIRTIO_MMIO_QUEUE_NUM_MAX), 64);
+}
+
+static void features_refused(void **state)
+{
+	struct fixture *f = *state;
+
+	/* No VERSION_1: a legacy driver. */
+	assert_int_equal(negotiate(f, 0, 0) & VIRTIO_CONFIG_S_FEATURES_OK, 0);
+	wr(f, VIRTIO_MMIO_STATUS, 0);
+	/* A feature never offered. */
+	assert_int_equal(negotiate(f, 1u << 5, 1) & VIRTIO_CONFIG_S_FEATURES_OK, 0);
+	wr(f, VIRTIO_MMIO_STATUS, 0);
+	assert_int_equal(negotiate(f, 1u << VIRTIO_F_EVENT_IDX, 1) & VIRTIO_CONFIG_S_FEATURES_OK,
+			 VIRTIO_CONFIG_S_FEATURES_OK);
+	assert_true(f->rng.dev.queues[0].event_idx);
+	/* Features are frozen once accepted. */
+	wr(f, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0);
+	wr(f, VIRTIO_MMIO_DRIVER_FEATURES, 1u << 5);
+	assert_int_equal(f->rng.dev.driver_features, (1ULL << 32) | (1u << VIRTIO_F_EVENT_IDX));
+}
+
+static void bogus_queue_sel_and_widths(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t byte = 0xaa;
+	uint64_t wide = ~0ULL;
+
+	wr(f, VIRTIO_MMIO_QUEUE_SEL, 5); /* rng has one queue */
+	assert_int_equal(rd(f, VIRTIO_MMIO_QUEUE_NUM_MAX), 0);
+	assert_int_equal(rd(f, VIRTIO_MMIO_QUEUE_READY), 0);
+	wr(f, VIRTIO_MMIO_QUEUE_NUM, 8);
+	wr(f, VIRTIO_MMIO_QUEUE_READY, 1); /* ignored, no crash */
+	wr(f, VIRTIO_MMIO_QUEUE_SEL, 0xffffffff);
+	wr(f, VIRTIO_MMIO_QUEUE_DESC_LOW, 0x1000);
+	/* Registers are 32-bit: 1- and 8-byte accesses read 0 and write nothing. */
+	virtio_mmio_access(&f->mmio, VIRTIO_MMIO_MAGIC_VALUE, &byte, 1, false);
+	assert_int_equal(byte, 0);
+	virtio_mmio_access(&f->mmio, VIRTIO_MMIO_MAGIC_VALUE, (uint8_t *)&wide, 8, false);
+	assert_int_equal(wide, 0);
+	virtio_mmio_access(&f->mmio, VIRTIO_MMIO_MAGIC_VALUE + 2, (uint8_t *)&wide, 4, false);
+	assert_int_equal((uint32_t)wide, 0);
+	/* Config space of the rng is empty: reads are zero, even far past the end. */
+	wide = ~0ULL;
+	virtio_mmio_access(&f->mmio, 0xff8, (uint8_t *)&wide, 8, false);
+	assert_int_equal(wide, 0);
+}
+
+static void queue_setup_rules(void **state)
+{
+	struct fixture *f = *state;
+	struct virtq *vq = &f->rng.dev.queues[0];
+
+	negotiate(f, 0, 1);
+	setup_queue(f, DESC);
+	assert_int_equal(rd(f, VIRTIO_MMIO_QUEUE_READY), 1);
+	assert_int_equal(vq->desc_gpa, DESC);
+	/* Changes while ready are ignored. */
+	wr(f, VIRTIO_MMIO_QUEUE_DESC_LOW, DESC + 0x1000);
+	wr(f, VIRTIO_MMIO_QUEUE_NUM, 4);
+	assert_int_equal(vq->desc_gpa, DESC);
+	assert_int_equal(vq->size, QSIZE);
+	/* Reset by writing 0 to status: queues are not ready any more, state is gone. */
+	wr(f, VIRTIO_MMIO_STATUS, 0);
+	assert_int_equal(rd(f, VIRTIO_MMIO_STATUS), 0);
+	assert_int_equal(rd(f, VIRTIO_MMIO_QUEUE_READY), 0);
+	assert_int_equal(vq->desc_gpa, 0);
+}
+
+static void misaligned_ring_needs_reset(void **state)
+{
+	struct fixture *f = *state;
+
+	negotiate(f, 0, 1);
+	wr(f, VIRTIO_MMIO_STATUS,
+	   VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK |
+	       VIRTIO_CONFIG_S_DRIVER_OK);
+	setup_queue(f, DESC + 8); /* descriptor table must be 16-byte aligned */
+	assert_int_equal(rd(f, VIRTIO_MMIO_QUEUE_READY), 0);
+	assert_true(rd(f, VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_NEEDS_RESET);
+	assert_int_equal(rd(f, VIRTIO_MMIO_INTERRUPT_STATUS) & 2, 2); /* config change */
+	/* The driver cannot clear NEEDS_RESET by writing status, only by a reset. */
+	wr(f, VIRTIO_MMIO_STATUS,
+	   VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK |
+	       VIRTIO_CONFIG_S_DRIVER_OK);
+	assert_true(rd(f, VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_NEEDS_RESET);
+	wr(f, VIRTIO_MMIO_STATUS, 0);
+	assert_int_equal(rd(f, VIRTIO_MMIO_STATUS), 0);
+}
+
+/* One writable buffer of `len` bytes at BUF, offered at avail slot `slot`. */
+static void offer(struct fixture *f, uint16_t desc_index, uint32_t len, uint16_t flags,
+		  uint16_t next, uint16_t avail_idx)
+{
+	uint8_t *d = gm_ptr(&f->gm, DESC + 16ULL * desc_index, 16);
+	uint64_t addr = htole64(BUF);
+	uint32_t l = htole32(len);
+	uint16_t fl = htole16(flags), nx = htole16(next);
+	uint16_t *avail = gm_ptr(&f->gm, AVAIL, 4 + 2 * QSIZE);
+
+	memcpy(d, &addr, 8);
+	memcpy(d + 8, &l, 4);
+	memcpy(d + 12, &fl, 2);
+	memcpy(d + 14, &nx, 2);
+	avail[2 + (avail_idx - 1) % QSIZE] = htole16(desc_index);
+	avail[1] = htole16(avail_idx);
+}
+
+static void rng_fills_buffer(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t *buf = gm_ptr(&f->gm, BUF, 4096);
+	uint16_t *used = gm_ptr(&f->gm, USED, 4 + 8 * QSIZE);
+	uint32_t used_len;
+
+	negotiate(f, 0, 1);
+	setup_queue(f, DESC);
+	wr(f, VIRTIO_MMIO_STATUS,
+	   VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK |
+	       VIRTIO_CONFIG_S_DRIVER_OK);
+	offer(f, 0, 4096, 2 /* WRITE */, 0, 1);
+	virtio_mmio_notify(&f->mmio, 0);
+	assert_int_equal(le16toh(used[1]), 1);
+	memcpy(&used_len, (uint8_t *)used + 8, 4);
+	assert_int_equal(le32toh(used_len), 4096);
+	assert_false(all_bytes(buf, 4096, 0)); /* 4096 random bytes are not all zero */
+	assert_int_equal(f->irqs, 1);
+	assert_int_equal(rd(f, VIRTIO_MMIO_INTERRUPT_STATUS), 1);
+	wr(f, VIRTIO_MMIO_INTERRUPT_ACK, 1);
+	assert_int_equal(rd(f, VIRTIO_MMIO_INTERRUPT_STATUS), 0);
+	/* A notify through the register (no ioeventfd) works the same. */
+	offer(f, 1, 16, 2, 0, 2);
+	wr(f, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	assert_int_equal(le16toh(used[1]), 2);
+}
+
+static void rng_readable_buffer_gets_nothing(void **state)
+{
+	struct fixture *f = *state;
+	uint8_t *buf = gm_ptr(&f->gm, BUF, 64);
+	uint16_t *used = gm_ptr(&f->gm, USED, 4 + 8 * QSIZE);
+	uint32_t used_len;
+
+	negotiate(f, 0, 1);
+	setup_queue(f, DESC);
+	wr(f, VIRTIO_MMIO_STATUS,
+	   VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK |
+	       VIRTIO_CONFIG_S_DRIVER_OK);
+	offer(f, 0, 64, 0 /* device-readable */, 0, 1);
+	virtio_mmio_notify(&f->mmio, 0);
+	assert_int_equal(le16toh(used[1]), 1);
+	memcpy(&used_len, (uint8_t *)used + 8, 4);
+	assert_int_equal(used_len, 0);
+	assert_true(all_bytes(buf, 64, 0));
+}
+
+static void rng_hostile_ring_needs_reset(void **state)
+{
+	struct fixture *f = *state;
+	uint16_t *used = gm_ptr(&f->gm, USED, 4 + 8 * QSIZE);
+
+	negotiate(f, 0, 1);
+	setup_queue(f, DESC);
+	wr(f, VIRTIO_MMIO_STATUS,
+	   VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK |
+	       VIRTIO_CONFIG_S_DRIVER_OK);
+	offer(f, 0, 16, 2 | 1 /* NEXT */, 0, 1); /* a descriptor pointing at itself */
+	virtio_mmio_notify(&f->mmio, 0);
+	assert_true(rd(f, VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_NEEDS_RESET);
+	assert_int_equal(used[1], 0);
+	/* No further processing until the driver resets the device. */
+	offer(f, 1, 16, 2, 0, 2);
+	virtio_mmio_notify(&f->mmio, 0);
+	assert_int_equal(used[1], 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(identity, setup, teardown),
+	    cmocka_unit_test_setup_teardown(features_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(bogus_queue_sel_and_widths, setup, teardown),
+	    cmocka_unit_test_setup_teardown(queue_setup_rules, setup, teardown),
+	    cmocka_unit_test_setup_teardown(misaligned_ring_needs_reset, setup, teardown),
+	    cmocka_unit_test_setup_teardown(rng_fills_buffer, setup, teardown),
+	    cmocka_unit_test_setup_teardown(rng_readable_buffer_gets_nothing, setup, teardown),
+	    cmocka_unit_test_setup_teardown(rng_hostile_ring_needs_reset, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
