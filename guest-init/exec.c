@@ -32,6 +32,8 @@
 #define EXEC_IN_LIMIT	(256 * 1024)
 #define EXEC_READ_CHUNK EXEC_FRAME_MAX_PAYLOAD
 #define EXEC_MAX_EVENTS 64
+/* How long closing the main connection may wait for the host to take the last frames. */
+#define EXEC_MAIN_LINGER_S 5
 
 #define DEFAULT_PATH "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -696,8 +698,18 @@ static void session_step(struct exec_session *s)
 		if (!progress)
 			break;
 	}
-	if (s->w[W_CONN].fd >= 0 && buf_used(&s->tx) == 0 && (s->exit_queued || s->closing))
+	if (s->w[W_CONN].fd >= 0 && buf_used(&s->tx) == 0 && (s->exit_queued || s->closing)) {
+		/* The VM powers off when the main command ends, and the frames written last
+		 * may still wait in the kernel's vsock queue: close only once the host has
+		 * them (its reset of the closed connection ends the wait). */
+		if (s->main) {
+			struct linger l = {.l_onoff = 1, .l_linger = EXEC_MAIN_LINGER_S};
+
+			if (setsockopt(s->w[W_CONN].fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l)) < 0)
+				exec_log("connection %u: SO_LINGER: %s", s->id, strerror(errno));
+		}
 		watch_close(s->srv, &s->w[W_CONN]);
+	}
 	if (s->w[W_CONN].fd < 0) {
 		/* Nobody to send output to any more. */
 		for (int k = W_OUT; k < W_COUNT; k++)

@@ -48,6 +48,7 @@ struct vsock_conn {
 	size_t tx_head, tx_len;
 	uint32_t fwd_cnt, fwd_cnt_sent; /* bytes forwarded; last value told to the guest */
 	bool guest_done;		/* the guest sent SHUTDOWN(SEND) */
+	bool guest_closed;		/* ... and RCV: reset once tx is passed on */
 	/* host -> guest */
 	uint32_t peer_buf_alloc, peer_fwd_cnt, rx_cnt;
 	bool host_eof;
@@ -140,8 +141,8 @@ static void conn_update_events(struct vsock_conn *c)
 	uint32_t want = 0;
 
 	if (c->state == C_HANDSHAKE ||
-	    (c->state == C_ESTABLISHED && !c->host_eof && conn_credit(c) > 0 && rx_ready(c->vs) &&
-	     !c->vs->rx_starved))
+	    (c->state == C_ESTABLISHED && !c->host_eof && !c->guest_closed && conn_credit(c) > 0 &&
+	     rx_ready(c->vs) && !c->vs->rx_starved))
 		want |= EPOLLIN;
 	if (c->tx_len)
 		want |= EPOLLOUT;
@@ -290,7 +291,8 @@ static void conn_reset(struct vsock_conn *c)
 	conn_free(c);
 }
 
-/* Writes what the guest sent to the host socket; tells the guest of freed credit. */
+/* Writes what the guest sent to the host socket; tells the guest of freed credit. Returns
+ * 1 when the guest has closed and all it sent is passed on: time for the reset. */
 static int conn_flush_tx(struct vsock_conn *c)
 {
 	while (c->tx_len) {
@@ -321,7 +323,7 @@ static int conn_flush_tx(struct vsock_conn *c)
 	}
 	if (!c->tx_len && c->guest_done)
 		shutdown(c->h.fd, SHUT_WR);
-	return 0;
+	return !c->tx_len && c->guest_closed;
 }
 
 /* Host -> guest: one packet's worth from the host socket, as credit and buffers allow.
@@ -432,7 +434,7 @@ static void conn_ready(struct ev_handler *h, uint32_t events)
 	pthread_mutex_lock(&vs->dev.lock);
 	if (c->state == C_HANDSHAKE) {
 		conn_read_line(c);
-	} else if (((events & EPOLLOUT) && conn_flush_tx(c) < 0) ||
+	} else if (((events & EPOLLOUT) && conn_flush_tx(c) != 0) ||
 		   ((events & (EPOLLHUP | EPOLLERR)) && c->host_eof)) {
 		/* The host end is gone both ways (and the guest was told of its EOF). */
 		conn_reset(c);
@@ -554,11 +556,15 @@ static void guest_packet(struct virtio_vsock *vs, const struct vsock_hdr *h,
 	case VSOCK_OP_SHUTDOWN:
 		if ((h->flags & (VSOCK_SHUTDOWN_RCV | VSOCK_SHUTDOWN_SEND)) ==
 		    (VSOCK_SHUTDOWN_RCV | VSOCK_SHUTDOWN_SEND)) {
-			/* The guest closed: pass on what it sent, then end it with a reset,
-			 * which the guest waits for. */
-			conn_flush_tx(c);
-			conn_reset(c);
-			return;
+			/* The guest closed: pass on what it sent (the host socket may be
+			 * full: then when it drains), then end it with a reset, which the
+			 * guest waits for. */
+			c->guest_done = c->guest_closed = true;
+			if (conn_flush_tx(c) != 0) {
+				conn_reset(c);
+				return;
+			}
+			break;
 		}
 		if (h->flags & VSOCK_SHUTDOWN_SEND) {
 			c->guest_done = true;

@@ -921,6 +921,44 @@ static void flow_control_respects_guest_credit(void **state)
 	close(lfd);
 }
 
+/* The guest sends a full credit's worth, more than the host socket takes at once, and
+ * closes: every byte still reaches the host, in order, and only then come the host's EOF
+ * and the guest's RST. (The guest's last frames must not be lost to its close.) */
+static void guest_close_with_host_socket_full(void **state)
+{
+	enum { CHUNK = 32 * 1024, SENT = DEV_BUF };
+	struct fixture *f = *state;
+	uint8_t *data = malloc(SENT), *got = malloc(SENT);
+	struct vsock_hdr h;
+	uint8_t buf[RX_BUF_SIZE];
+	int lfd, hfd, sndbuf = 4096;
+
+	assert_non_null(data);
+	assert_non_null(got);
+	for (size_t i = 0; i < SENT; i++)
+		data[i] = (uint8_t)(i * 13 + (i >> 10));
+	driver_start(f);
+	f->rx_refill = true;
+	rx_offer(f, 8, RX_BUF_SIZE);
+	hfd = guest_connect(f, &lfd);
+	/* A small receive buffer on our end: the device's writes stall early. */
+	assert_int_equal(setsockopt(hfd, SOL_SOCKET, SO_RCVBUF, &sndbuf, sizeof(sndbuf)), 0);
+	for (size_t off = 0; off < SENT; off += CHUNK)
+		tx_rw(f, GUEST_PORT, HOST_PORT, data + off, CHUNK);
+	tx_ctrl(f, VSOCK_OP_SHUTDOWN, GUEST_PORT, HOST_PORT,
+		VSOCK_SHUTDOWN_RCV | VSOCK_SHUTDOWN_SEND);
+	assert_int_equal(f->vs.nconns, 1); /* still passing bytes on */
+	host_read_exact(f, hfd, got, SENT);
+	assert_memory_equal(got, data, SENT);
+	host_expect_closed(f, hfd);
+	expect_rx(f, VSOCK_OP_RST, HOST_PORT, GUEST_PORT, &h, buf, 0);
+	assert_int_equal(f->vs.nconns, 0);
+	free(data);
+	free(got);
+	close(hfd);
+	close(lfd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest parse[] = {
@@ -938,6 +976,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(host_connect_handshake, setup, teardown),
 	    cmocka_unit_test_setup_teardown(host_connect_bad_lines, setup, teardown),
 	    cmocka_unit_test_setup_teardown(flow_control_respects_guest_credit, setup, teardown),
+	    cmocka_unit_test_setup_teardown(guest_close_with_host_socket_full, setup, teardown),
 	};
 	const struct CMUnitTest hostile[] = {
 	    cmocka_unit_test_setup_teardown(hostile_rw_beyond_credit_resets, setup, teardown),
