@@ -178,17 +178,21 @@ static void vcpu_handle_io(struct vcpu *v)
 	}
 }
 
+/* The reset vector's rip, which is all KVM on AMD leaves after a shutdown: it reinitialises
+ * the vCPU, so the faulting rip is gone. */
+#define RESET_RIP 0xfff0
+
 static void vcpu_report_triple_fault(struct vcpu *v)
 {
 	struct kvm_regs regs;
-	unsigned long long rip = 0;
+	char where[48] = "";
 
-	if (ioctl(v->fd, KVM_GET_REGS, &regs) == 0)
-		rip = regs.rip;
+	if (ioctl(v->fd, KVM_GET_REGS, &regs) == 0 && regs.rip != RESET_RIP)
+		snprintf(where, sizeof(where), ", rip 0x%llx", (unsigned long long)regs.rip);
 	vm_stop(v->vm, VM_END_TRIPLE_FAULT,
-		"the guest triple-faulted (vCPU %u, rip 0x%llx): its kernel crashed before it "
-		"could say why; --console-log FILE --verbose may show more",
-		v->index, rip);
+		"the guest triple-faulted (vCPU %u%s): its kernel crashed before it could say "
+		"why; --console-log FILE --verbose may show more",
+		v->index, where);
 }
 
 /* Returns 0 to go on running, -1 when this vCPU is done. */
