@@ -436,7 +436,8 @@ static void conn_ready(struct ev_handler *h, uint32_t events)
 		conn_read_line(c);
 	} else if (((events & EPOLLOUT) && conn_flush_tx(c) != 0) ||
 		   ((events & (EPOLLHUP | EPOLLERR)) && c->host_eof)) {
-		/* The host end is gone both ways (and the guest was told of its EOF). */
+		/* The host end is gone both ways (and the guest was told of its EOF), or
+		 * the guest closed and all it sent is passed on. */
 		conn_reset(c);
 	} else {
 		if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
