@@ -45,11 +45,12 @@ not_ok() {
 
 # check NAME WANT_STATUS WANT_STDOUT -- clawvm args: exact stdout and status, empty stderr.
 # Bounded by CHECK_TIMEOUT seconds (default $check_timeout), so that one hang costs one test
-# a retry (crash_retry), not the whole run.
+# a retry (crash_retry), not the whole run. CHECK_RUNNER names a function to run instead of
+# cvm (it gets the same arguments), for a check that must set something up before each try.
 check() {
 	local name=$1 want_status=$2 want_out=$3 out status
 	shift 4
-	out=$(crash_retry cvm "$@" 2>"$work/err")
+	out=$(crash_retry "${CHECK_RUNNER:-cvm}" "$@" 2>"$work/err")
 	status=$?
 	if [ "$status" = "$want_status" ] && [ "$out" = "$want_out" ] && [ ! -s "$work/err" ]; then
 		ok "$name"
