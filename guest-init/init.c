@@ -185,6 +185,19 @@ __attribute__((warn_unused_result)) static int open_stdio_tty(void)
 	return 0;
 }
 
+/* Tells the VMM that the exec channel listens (guest_abi.h): its session connects now. */
+static void report_ready(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	if (ioperm(CLAWVM_READY_PORT, 1, 1) < 0) {
+		console_msg("cannot tell the VMM the exec channel listens: ioperm: %s",
+			    strerror(errno));
+		return;
+	}
+	outb(CLAWVM_READY_VALUE, CLAWVM_READY_PORT);
+#endif
+}
+
 static void report_status(int status)
 {
 #if defined(__x86_64__) || defined(__i386__)
@@ -478,6 +491,8 @@ int main(void)
 	if (mount_shares() < 0)
 		power_off(COMMAND_EXIT_INIT_FAILED);
 	srv = start_exec_server();
+	if (srv)
+		report_ready();
 	if (argv_ret < 0 && !(argv_ret == -ENOENT && srv)) {
 		console_msg("no command to run: %s", err);
 		power_off(COMMAND_EXIT_INIT_FAILED);

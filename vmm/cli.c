@@ -280,6 +280,7 @@ int cli_parse_run(int argc, char **argv, struct run_args *args, const char *self
 	    .stdout_fd = STDOUT_FILENO,
 	    .vsock_cid = VSOCK_DEFAULT_GUEST_CID,
 	    .signal_fd = -1,
+	    .ready_fd = -1,
 	};
 	if (mem_max < cfg->mem_mib)
 		cfg->mem_mib = mem_max;
@@ -381,14 +382,6 @@ int cli_parse_run(int argc, char **argv, struct run_args *args, const char *self
 	return 0;
 }
 
-static unsigned long long now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (unsigned long long)ts.tv_sec * 1000000 + (unsigned long long)ts.tv_nsec / 1000;
-}
-
 /* The directory of the running binary: default guest files are found beside it. */
 static void self_dir(char *dir, size_t cap)
 {
@@ -433,9 +426,9 @@ static int cli_run(int argc, char **argv)
 			args.vm.rootfs);
 		return VM_EXIT_FAILURE;
 	}
-	t0 = now_us();
+	t0 = log_clock_us();
 	ret = session_run(&args.vm, args.vm.argv, args.tty);
-	log_debug("session %llu ms", (now_us() - t0) / 1000);
+	log_debug("session %llu ms", (unsigned long long)(log_clock_us() - t0) / 1000);
 	return ret;
 }
 

@@ -1,4 +1,7 @@
-/* i8042 reset, POST port, exit-status port. */
+/* i8042 reset, POST port, exit-status and ready ports. */
+#include <stdint.h>
+#include <unistd.h>
+
 #include "clawvm/guest_abi.h"
 #include "vmm/legacy.h"
 #include "vmm/log.h"
@@ -65,3 +68,20 @@ static void status_write(void *opaque, uint16_t offset, unsigned size, uint32_t 
 }
 
 const struct io_device_ops status_port_ops = {.read = status_read, .write = status_write};
+
+static void ready_write(void *opaque, uint16_t offset, unsigned size, uint32_t value)
+{
+	struct ready_port *rp = opaque;
+	uint64_t one = 1;
+
+	if (offset != 0 || size != 1 || value != CLAWVM_READY_VALUE) {
+		log_debug("ready port: ignored write of %u bytes at +%u (0x%x)", size, offset,
+			  value);
+		return;
+	}
+	/* An eventfd only fails to count past 2^64 - 2: the waiter is woken either way. */
+	if (rp->fd >= 0 && write(rp->fd, &one, sizeof(one)) < 0)
+		log_debug("ready port: %m");
+}
+
+const struct io_device_ops ready_port_ops = {.read = status_read, .write = ready_write};

@@ -1,5 +1,6 @@
 /* The small port devices a PC guest expects or clawvm's guest-init uses: the i8042 reset
- * line (how Linux reboots with reboot=k), the POST code port, and the exit-status port. */
+ * line (how Linux reboots with reboot=k), the POST code port, and the exit-status and ready
+ * ports. */
 #ifndef CLAWVM_LEGACY_H
 #define CLAWVM_LEGACY_H
 
@@ -25,5 +26,11 @@ struct status_port {
 	atomic_int status; /* -1 until guest-init reports */
 };
 extern const struct io_device_ops status_port_ops;
+
+/* guest-init's "the exec channel listens" (CLAWVM_READY_PORT): adds 1 to the eventfd. */
+struct ready_port {
+	int fd; /* -1: nobody waits for it */
+};
+extern const struct io_device_ops ready_port_ops;
 
 #endif

@@ -1,17 +1,35 @@
 /* The one logger. Messages go to stderr as one write each, so that lines from vCPU threads
- * do not interleave. */
+ * do not interleave. Debug lines carry the milliseconds since start-up: with --verbose they
+ * are the timeline of a boot. */
 #include <errno.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "vmm/log.h"
 
 enum log_level log_max_level = LOG_WARN;
 
+static uint64_t start_us;
+
+uint64_t log_clock_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+__attribute__((constructor)) static void log_start(void)
+{
+	start_us = log_clock_us();
+}
+
 void log_msg(enum log_level level, const char *fmt, ...)
 {
-	static const char *const prefix[] = {"error: ", "warning: ", "", "debug: "};
+	static const char *const prefix[] = {"error: ", "warning: ", ""};
 	char line[1024];
 	int saved_errno = errno;
 	va_list ap;
@@ -21,7 +39,11 @@ void log_msg(enum log_level level, const char *fmt, ...)
 		errno = saved_errno;
 		return;
 	}
-	len = snprintf(line, sizeof(line), "clawvm: %s", prefix[level]);
+	if (level == LOG_DEBUG)
+		len = snprintf(line, sizeof(line), "clawvm: debug: +%llu ms: ",
+			       (unsigned long long)(log_clock_us() - start_us) / 1000);
+	else
+		len = snprintf(line, sizeof(line), "clawvm: %s", prefix[level]);
 	va_start(ap, fmt);
 	len += vsnprintf(line + len, sizeof(line) - len - 1, fmt, ap);
 	va_end(ap);

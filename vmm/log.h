@@ -2,10 +2,15 @@
 #ifndef CLAWVM_LOG_H
 #define CLAWVM_LOG_H
 
+#include <stdint.h>
+
 enum log_level { LOG_ERR, LOG_WARN, LOG_INFO, LOG_DEBUG };
 
 /* Messages above this level are dropped; set once at start-up (--verbose). */
 extern enum log_level log_max_level;
+
+/* CLOCK_MONOTONIC in microseconds. */
+uint64_t log_clock_us(void);
 
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

@@ -1,6 +1,6 @@
 /* The `clawvm run` session. The VM boots without a command; a client thread connects to
  * guest-init's exec port through the VM's own hybrid-vsock socket (in a private directory
- * unless --vsock-uds names one), retrying until guest-init listens, and runs the command as
+ * unless --vsock-uds names one) once guest-init says it listens, and runs the command as
  * the `main` exec: when it ends, guest-init reports its status and powers off, which ends
  * vm_run. Until the exec session runs, a stop signal stops the VM; from then on it goes to
  * the command (SIGWINCH becomes a window-size change). */
@@ -10,7 +10,9 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <poll.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <termios.h>
 #include <time.h>
@@ -22,13 +24,15 @@
 #include "vmm/log.h"
 #include "vmm/session.h"
 
-#define CONNECT_RETRY_NS (5 * 1000 * 1000)
+#define CONNECT_RETRY_NS  (5 * 1000 * 1000)
+#define READY_FALLBACK_MS 1000
 
 struct session {
 	struct vm *vm;
 	const char *uds;
 	struct exec_request req;
 	int sig_read_fd;
+	int ready_fd;	 /* eventfd: guest-init's exec channel listens, or the VM ended */
 	atomic_int done; /* the VM ended: stop trying to connect */
 	int ret;	 /* exec_client result, or -ECANCELED if never connected */
 	int status;
@@ -38,17 +42,28 @@ static void *session_client(void *arg)
 {
 	struct session *s = arg;
 	struct timespec pause = {.tv_nsec = CONNECT_RETRY_NS};
+	struct pollfd ready = {.fd = s->ready_fd, .events = POLLIN};
+	uint64_t count;
 	int fd;
 
 	s->ret = -ECANCELED;
+	/* Not a connection before guest-init says its exec channel listens: a booting guest
+	 * may drop the request unanswered (its vsock driver not yet up) and the handshake
+	 * would wait forever. The word comes once; the VM's end wakes us too. */
+	while (poll(&ready, 1, -1) < 0 && errno == EINTR)
+		;
+	if (read(s->ready_fd, &count, sizeof(count)) != sizeof(count) || atomic_load(&s->done))
+		return NULL;
+	log_debug("guest-init listens");
 	for (;;) {
-		if (atomic_load(&s->done))
-			return NULL;
 		fd = exec_client_connect(s->uds, CLAWVM_EXEC_PORT);
 		if (fd >= 0)
 			break;
+		if (atomic_load(&s->done))
+			return NULL;
 		nanosleep(&pause, NULL);
 	}
+	log_debug("the exec session is connected");
 	vm_forward_signals(s->vm);
 	s->ret = exec_client_run_signals(fd, &s->req, STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO,
 					 s->sig_read_fd, &s->status);
@@ -62,7 +77,7 @@ static void *session_client(void *arg)
 int session_run(struct vm_config *cfg, char *const *argv, bool tty)
 {
 	char dir[] = "/tmp/clawvm-XXXXXX", uds[64];
-	struct session s = {.sig_read_fd = -1};
+	struct session s = {.sig_read_fd = -1, .ready_fd = -1};
 	struct termios saved;
 	bool raw = false, own_dir = false;
 	int sig_pipe[2] = {-1, -1}, status, argc = 0;
@@ -85,7 +100,14 @@ int session_run(struct vm_config *cfg, char *const *argv, bool tty)
 		status = VM_EXIT_FAILURE;
 		goto out_dir;
 	}
+	s.ready_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (s.ready_fd < 0) {
+		log_err("eventfd: %m");
+		status = VM_EXIT_FAILURE;
+		goto out_pipe;
+	}
 	cfg->signal_fd = sig_pipe[1];
+	cfg->ready_fd = s.ready_fd;
 	cfg->argv = NULL;
 	s.uds = cfg->vsock_uds;
 	s.sig_read_fd = sig_pipe[0];
@@ -134,15 +156,21 @@ int session_run(struct vm_config *cfg, char *const *argv, bool tty)
 	}
 	status = vm_run(s.vm);
 	atomic_store(&s.done, 1);
+	/* Wakes the client if it still waits for the guest to listen. */
+	if (eventfd_write(s.ready_fd, 1) < 0)
+		log_debug("eventfd: %m");
 	/* Closing the VM's vsock connections ends the client's session if it still runs. */
 	vm_destroy(s.vm);
 	pthread_join(client, NULL);
+	log_debug("the VM is gone");
 	if (s.ret == 0)
 		status = s.status;
 out_tty:
 	if (raw)
 		tcsetattr(STDIN_FILENO, TCSANOW, &saved);
 out_pipe:
+	if (s.ready_fd >= 0)
+		close(s.ready_fd);
 	close(sig_pipe[0]);
 	close(sig_pipe[1]);
 out_dir:

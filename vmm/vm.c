@@ -296,6 +296,9 @@ static int vm_add_devices(struct vm *vm, struct cmdline *cl)
 	if (!ret)
 		ret = iobus_add(&vm->io, CLAWVM_STATUS_PORT, CLAWVM_STATUS_PORT_LEN,
 				&status_port_ops, &vm->status);
+	vm->ready.fd = vm->cfg->ready_fd;
+	if (!ret)
+		ret = iobus_add(&vm->io, CLAWVM_READY_PORT, 1, &ready_port_ops, &vm->ready);
 	if (ret) {
 		log_err("cannot register port devices: %s", strerror(-ret));
 		return ret;
@@ -337,9 +340,9 @@ int vm_create(const struct vm_config *cfg, struct vm **out)
 		return -ENOMEM;
 	vm->cfg = cfg;
 	vm->kvm.dev_fd = vm->kvm.vm_fd = -1;
-	vm->mem.fd = -1;
 	vm->console_fd = -1;
 	vm->loop.epfd = -1;
+	vm->mem.fd = -1;
 	vm->nr_vcpus = 0;
 	pthread_mutex_init(&vm->end_lock, NULL);
 	vm->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -479,14 +482,6 @@ static int vm_result(struct vm *vm)
 	}
 }
 
-static uint64_t now_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
-
 static void vm_signalled(struct ev_handler *h, uint32_t events)
 {
 	struct vm *vm = h->opaque;
@@ -529,10 +524,11 @@ static void vm_stopped(struct ev_handler *h, uint32_t events)
 
 int vm_run(struct vm *vm)
 {
-	uint64_t start = now_us();
+	uint64_t start = log_clock_us();
 	sigset_t mask;
 	int sfd, ret = 0;
 
+	log_debug("the guest starts");
 	/* Stop signals are read from a signalfd here; vCPU threads inherit the mask. */
 	vm_signal_set(&mask);
 	sigaddset(&mask, VCPU_KICK_SIGNAL);
@@ -572,7 +568,7 @@ int vm_run(struct vm *vm)
 		vcpu_destroy(&vm->vcpus[i]);
 	vm->nr_vcpus = 0;
 	close(sfd);
-	log_debug("the guest ran for %llu ms", (unsigned long long)(now_us() - start) / 1000);
+	log_debug("the guest ran for %llu ms", (unsigned long long)(log_clock_us() - start) / 1000);
 	return vm_result(vm);
 }
 

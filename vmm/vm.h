@@ -50,6 +50,8 @@ struct vm_config {
 	const char *vsock_uds; /* hybrid vsock host socket, or NULL */
 	int signal_fd;	       /* -1, or where stop signals go (as signalfd_siginfo records) once
 				vm_forward_signals() was called, instead of stopping the VM */
+	int ready_fd;	       /* -1, or an eventfd the VM adds 1 to when guest-init's exec
+				channel listens (CLAWVM_READY_PORT) */
 	const char *rootfs;    /* the guest root as a read-only share; NULL: the initramfs */
 	struct vm_share shares[VM_MAX_SHARES];
 	unsigned nshares;
@@ -83,6 +85,7 @@ struct vm {
 	struct uart stdio;   /* ttyS1, the command's output */
 	struct i8042 kbd;
 	struct status_port status;
+	struct ready_port ready;
 	unsigned nr_vcpus;
 	struct vcpu vcpus[VM_MAX_VCPUS];
 	struct evloop loop;

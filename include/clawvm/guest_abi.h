@@ -27,6 +27,12 @@
  * runs one command. */
 #define CLAWVM_EXEC_PORT 1024
 
+/* guest-init writes 1 here with one 8-bit `outb` once it listens on CLAWVM_EXEC_PORT, so
+ * that the VMM connects the command's session at once rather than polling while the guest
+ * boots (each refused attempt is a vsock round trip through the booting guest). */
+#define CLAWVM_READY_PORT  0x0604
+#define CLAWVM_READY_VALUE 1
+
 /* Exit statuses guest-init uses for its own failures, as shells do. */
 #define CLAWVM_EXIT_NOT_EXECUTABLE 126
 #define CLAWVM_EXIT_NOT_FOUND	   127

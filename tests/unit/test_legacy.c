@@ -1,6 +1,9 @@
-/* The i8042 reset line, the POST port and the exit-status port, reached through the I/O
- * bus at the ports the VMM gives them. */
+/* The i8042 reset line, the POST port and the exit-status and ready ports, reached through
+ * the I/O bus at the ports the VMM gives them. */
 #include "unit.h"
+
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include "clawvm/guest_abi.h"
 #include "vmm/iobus.h"
@@ -10,6 +13,7 @@ struct devices {
 	struct iobus bus;
 	struct i8042 kbd;
 	struct status_port status;
+	struct ready_port ready;
 	unsigned resets;
 };
 
@@ -32,13 +36,19 @@ static int devices_setup(void **state)
 	assert_int_equal(iobus_add(&d->bus, CLAWVM_STATUS_PORT, CLAWVM_STATUS_PORT_LEN,
 				   &status_port_ops, &d->status),
 			 0);
+	d->ready.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	assert_true(d->ready.fd >= 0);
+	assert_int_equal(iobus_add(&d->bus, CLAWVM_READY_PORT, 1, &ready_port_ops, &d->ready), 0);
 	*state = d;
 	return 0;
 }
 
 static int devices_teardown(void **state)
 {
-	free(*state);
+	struct devices *d = *state;
+
+	close(d->ready.fd);
+	free(d);
 	return 0;
 }
 
@@ -141,6 +151,46 @@ static void status_port_reads_all_ones(void **state)
 	assert_int_equal(in(d, CLAWVM_STATUS_PORT, 4), 0xffffffff);
 }
 
+/* What the ready port's eventfd has counted since the last call (0: nothing). */
+static uint64_t ready_count(struct devices *d)
+{
+	eventfd_t n = 0;
+
+	return eventfd_read(d->ready.fd, &n) == 0 ? n : 0;
+}
+
+static void ready_port_counts_outb_1(void **state)
+{
+	struct devices *d = *state;
+
+	assert_int_equal(ready_count(d), 0);
+	out(d, CLAWVM_READY_PORT, 1, CLAWVM_READY_VALUE);
+	assert_int_equal(ready_count(d), 1);
+	out(d, CLAWVM_READY_PORT, 1, CLAWVM_READY_VALUE);
+	out(d, CLAWVM_READY_PORT, 1, CLAWVM_READY_VALUE);
+	assert_int_equal(ready_count(d), 2);
+	assert_int_equal(in(d, CLAWVM_READY_PORT, 1), 0xff);
+	assert_int_equal(atomic_load(&d->status.status), -1); /* not a status */
+}
+
+static void ready_port_ignores_other_writes(void **state)
+{
+	struct devices *d = *state;
+
+	out(d, CLAWVM_READY_PORT, 1, 0);
+	out(d, CLAWVM_READY_PORT, 1, 2);
+	out(d, CLAWVM_READY_PORT, 1, 0xff);
+	out(d, CLAWVM_READY_PORT, 2, CLAWVM_READY_VALUE); /* outw would reach past the port */
+	ready_port_ops.write(&d->ready, 0, 4, CLAWVM_READY_VALUE);
+	ready_port_ops.write(&d->ready, 1, 1, CLAWVM_READY_VALUE);
+	assert_int_equal(ready_count(d), 0);
+	/* With nobody waiting, the word is dropped. */
+	struct ready_port nobody = {.fd = -1};
+
+	ready_port_ops.write(&nobody, 0, 1, CLAWVM_READY_VALUE);
+	assert_int_equal(ready_count(d), 0);
+}
+
 static void post_port_ignored(void **state)
 {
 	struct devices *d = *state;
@@ -160,6 +210,7 @@ int main(void)
 	    DEV_TEST(i8042_status_reads_ready),	  DEV_TEST(i8042_direct_call),
 	    DEV_TEST(status_port_records_outl),	  DEV_TEST(status_port_ignores_other_writes),
 	    DEV_TEST(status_port_reads_all_ones), DEV_TEST(post_port_ignored),
+	    DEV_TEST(ready_port_counts_outb_1),	  DEV_TEST(ready_port_ignores_other_writes),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
