@@ -1,8 +1,9 @@
-/* Guest RAM: one memfd, mapped once, split into at most two guest-physical regions around
+/* Guest RAM: one anonymous mapping, split into at most two guest-physical regions around
  * the 32-bit MMIO hole. Every access from the VMM goes through gm_ptr(). */
 #ifndef CLAWVM_GUEST_MEM_H
 #define CLAWVM_GUEST_MEM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -11,18 +12,18 @@
 struct gm_region {
 	uint64_t gpa;
 	uint64_t size;
-	uint64_t offset; /* into the memfd and into host mapping */
+	uint64_t offset; /* into the host mapping */
 };
 
 struct guest_mem {
-	int fd;	       /* memfd, -1 for a caller-provided buffer */
+	bool owned;    /* mapped by gm_create; false for a caller-provided buffer */
 	uint8_t *host; /* mapping of all of guest RAM, regions back to back */
 	uint64_t size;
 	unsigned nr_regions;
 	struct gm_region regions[GM_MAX_REGIONS];
 };
 
-/* Guest RAM of `size` bytes in a fresh memfd. */
+/* Guest RAM of `size` bytes, zeroed, in a fresh mapping. */
 __attribute__((warn_unused_result)) int gm_create(struct guest_mem *gm, uint64_t size);
 /* Guest RAM over a buffer the caller owns (tests, fuzzers). */
 void gm_init_buffer(struct guest_mem *gm, void *buf, uint64_t size);

@@ -144,8 +144,8 @@ static int vm_load_kernel(struct vm *vm)
 		close(fd);
 		return -EINVAL;
 	}
-	/* Populated in one call: faulting the file in page by page costs more than the copy. */
-	image = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+	/* Not MAP_POPULATE: the loader faults in only the parts it copies. */
+	image = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
 	close(fd);
 	if (image == MAP_FAILED) {
 		log_err("kernel `%s`: cannot map: %m", path);
@@ -342,7 +342,6 @@ int vm_create(const struct vm_config *cfg, struct vm **out)
 	vm->kvm.dev_fd = vm->kvm.vm_fd = -1;
 	vm->console_fd = -1;
 	vm->loop.epfd = -1;
-	vm->mem.fd = -1;
 	vm->nr_vcpus = 0;
 	pthread_mutex_init(&vm->end_lock, NULL);
 	vm->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
