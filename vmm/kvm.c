@@ -47,6 +47,22 @@ static int kvm_open_dev(const char *path)
 	return -1;
 }
 
+#define LEAF1_ECX_TSC_DEADLINE (1u << 24)
+
+/* KVM emulates the LAPIC's TSC-deadline timer mode but leaves it out of its supported
+ * CPUID (it depends on the in-kernel LAPIC, which the VMM chooses): announce it when KVM
+ * says it has it. A deadline is one MSR write, where the one-shot timer's countdown is an
+ * MMIO write KVM must decode. */
+static void kvm_add_emulated_cpuid(struct kvm *k)
+{
+	if (ioctl(k->dev_fd, KVM_CHECK_EXTENSION, KVM_CAP_TSC_DEADLINE_TIMER) <= 0)
+		return;
+	for (unsigned i = 0; i < k->cpuid->nent; i++) {
+		if (k->cpuid->entries[i].function == 0x1)
+			k->cpuid->entries[i].ecx |= LEAF1_ECX_TSC_DEADLINE;
+	}
+}
+
 static int kvm_get_cpuid(struct kvm *k)
 {
 	for (unsigned nent = 128; nent <= 4096; nent *= 2) {
@@ -58,6 +74,7 @@ static int kvm_get_cpuid(struct kvm *k)
 		c->nent = nent;
 		if (ioctl(k->dev_fd, KVM_GET_SUPPORTED_CPUID, c) == 0) {
 			k->cpuid = c;
+			kvm_add_emulated_cpuid(k);
 			return 0;
 		}
 		free(c);
