@@ -312,10 +312,11 @@ static int conn_flush_tx(struct vsock_conn *c)
 		c->tx_len -= (size_t)n;
 		c->fwd_cnt += (uint32_t)n;
 	}
-	/* Tell the guest of freed room every half buffer, and whenever all it sent has been
-	 * passed on (it may be waiting for credit). */
-	if (c->fwd_cnt - c->fwd_cnt_sent >= VSOCK_BUF / 2 ||
-	    (!c->tx_len && c->fwd_cnt != c->fwd_cnt_sent)) {
+	/* Tell the guest of freed room once half the buffer is free that it does not know of.
+	 * Not after every packet passed on: that doubled the guest's interrupts and made
+	 * guest-to-host streams 3x slower than the other way. No stall: a guest waits for
+	 * credit only with all VSOCK_BUF unacknowledged, and passing on half of it sends this. */
+	if (c->fwd_cnt - c->fwd_cnt_sent >= VSOCK_BUF / 2) {
 		struct vsock_hdr up = conn_hdr(c, VSOCK_OP_CREDIT_UPDATE, 0);
 
 		c->fwd_cnt_sent = c->fwd_cnt;

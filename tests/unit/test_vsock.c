@@ -921,6 +921,58 @@ static void flow_control_respects_guest_credit(void **state)
 	close(lfd);
 }
 
+/* Guest to host: the device tells the guest of freed room once per half buffer passed on,
+ * not after every packet (each update costs the guest an interrupt), and always before the
+ * guest could run out of credit. */
+static void credit_updates_per_half_buffer(void **state)
+{
+	enum { CHUNK = 4096, HALF = DEV_BUF / 2 };
+	struct fixture *f = *state;
+	static uint8_t data[CHUNK], got[CHUNK];
+	struct vsock_hdr h;
+	uint8_t buf[RX_BUF_SIZE];
+	size_t sent = 0, told;
+	int lfd, hfd;
+
+	memset(data, 0x5a, sizeof(data));
+	driver_start(f);
+	f->rx_refill = true;
+	rx_offer(f, 8, RX_BUF_SIZE);
+	hfd = guest_connect(f, &lfd);
+	/* Just short of half the buffer, each packet taken by the host at once: no update. */
+	while (sent + CHUNK < HALF) {
+		tx_rw(f, GUEST_PORT, HOST_PORT, data, CHUNK);
+		host_read_exact(f, hfd, got, CHUNK);
+		sent += CHUNK;
+	}
+	assert_no_rx(f);
+	/* The packet that makes half: one update, with everything passed on counted. */
+	tx_rw(f, GUEST_PORT, HOST_PORT, data, CHUNK);
+	host_read_exact(f, hfd, got, CHUNK);
+	sent += CHUNK;
+	expect_rx(f, VSOCK_OP_CREDIT_UPDATE, HOST_PORT, GUEST_PORT, &h, buf, 0);
+	assert_int_equal(h.fwd_cnt, sent);
+	assert_no_rx(f);
+	/* A guest that spends its whole credit at once: once all is passed on, it has been
+	 * told of all but less than half of it (so it never waits), in at most two updates. */
+	for (size_t n = 0; n < DEV_BUF; n += CHUNK)
+		tx_rw(f, GUEST_PORT, HOST_PORT, data, CHUNK);
+	for (size_t n = 0; n < DEV_BUF; n += CHUNK)
+		host_read_exact(f, hfd, got, CHUNK);
+	expect_rx(f, VSOCK_OP_CREDIT_UPDATE, HOST_PORT, GUEST_PORT, &h, buf, 0);
+	assert_true(h.fwd_cnt >= sent + HALF);
+	told = h.fwd_cnt;
+	if (rx_wait(f, &h, buf, sizeof(buf), QUIET_MS) >= 0) {
+		assert_int_equal(h.op, VSOCK_OP_CREDIT_UPDATE);
+		assert_true(h.fwd_cnt > told);
+		told = h.fwd_cnt;
+		assert_no_rx(f);
+	}
+	assert_true(told <= sent + DEV_BUF && sent + DEV_BUF - told < HALF);
+	close(hfd);
+	close(lfd);
+}
+
 /* The guest sends a full credit's worth, more than the host socket takes at once, and
  * closes: every byte still reaches the host, in order, and only then come the host's EOF
  * and the guest's RST. (The guest's last frames must not be lost to its close.) */
@@ -976,6 +1028,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(host_connect_handshake, setup, teardown),
 	    cmocka_unit_test_setup_teardown(host_connect_bad_lines, setup, teardown),
 	    cmocka_unit_test_setup_teardown(flow_control_respects_guest_credit, setup, teardown),
+	    cmocka_unit_test_setup_teardown(credit_updates_per_half_buffer, setup, teardown),
 	    cmocka_unit_test_setup_teardown(guest_close_with_host_socket_full, setup, teardown),
 	};
 	const struct CMUnitTest hostile[] = {
