@@ -5,12 +5,12 @@
  * vm_run. Until the exec session runs, a stop signal stops the VM; from then on it goes to
  * the command (SIGWINCH becomes a window-size change). */
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <poll.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
@@ -24,8 +24,7 @@
 #include "vmm/log.h"
 #include "vmm/session.h"
 
-#define CONNECT_RETRY_NS  (5 * 1000 * 1000)
-#define READY_FALLBACK_MS 1000
+#define CONNECT_RETRY_NS (5 * 1000 * 1000)
 
 struct session {
 	struct vm *vm;
