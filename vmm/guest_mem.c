@@ -81,18 +81,25 @@ void *gm_ptr(const struct guest_mem *gm, uint64_t gpa, uint64_t len)
 #define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
 #endif
 
+void madvise_pages(const void *addr, size_t len, int advice)
+{
+	long page = sysconf(_SC_PAGESIZE);
+	uintptr_t start, end;
+
+	if (len == 0 || page <= 0)
+		return;
+	start = (uintptr_t)addr & ~((uintptr_t)page - 1);
+	end = ((uintptr_t)addr + len + (uintptr_t)page - 1) & ~((uintptr_t)page - 1);
+	madvise((void *)start, end - start, advice);
+}
+
 void gm_prefault(const struct guest_mem *gm, uint64_t gpa, uint64_t len)
 {
 	uint8_t *host = gm_ptr(gm, gpa, len);
-	uintptr_t start, end;
-	long page = sysconf(_SC_PAGESIZE);
 
-	if (!host || !gm->owned || len == 0 || page <= 0)
-		return;
-	start = (uintptr_t)host & ~((uintptr_t)page - 1);
-	end = ((uintptr_t)host + len + (uintptr_t)page - 1) & ~((uintptr_t)page - 1);
 	/* Older hosts say EINVAL: the copy then faults the pages in as it goes. */
-	madvise((void *)start, end - start, MADV_POPULATE_WRITE);
+	if (host && gm->owned)
+		madvise_pages(host, len, MADV_POPULATE_WRITE);
 }
 
 uint64_t gm_low_end(const struct guest_mem *gm)

@@ -32,6 +32,9 @@ void gm_destroy(struct guest_mem *gm);
 /* Host pointer to [gpa, gpa+len) if all of it is guest RAM inside one region, else NULL. */
 void *gm_ptr(const struct guest_mem *gm, uint64_t gpa, uint64_t len);
 
+/* madvise(advice) over the pages that hold [addr, addr+len); best effort, errors ignored. */
+void madvise_pages(const void *addr, size_t len, int advice);
+
 /* Asks the host to back [gpa, gpa+len) now, in one call, before the VMM fills it: a
  * page fault per 4 KiB of kernel and initrd costs more than the copy itself. Best effort. */
 void gm_prefault(const struct guest_mem *gm, uint64_t gpa, uint64_t len);

@@ -5,7 +5,6 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <unistd.h>
 
 #include "vmm/kernel.h"
 #include "vmm/layout.h"
@@ -37,14 +36,7 @@ static bool in_file(size_t size, uint64_t offset, uint64_t len)
  * faults it in as it goes. */
 static void populate_read(const uint8_t *src, size_t len)
 {
-	long page = sysconf(_SC_PAGESIZE);
-	uintptr_t start, end;
-
-	if (len == 0 || page <= 0)
-		return;
-	start = (uintptr_t)src & ~((uintptr_t)page - 1);
-	end = ((uintptr_t)src + len + (uintptr_t)page - 1) & ~((uintptr_t)page - 1);
-	madvise((void *)start, end - start, MADV_POPULATE_READ);
+	madvise_pages(src, len, MADV_POPULATE_READ);
 }
 
 /* Looks through one PT_NOTE segment for the PVH entry note. */
