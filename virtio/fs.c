@@ -113,7 +113,8 @@ static const struct virtio_dev_ops fs_ops = {
     .reset = fs_reset,
 };
 
-int virtio_fs_init(struct virtio_fs *vfs, const char *tag, const char *root, bool read_only)
+int virtio_fs_init(struct virtio_fs *vfs, const char *tag, const char *root, bool read_only,
+		   struct fd_budget *fds)
 {
 	size_t tag_len = strlen(tag);
 	uint32_t queues = 1;
@@ -131,7 +132,7 @@ int virtio_fs_init(struct virtio_fs *vfs, const char *tag, const char *root, boo
 	memcpy(vfs->config + VIRTIO_FS_TAG_MAX, &queues, sizeof(queues));
 	vfs->dev.config = vfs->config;
 	vfs->dev.config_len = sizeof(vfs->config);
-	ret = fuse_server_create(root, read_only, &vfs->server);
+	ret = fuse_server_create(root, read_only, fds, &vfs->server);
 	if (ret < 0)
 		return ret;
 	pthread_cond_init(&vfs->work, NULL);

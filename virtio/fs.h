@@ -33,7 +33,8 @@ struct virtio_fs {
 /* Shares the directory `root` under `tag` (1 to 36 bytes); read-only shares refuse writes
  * on the host side. The worker threads start with the driver's first notification. */
 __attribute__((warn_unused_result)) int virtio_fs_init(struct virtio_fs *vfs, const char *tag,
-						       const char *root, bool read_only);
+						       const char *root, bool read_only,
+						       struct fd_budget *fds);
 /* Stops the workers (after the requests they serve) and closes the share. */
 void virtio_fs_destroy(struct virtio_fs *vfs);
 

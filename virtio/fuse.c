@@ -502,7 +502,8 @@ uint32_t fuse_server_handle(struct fuse_server *fs, const struct iovec *req, uns
 
 /* ---- the server ------------------------------------------------------------------------- */
 
-int fuse_server_create(const char *root, bool read_only, struct fuse_server **out)
+int fuse_server_create(const char *root, bool read_only, struct fd_budget *fds,
+		       struct fuse_server **out)
 {
 	struct fuse_server *fs = calloc(1, sizeof(*fs));
 	struct statfs sfs;
@@ -531,6 +532,7 @@ int fuse_server_create(const char *root, bool read_only, struct fuse_server **ou
 		goto err_proc;
 	}
 	fs->read_only = read_only;
+	fs->fds = fds;
 	fs->euid = geteuid();
 	fs->egid = getegid();
 	pthread_mutex_init(&fs->init_lock, NULL);

@@ -12,11 +12,15 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include "vmm/fd_budget.h"
+
 struct fuse_server;
 
-/* Opens `root` (a directory) as the share. Returns 0, or a negative errno after logging
- * one line that names `root`. */
+/* Opens `root` (a directory) as the share; the descriptors the guest makes it hold (one per
+ * inode it keeps looked up, one per open handle) are counted against `fds`. Returns 0, or a
+ * negative errno after logging one line that names `root`. */
 __attribute__((warn_unused_result)) int fuse_server_create(const char *root, bool read_only,
+							   struct fd_budget *fds,
 							   struct fuse_server **out);
 void fuse_server_destroy(struct fuse_server *fs);
 

@@ -13,6 +13,8 @@
 #include <sys/stat.h>
 #include <sys/uio.h>
 
+#include "vmm/fd_budget.h"
+
 /* Seconds the guest may trust an entry or attributes (and a miss) before asking again: the
  * host may change the share behind the guest's back, and a local file system's cache would
  * be stale about this long at most. */
@@ -69,6 +71,7 @@ struct fuse_nodes {
 struct fuse_server {
 	struct fuse_nodes nodes;
 	int proc_fd; /* /proc/self/fd, to reopen O_PATH descriptors for I/O */
+	struct fd_budget *fds;
 	bool read_only;
 	uid_t euid;
 	gid_t egid;

@@ -665,7 +665,7 @@ static const struct virtio_dev_ops vsock_ops = {
 };
 
 int virtio_vsock_init(struct virtio_vsock *vs, uint64_t cid, const char *uds_path,
-		      struct evloop *loop)
+		      struct evloop *loop, struct fd_budget *fds)
 {
 	struct sockaddr_un addr = {.sun_family = AF_UNIX};
 	uint64_t le_cid = htole64(cid);
@@ -678,6 +678,7 @@ int virtio_vsock_init(struct virtio_vsock *vs, uint64_t cid, const char *uds_pat
 	memcpy(vs->config, &le_cid, sizeof(le_cid));
 	vs->guest_cid = cid;
 	vs->loop = loop;
+	vs->fds = fds;
 	vs->next_host_port = VSOCK_FIRST_HOST_PORT;
 	vs->listener.fd = -1;
 	if (!uds_path)

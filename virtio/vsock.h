@@ -10,6 +10,7 @@
 
 #include "virtio/virtio.h"
 #include "vmm/evloop.h"
+#include "vmm/fd_budget.h"
 
 #define VSOCK_HOST_CID		2
 #define VSOCK_DEFAULT_GUEST_CID 3
@@ -49,7 +50,8 @@ struct virtio_vsock {
 	uint8_t config[8]; /* le64 guest_cid */
 	uint64_t guest_cid;
 	struct evloop *loop;
-	char *uds_path; /* NULL: no host side */
+	struct fd_budget *fds; /* each connection holds one descriptor of it */
+	char *uds_path;	       /* NULL: no host side */
 	struct ev_handler listener;
 	struct vsock_conn *conns; /* every connection, host- or guest-initiated */
 	unsigned nconns;
@@ -61,8 +63,9 @@ struct virtio_vsock {
 };
 
 /* Sets the device up; with `uds_path`, listens there (an existing socket file is refused). */
-__attribute__((warn_unused_result)) int
-virtio_vsock_init(struct virtio_vsock *vs, uint64_t cid, const char *uds_path, struct evloop *loop);
+__attribute__((warn_unused_result)) int virtio_vsock_init(struct virtio_vsock *vs, uint64_t cid,
+							  const char *uds_path, struct evloop *loop,
+							  struct fd_budget *fds);
 void virtio_vsock_destroy(struct virtio_vsock *vs);
 
 /* Parses a header from a TX chain's first bytes; -EINVAL if it is not a packet this device

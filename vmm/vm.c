@@ -307,7 +307,8 @@ static int vm_add_devices(struct vm *vm, struct cmdline *cl)
 	ret = devices_add_virtio(&vm->devices, &vm->kvm, &vm->loop, &vm->mem, &vm->rng.dev, cl);
 	if (ret < 0)
 		return ret;
-	ret = virtio_vsock_init(&vm->vsock, vm->cfg->vsock_cid, vm->cfg->vsock_uds, &vm->loop);
+	ret = virtio_vsock_init(&vm->vsock, vm->cfg->vsock_cid, vm->cfg->vsock_uds, &vm->loop,
+				&vm->fds);
 	if (ret < 0)
 		return ret;
 	vm->vsock_ready = 1;
@@ -316,7 +317,7 @@ static int vm_add_devices(struct vm *vm, struct cmdline *cl)
 		return ret;
 	for (unsigned i = 0; i < vm->nfs; i++) {
 		ret = virtio_fs_init(&vm->fs[i], vm->fs_tags[i], vm->fs_shares[i].host,
-				     vm->fs_shares[i].read_only);
+				     vm->fs_shares[i].read_only, &vm->fds);
 		if (ret < 0)
 			return ret;
 		vm->fs_ready++;
@@ -378,6 +379,7 @@ int vm_create(const struct vm_config *cfg, struct vm **out)
 	vm_list_shares(vm);
 	if (vm->nfs)
 		vm_raise_fd_limit();
+	fd_budget_init(&vm->fds, FD_BUDGET_RESERVE);
 	ret = vm_load_kernel(vm);
 	if (ret < 0)
 		goto err;

@@ -14,6 +14,7 @@
 #include "virtio/vsock.h"
 #include "vmm/devices.h"
 #include "vmm/evloop.h"
+#include "vmm/fd_budget.h"
 #include "vmm/guest_mem.h"
 #include "vmm/iobus.h"
 #include "vmm/kernel.h"
@@ -89,6 +90,7 @@ struct vm {
 	unsigned nr_vcpus;
 	struct vcpu vcpus[VM_MAX_VCPUS];
 	struct evloop loop;
+	struct fd_budget fds; /* what guest activity may hold open */
 	struct devices devices;
 	struct virtio_rng rng;
 	struct virtio_vsock vsock;

@@ -25,6 +25,8 @@
 #include "virtio/fuse.h"
 #include "vmm/log.h"
 
+static struct fd_budget unlimited_fds = {.limit = 1u << 30};
+
 #define CHECK(cond)                                                                                \
 	do {                                                                                       \
 		if (!(cond)) {                                                                     \
@@ -329,7 +331,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	dirs_init();
 	share_reset();
-	CHECK(fuse_server_create(share, data[0] & FUZZ_FUSE_READ_ONLY, &r.fs) == 0);
+	CHECK(fuse_server_create(share, data[0] & FUZZ_FUSE_READ_ONLY, &unlimited_fds, &r.fs) == 0);
 	if (!(data[0] & FUZZ_FUSE_NO_INIT)) {
 		static const uint8_t init_rec[FUZZ_FUSE_RECORD_HEAD] = {24, 0, 0, 0, 0, 0, 0};
 		struct fuse_init_in init = {.major = 7, .minor = 38, .flags = 0xffffffff};

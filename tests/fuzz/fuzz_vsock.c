@@ -21,6 +21,8 @@
 #include "vmm/evloop.h"
 #include "vmm/log.h"
 
+static struct fd_budget unlimited_fds = {.limit = 1u << 30};
+
 #define CHECK(cond)                                                                                \
 	do {                                                                                       \
 		if (!(cond)) {                                                                     \
@@ -344,7 +346,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	gm_init_buffer(&r.gm, ram, RAM_SIZE);
 	CHECK(evloop_init(&r.loop) == 0);
 	CHECK(virtio_vsock_init(&r.vs, FUZZ_VSOCK_GUEST_CID,
-				data[0] & FUZZ_VSOCK_HOST_SIDE ? uds_path : NULL, &r.loop) == 0);
+				data[0] & FUZZ_VSOCK_HOST_SIDE ? uds_path : NULL, &r.loop,
+				&unlimited_fds) == 0);
 	virtio_mmio_init(&r.mmio, &r.vs.dev, &r.gm, irq_nop, NULL);
 	driver_start(&r, data[0] & FUZZ_VSOCK_EVENT_IDX);
 

@@ -64,7 +64,7 @@ static int setup(void **state)
 	assert_true(fd >= 0);
 	assert_int_equal(write(fd, "hello, guest", 12), 12);
 	close(fd);
-	assert_int_equal(virtio_fs_init(&f->fs, "workspace", f->dir, false), 0);
+	assert_int_equal(virtio_fs_init(&f->fs, "workspace", f->dir, false, &unlimited_fds), 0);
 	virtio_mmio_init(&f->mmio, &f->fs.dev, &f->gm, no_irq, f);
 	*state = f;
 	return 0;
@@ -192,10 +192,11 @@ static void bad_tags_refused(void **state)
 	struct virtio_fs vfs;
 	struct fixture *f = *state;
 
-	assert_int_equal(virtio_fs_init(&vfs, "", f->dir, false), -EINVAL);
-	assert_int_equal(
-	    virtio_fs_init(&vfs, "0123456789012345678901234567890123456", f->dir, false), -EINVAL);
-	assert_int_equal(virtio_fs_init(&vfs, "t", "/no/such/dir", false), -ENOENT);
+	assert_int_equal(virtio_fs_init(&vfs, "", f->dir, false, &unlimited_fds), -EINVAL);
+	assert_int_equal(virtio_fs_init(&vfs, "0123456789012345678901234567890123456", f->dir,
+					false, &unlimited_fds),
+			 -EINVAL);
+	assert_int_equal(virtio_fs_init(&vfs, "t", "/no/such/dir", false, &unlimited_fds), -ENOENT);
 }
 
 /* INIT, LOOKUP, OPEN, READ: the host file's bytes in the guest's buffer. */

@@ -340,7 +340,7 @@ static int fx_setup_mode(void **state, bool read_only, bool init)
 	assert_non_null(f->q.buf);
 	assert_non_null(f->r.buf);
 	f->read_only = read_only;
-	assert_int_equal(fuse_server_create(f->dir, read_only, &f->fs), 0);
+	assert_int_equal(fuse_server_create(f->dir, read_only, &unlimited_fds, &f->fs), 0);
 	if (init)
 		assert_int_equal(fuse_init(f, 7, 38, FUSE_INIT_EXT | FUSE_DO_READDIRPLUS), 0);
 	*state = f;
@@ -374,7 +374,7 @@ static int fx_teardown(void **state)
 static void fx_reopen_ro(struct fx *f)
 {
 	fuse_server_destroy(f->fs);
-	assert_int_equal(fuse_server_create(f->dir, true, &f->fs), 0);
+	assert_int_equal(fuse_server_create(f->dir, true, &unlimited_fds, &f->fs), 0);
 	f->read_only = true;
 	assert_int_equal(fuse_init(f, 7, 38, 0), 0);
 }
@@ -1700,7 +1700,7 @@ static void test_mount_not_crossed(void **state)
 	host_write(strcat(strcpy(names, mnt), "/inside"), "mounted");
 	/* The server's share descriptor must be one of this namespace's mounts. */
 	fuse_server_destroy(f->fs);
-	assert_int_equal(fuse_server_create(f->dir, false, &f->fs), 0);
+	assert_int_equal(fuse_server_create(f->dir, false, &unlimited_fds, &f->fs), 0);
 	assert_int_equal(fuse_init(f, 7, 38, 0), 0);
 	assert_int_equal(lookup(f, 1, "mnt", &id), -ENOENT); /* looks absent */
 	/* READDIRPLUS lists the name, with no node. */

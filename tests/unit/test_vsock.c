@@ -206,7 +206,8 @@ static int setup_common(void **state, bool host_side)
 	strcpy(f->dir, "/tmp/clawvm-vsock-XXXXXX");
 	assert_non_null(mkdtemp(f->dir));
 	snprintf(f->path, sizeof(f->path), "%s/v.sock", f->dir);
-	assert_int_equal(virtio_vsock_init(&f->vs, GUEST_CID, host_side ? f->path : NULL, &f->loop),
+	assert_int_equal(virtio_vsock_init(&f->vs, GUEST_CID, host_side ? f->path : NULL, &f->loop,
+					   &unlimited_fds),
 			 0);
 	virtio_mmio_init(&f->mmio, &f->vs.dev, &f->gm, count_irq, f);
 	f->guest_buf_alloc = GUEST_ALLOC;

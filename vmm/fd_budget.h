@@ -1,0 +1,33 @@
+/* The host file descriptors that guest activity makes the VMM hold (FUSE inodes and open
+ * handles, vsock connections) are counted against one budget per process, kept below
+ * RLIMIT_NOFILE with a reserve for the VMM's own descriptors (KVM, vCPUs, eventfds, the
+ * event loop, the FUSE servers' transient descriptors, the session). A guest that spends
+ * the budget gets errors (ENFILE, a refused connection); the VMM keeps working. */
+#ifndef CLAWVM_FD_BUDGET_H
+#define CLAWVM_FD_BUDGET_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+
+/* Descriptors the VMM keeps for itself below the open-file limit: its fixed ones (at most
+ * about 160 with 32 vCPUs and 11 devices, see docs/threat-model.md) with room to spare. */
+#define FD_BUDGET_RESERVE 256
+
+struct fd_budget {
+	atomic_uint used;
+	unsigned limit; /* `used` never passes it */
+};
+
+/* The budget for this process: the soft RLIMIT_NOFILE (read now, so raise it first) less
+ * `reserve`; 0 if the limit is not above the reserve. */
+void fd_budget_init(struct fd_budget *b, unsigned reserve);
+/* A budget of exactly `limit` descriptors (tests, and callers that know better). */
+void fd_budget_init_limit(struct fd_budget *b, unsigned limit);
+/* Takes one descriptor from the budget; false (nothing taken) when it is spent. */
+__attribute__((warn_unused_result)) bool fd_budget_take(struct fd_budget *b);
+/* Gives back one taken by fd_budget_take. */
+void fd_budget_give(struct fd_budget *b);
+/* Descriptors taken now. */
+unsigned fd_budget_used(struct fd_budget *b);
+
+#endif
