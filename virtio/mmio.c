@@ -183,13 +183,14 @@ static void mmio_write_status(struct virtio_mmio *m, uint32_t value)
 		    (value & ~(uint32_t)VIRTIO_CONFIG_S_NEEDS_RESET);
 }
 
-static void mmio_notify_locked(struct virtio_mmio *m, uint32_t index)
+static bool mmio_notify_locked(struct virtio_mmio *m, uint32_t index)
 {
 	struct virtio_dev *dev = m->dev;
 
 	if (index < dev->ops->num_queues && (m->status & VIRTIO_CONFIG_S_DRIVER_OK) &&
 	    !(m->status & VIRTIO_CONFIG_S_NEEDS_RESET) && dev->queues[index].ready)
-		dev->ops->queue_notify(dev, index);
+		return dev->ops->queue_notify(dev, index);
+	return false;
 }
 
 static void mmio_write_reg(struct virtio_mmio *m, uint64_t offset, uint32_t value)
@@ -215,8 +216,9 @@ static void mmio_write_reg(struct virtio_mmio *m, uint64_t offset, uint32_t valu
 		m->queue_sel = value;
 		break;
 	case VIRTIO_MMIO_QUEUE_NUM:
+		/* Above QueueNumMax is invalid (4.2.2.2): size 0, which QueueReady refuses. */
 		if ((vq = mmio_queue_for_setup(m)))
-			vq->size = value > VQ_MAX_SIZE ? 0 : (uint16_t)value;
+			vq->size = value > m->dev->ops->queue_max ? 0 : (uint16_t)value;
 		break;
 	case VIRTIO_MMIO_QUEUE_READY:
 		vq = mmio_queue(m);
@@ -231,8 +233,10 @@ static void mmio_write_reg(struct virtio_mmio *m, uint64_t offset, uint32_t valu
 		}
 		break;
 	case VIRTIO_MMIO_QUEUE_NOTIFY:
-		/* Reached only when no ioeventfd took the write. */
-		mmio_notify_locked(m, value);
+		/* Reached only when no ioeventfd took the write, on a vCPU thread: the device
+		 * works its queues on its own thread only, so hand the notification there. */
+		if (m->kick && value < m->dev->ops->num_queues)
+			m->kick(m->irq_opaque, value);
 		break;
 	case VIRTIO_MMIO_INTERRUPT_ACK:
 		m->interrupt_status &= ~value;
@@ -315,9 +319,12 @@ void virtio_mmio_access(struct virtio_mmio *m, uint64_t offset, uint8_t *data, u
 	pthread_mutex_unlock(&m->dev->lock);
 }
 
-void virtio_mmio_notify(struct virtio_mmio *m, unsigned index)
+bool virtio_mmio_notify(struct virtio_mmio *m, unsigned index)
 {
+	bool more;
+
 	pthread_mutex_lock(&m->dev->lock);
-	mmio_notify_locked(m, index);
+	more = mmio_notify_locked(m, index);
 	pthread_mutex_unlock(&m->dev->lock);
+	return more;
 }

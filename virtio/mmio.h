@@ -18,6 +18,10 @@ struct virtio_mmio {
 	const struct guest_mem *mem;
 	void (*irq)(void *opaque); /* an edge on the device's interrupt line */
 	void *irq_opaque;
+	/* A QueueNotify write that no ioeventfd took (it trapped on a vCPU): hands it to the
+	 * device's thread, which then calls virtio_mmio_notify. Set by the owner after init,
+	 * called with irq_opaque; NULL: such writes are dropped. */
+	void (*kick)(void *opaque, unsigned index);
 
 	uint32_t status;
 	uint32_t device_features_sel;
@@ -37,7 +41,8 @@ void virtio_mmio_destroy(struct virtio_mmio *m);
 void virtio_mmio_access(struct virtio_mmio *m, uint64_t offset, uint8_t *data, unsigned len,
 			bool is_write);
 
-/* The driver notified queue `index` (QueueNotify). */
-void virtio_mmio_notify(struct virtio_mmio *m, unsigned index);
+/* The driver notified queue `index` (QueueNotify). Call on the device's thread only (the
+ * event loop). Returns true if the device left work for another call (its budget). */
+bool virtio_mmio_notify(struct virtio_mmio *m, unsigned index);
 
 #endif

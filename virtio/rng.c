@@ -1,5 +1,6 @@
 /* virtio-rng (virtio 1.2, 5.4): one request queue whose device-writable buffers are filled
- * with random bytes. Bounded per request so one huge buffer cannot stall the event loop. */
+ * with random bytes. Bounded per request and per notification, so that neither one huge
+ * buffer nor a guest that refills the queue as fast as it is served stalls the event loop. */
 #include <errno.h>
 #include <sys/random.h>
 
@@ -8,6 +9,9 @@
 
 #define RNG_QUEUE_SIZE	    64
 #define RNG_MAX_PER_REQUEST 65536
+/* Requests served per notification (then the event loop serves others and comes back): at
+ * most 2 MiB of getrandom per turn, however fast the guest refills the queue. */
+#define RNG_BUDGET 32
 
 static uint32_t rng_fill(const struct vq_chain *chain)
 {
@@ -36,17 +40,21 @@ static uint32_t rng_fill(const struct vq_chain *chain)
 	return written;
 }
 
-static void rng_queue_notify(struct virtio_dev *dev, unsigned index)
+static bool rng_queue_notify(struct virtio_dev *dev, unsigned index)
 {
 	struct virtq *vq = &dev->queues[index];
 	struct vq_chain chain;
-	int ret;
+	unsigned served = 0;
+	int ret = 0;
 
-	while ((ret = vq_pop(vq, &chain)) > 0)
+	while (served < RNG_BUDGET && (ret = vq_pop(vq, &chain)) > 0) {
 		vq_push(vq, chain.head, rng_fill(&chain));
+		served++;
+	}
 	if (ret < 0)
 		dev->failed(dev);
 	dev->used(dev, index);
+	return served == RNG_BUDGET;
 }
 
 static const struct virtio_dev_ops rng_ops = {

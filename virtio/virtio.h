@@ -5,6 +5,7 @@
 #define CLAWVM_VIRTIO_H
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "virtio/queue.h"
@@ -27,9 +28,13 @@ struct virtio_dev_ops {
 	uint64_t features; /* offered besides VERSION_1, INDIRECT_DESC and EVENT_IDX */
 	unsigned num_queues;
 	uint16_t queue_max;
-	/* The driver made buffers available on queue `index`. Runs on the event loop. */
-	void (*queue_notify)(struct virtio_dev *dev, unsigned index);
-	/* The driver reset the device: forget all state tied to the queues. */
+	/* The driver made buffers available on queue `index`. Runs on the device's own thread
+	 * (the event loop), never on a vCPU. Serves at most a budget of buffers per call and
+	 * returns true if it left some: the caller calls again after the loop served others. */
+	bool (*queue_notify)(struct virtio_dev *dev, unsigned index);
+	/* The driver reset the device: forget all state tied to the queues. Runs on the vCPU
+	 * that wrote the status register, with the device lock held: it must not free what
+	 * another thread may be about to use (mark it dead, let its owning thread free it). */
 	void (*reset)(struct virtio_dev *dev);
 	/* The driver wrote the config space (bytes [offset, offset+len)), optional. */
 	void (*config_written)(struct virtio_dev *dev, uint32_t offset, uint32_t len);

@@ -1,20 +1,29 @@
 /* virtio-vsock device and its hybrid Unix-socket host side.
  *
  * Queues: 0 RX (to the guest), 1 TX (from the guest), 2 events (unused). Everything runs on
- * the event loop with the device lock held: TX kicks, RX kicks, and host socket readiness.
+ * the event loop with the device lock held: TX kicks, RX kicks, and host socket readiness;
+ * only the driver's reset runs on a vCPU, and it frees nothing (see vsock_reset).
  * Flow control is the spec's credit scheme: we advertise VSOCK_BUF bytes per connection
  * and forward what the guest sends into a ring of that size, so a guest that respects its
  * credit never finds it full (one that does not gets its connection reset); in the other
  * direction we read from a host socket only as much as the guest's credit and RX buffers
  * allow, and stop polling the socket otherwise. A malformed packet is dropped and logged;
- * only ring violations put the device into NEEDS_RESET. */
+ * only ring violations put the device into NEEDS_RESET.
+ *
+ * What a guest can make this device hold, and the caps (docs/threat-model.md):
+ * VSOCK_MAX_CONNS connections, each one descriptor of the VMM's fd budget and a VSOCK_BUF
+ * ring (resident only as far as the guest filled it and the host peer has not read it);
+ * control packets waiting for RX buffers, at most one of each kind per connection plus
+ * VSOCK_RST_MAX resets; VSOCK_TX_BUDGET TX packets served per notification. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/timerfd.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -30,17 +39,28 @@
 #define VSOCK_LINE_MAX	      64    /* "CONNECT <port>\n" */
 #define VSOCK_READ_MAX	      65536 /* one RX packet's payload at most */
 #define VSOCK_FIRST_HOST_PORT (1u << 30)
+#define VSOCK_TX_BUDGET	      64 /* TX packets per notification, then others' turn */
 
 enum conn_state { C_HANDSHAKE, C_CONNECTING, C_ESTABLISHED };
 
+/* Control packets a connection owes the guest (each at most once, sent in this order). */
+#define CTRL_REQUEST  1u
+#define CTRL_RESPONSE 2u
+#define CTRL_CREDIT   4u
+
 struct vsock_conn {
-	struct vsock_conn *next;
+	struct vsock_conn *next;      /* in vs->conns, or in vs->dead once a reset ended it */
+	struct vsock_conn *ctrl_next; /* in the vs->ctrl_head queue while `ctrl` is not 0 */
 	struct virtio_vsock *vs;
 	struct ev_handler h; /* the host socket */
 	enum conn_state state;
+	bool dead;	   /* a driver reset ended it: only the loop may free it */
+	bool watched;	   /* h.fd is in the loop's epoll set, for `events` */
+	bool client_rdhup; /* C_CONNECTING: the host client shut down its sending side */
+	uint32_t events;
+	unsigned ctrl;	     /* CTRL_* owed */
 	uint32_t local_port; /* our side, CID 2 */
 	uint32_t peer_port;  /* the guest's */
-	uint32_t events;     /* what epoll watches now */
 	char line[VSOCK_LINE_MAX];
 	size_t line_len;
 	/* guest -> host: a ring of VSOCK_BUF bytes not yet written to the host socket. */
@@ -136,18 +156,84 @@ static bool rx_ready(struct virtio_vsock *vs)
 	return vs->dev.queues[RXQ].ready && !vs->dev.queues[RXQ].broken;
 }
 
+/* Watches the host socket for `want`, or (watch false) takes it out of the epoll set. */
+static void conn_watch(struct vsock_conn *c, bool watch, uint32_t want)
+{
+	struct evloop *loop = c->vs->loop;
+
+	if (!watch) {
+		if (c->watched)
+			evloop_del(loop, &c->h);
+		c->watched = false;
+	} else if (!c->watched) {
+		if (evloop_add(loop, &c->h, want) == 0) {
+			c->watched = true;
+			c->events = want;
+		}
+	} else if (want != c->events && evloop_mod(loop, &c->h, want) == 0) {
+		c->events = want;
+	}
+}
+
+/* What the loop watches the host socket for follows what we can do with it now. A socket
+ * we cannot serve is taken out of the epoll set: epoll reports a hung-up socket whatever it
+ * was asked for, and a report left unserved makes the loop spin. */
 static void conn_update_events(struct vsock_conn *c)
 {
+	struct virtio_vsock *vs = c->vs;
 	uint32_t want = 0;
 
-	if (c->state == C_HANDSHAKE ||
-	    (c->state == C_ESTABLISHED && !c->host_eof && !c->guest_closed && conn_credit(c) > 0 &&
-	     rx_ready(c->vs) && !c->vs->rx_starved))
-		want |= EPOLLIN;
-	if (c->tx_len)
-		want |= EPOLLOUT;
-	if (want != c->events && evloop_mod(c->vs->loop, &c->h, want) == 0)
-		c->events = want;
+	switch (c->state) {
+	case C_HANDSHAKE:
+		conn_watch(c, true, EPOLLIN);
+		break;
+	case C_CONNECTING:
+		/* Until the guest answers, only the client giving up matters (bytes it sends
+		 * early wait in the socket for the guest). After a half-close nothing can. */
+		conn_watch(c, !c->client_rdhup, EPOLLRDHUP);
+		break;
+	case C_ESTABLISHED:
+		if (!c->host_eof && !c->guest_closed && conn_credit(c) > 0 && rx_ready(vs) &&
+		    !vs->rx_starved)
+			want |= EPOLLIN;
+		if (c->tx_len)
+			want |= EPOLLOUT;
+		/* Wanting nothing, the socket stays watched only after the host's EOF: a report
+		 * then is the host gone both ways, served by a reset. Before its EOF, a hang-up
+		 * could not be served until the guest gives credit or buffers. */
+		conn_watch(c, want || c->host_eof, want);
+		break;
+	}
+}
+
+/* Closes and frees a connection that is on no list any more. On the loop's thread only. */
+static void conn_destroy(struct vsock_conn *c)
+{
+	conn_watch(c, false, 0);
+	close(c->h.fd);
+	fd_budget_give(c->vs->fds);
+	free(c->tx);
+	free(c);
+}
+
+/* Takes `c` off the queue of connections that owe the guest control packets. */
+static void ctrl_unlink(struct vsock_conn *c)
+{
+	struct virtio_vsock *vs = c->vs;
+	struct vsock_conn *prev = NULL;
+
+	if (!c->ctrl)
+		return;
+	for (struct vsock_conn *p = vs->ctrl_head; p && p != c; p = p->ctrl_next)
+		prev = p;
+	if (prev)
+		prev->ctrl_next = c->ctrl_next;
+	else
+		vs->ctrl_head = c->ctrl_next;
+	if (vs->ctrl_tail == c)
+		vs->ctrl_tail = prev;
+	c->ctrl = 0;
+	c->ctrl_next = NULL;
 }
 
 static void conn_free(struct vsock_conn *c)
@@ -161,10 +247,22 @@ static void conn_free(struct vsock_conn *c)
 		}
 	}
 	vs->nconns--;
-	evloop_del(vs->loop, &c->h);
-	close(c->h.fd);
-	free(c->tx);
-	free(c);
+	ctrl_unlink(c);
+	conn_destroy(c);
+}
+
+/* Frees a connection a driver reset ended. */
+static void conn_reap(struct vsock_conn *c)
+{
+	struct virtio_vsock *vs = c->vs;
+
+	for (struct vsock_conn **p = &vs->dead; *p; p = &(*p)->next) {
+		if (*p == c) {
+			*p = c->next;
+			break;
+		}
+	}
+	conn_destroy(c);
 }
 
 static struct vsock_conn *conn_find(struct virtio_vsock *vs, uint32_t local, uint32_t peer)
@@ -178,6 +276,8 @@ static struct vsock_conn *conn_find(struct virtio_vsock *vs, uint32_t local, uin
 
 static void conn_ready(struct ev_handler *h, uint32_t events);
 
+/* A connection for the host socket `fd` (the caller closes it on NULL): at most
+ * VSOCK_MAX_CONNS, each one descriptor of the budget. */
 static struct vsock_conn *conn_new(struct virtio_vsock *vs, int fd, enum conn_state state)
 {
 	struct vsock_conn *c;
@@ -186,20 +286,19 @@ static struct vsock_conn *conn_new(struct virtio_vsock *vs, int fd, enum conn_st
 		log_warn("vsock: %u connections open; refusing another", vs->nconns);
 		return NULL;
 	}
+	if (!fd_budget_take(vs->fds)) {
+		log_warn("vsock: the guest holds every descriptor it may; refusing a connection");
+		return NULL;
+	}
 	c = calloc(1, sizeof(*c));
 	if (!c || !(c->tx = malloc(VSOCK_BUF))) {
 		free(c);
+		fd_budget_give(vs->fds);
 		return NULL;
 	}
 	c->vs = vs;
 	c->state = state;
 	c->h = (struct ev_handler){.fd = fd, .ready = conn_ready, .opaque = c};
-	c->events = state == C_HANDSHAKE ? EPOLLIN : 0;
-	if (evloop_add(vs->loop, &c->h, c->events) < 0) {
-		free(c->tx);
-		free(c);
-		return NULL;
-	}
 	c->next = vs->conns;
 	vs->conns = c;
 	vs->nconns++;
@@ -241,54 +340,113 @@ static void rx_give(struct virtio_vsock *vs, const struct vq_chain *chain,
 	vq_push(vq, chain->head, (uint32_t)(sizeof(le) + h->len));
 }
 
-static bool rx_put(struct virtio_vsock *vs, const struct vsock_hdr *h, const void *data)
+static bool ctrl_pending(const struct virtio_vsock *vs)
+{
+	return vs->rst_len || vs->ctrl_head;
+}
+
+/* The next control packet owed: resets of connections already gone first, then what the
+ * oldest connection in the queue owes (its fwd_cnt as of now). */
+static struct vsock_hdr ctrl_next_packet(struct virtio_vsock *vs)
+{
+	struct vsock_conn *c = vs->ctrl_head;
+	struct vsock_hdr h;
+
+	if (vs->rst_len) {
+		h = (struct vsock_hdr){
+		    .src_cid = VSOCK_HOST_CID,
+		    .dst_cid = vs->guest_cid,
+		    .src_port = vs->rst[vs->rst_head].local,
+		    .dst_port = vs->rst[vs->rst_head].peer,
+		    .type = VSOCK_TYPE_STREAM,
+		    .op = VSOCK_OP_RST,
+		};
+		vs->rst_head = (vs->rst_head + 1) % VSOCK_RST_MAX;
+		vs->rst_len--;
+		return h;
+	}
+	if (c->ctrl & CTRL_REQUEST) {
+		h = conn_hdr(c, VSOCK_OP_REQUEST, 0);
+		c->ctrl &= ~CTRL_REQUEST;
+	} else if (c->ctrl & CTRL_RESPONSE) {
+		h = conn_hdr(c, VSOCK_OP_RESPONSE, 0);
+		c->ctrl &= ~CTRL_RESPONSE;
+	} else {
+		h = conn_hdr(c, VSOCK_OP_CREDIT_UPDATE, 0);
+		c->fwd_cnt_sent = c->fwd_cnt;
+		c->ctrl &= ~CTRL_CREDIT;
+	}
+	if (!c->ctrl) {
+		vs->ctrl_head = c->ctrl_next;
+		if (!vs->ctrl_head)
+			vs->ctrl_tail = NULL;
+		c->ctrl_next = NULL;
+	}
+	return h;
+}
+
+/* Sends the control packets owed, in order, while the driver has RX buffers. */
+static void ctrl_flush(struct virtio_vsock *vs)
 {
 	struct vq_chain chain;
+	bool sent = false;
 
-	if (!rx_take(vs, &chain))
-		return false;
-	rx_give(vs, &chain, h, data);
-	return true;
-}
+	while (ctrl_pending(vs) && rx_take(vs, &chain)) {
+		struct vsock_hdr h = ctrl_next_packet(vs);
 
-/* Sends control packets that waited for RX buffers, in order. */
-static void rx_flush_pending(struct virtio_vsock *vs)
-{
-	unsigned sent = 0;
-
-	while (sent < vs->npending && rx_put(vs, &vs->pending[sent], NULL))
-		sent++;
-	if (!sent)
-		return;
-	memmove(vs->pending, vs->pending + sent, (vs->npending - sent) * sizeof(*vs->pending));
-	vs->npending -= sent;
-	vs->dev.used(&vs->dev, RXQ);
-}
-
-static void send_ctrl(struct virtio_vsock *vs, const struct vsock_hdr *h)
-{
-	if (vs->npending == vs->pending_cap) {
-		unsigned cap = vs->pending_cap ? 2 * vs->pending_cap : 64;
-		struct vsock_hdr *p = realloc(vs->pending, cap * sizeof(*p));
-
-		if (!p) {
-			log_warn("vsock: out of memory for a control packet");
-			return;
-		}
-		vs->pending = p;
-		vs->pending_cap = cap;
+		rx_give(vs, &chain, &h, NULL);
+		sent = true;
 	}
-	vs->pending[vs->npending++] = *h;
-	rx_flush_pending(vs);
+	if (sent)
+		vs->dev.used(&vs->dev, RXQ);
+}
+
+/* `c` owes the guest `what` (CTRL_*): queued once per connection, however often owed. */
+static void ctrl_owe(struct vsock_conn *c, unsigned what)
+{
+	struct virtio_vsock *vs = c->vs;
+
+	if (!c->ctrl) {
+		if (vs->ctrl_tail)
+			vs->ctrl_tail->ctrl_next = c;
+		else
+			vs->ctrl_head = c;
+		vs->ctrl_tail = c;
+	}
+	c->ctrl |= what;
+	ctrl_flush(vs);
+}
+
+/* A reset for the guest's `peer` port from our `local` one, about a connection that is gone
+ * (or never was). At most VSOCK_RST_MAX wait for RX buffers; a guest that sends more
+ * packets to dead connections while it takes none loses the extra resets. */
+static void rst_owe(struct virtio_vsock *vs, uint32_t local, uint32_t peer)
+{
+	unsigned tail = (vs->rst_head + vs->rst_len) % VSOCK_RST_MAX;
+
+	if (vs->rst_len == VSOCK_RST_MAX) {
+		if (vs->rst_dropped++ == 0)
+			log_warn("vsock: the guest takes no packets and %u resets wait; dropping "
+				 "more",
+				 VSOCK_RST_MAX);
+		return;
+	}
+	vs->rst[tail].local = local;
+	vs->rst[tail].peer = peer;
+	vs->rst_len++;
+	ctrl_flush(vs);
 }
 
 static void conn_reset(struct vsock_conn *c)
 {
-	struct vsock_hdr rst = conn_hdr(c, VSOCK_OP_RST, 0);
+	struct virtio_vsock *vs = c->vs;
+	uint32_t local = c->local_port, peer = c->peer_port;
+	bool tell = c->state != C_HANDSHAKE;
 
-	if (c->state != C_HANDSHAKE)
-		send_ctrl(c->vs, &rst);
+	/* Freed first: what it still owed (a RESPONSE, a credit update) must not follow. */
 	conn_free(c);
+	if (tell)
+		rst_owe(vs, local, peer);
 }
 
 /* Writes what the guest sent to the host socket; tells the guest of freed credit. Returns
@@ -316,12 +474,8 @@ static int conn_flush_tx(struct vsock_conn *c)
 	 * Not after every packet passed on: that doubled the guest's interrupts and made
 	 * guest-to-host streams 3x slower than the other way. No stall: a guest waits for
 	 * credit only with all VSOCK_BUF unacknowledged, and passing on half of it sends this. */
-	if (c->fwd_cnt - c->fwd_cnt_sent >= VSOCK_BUF / 2) {
-		struct vsock_hdr up = conn_hdr(c, VSOCK_OP_CREDIT_UPDATE, 0);
-
-		c->fwd_cnt_sent = c->fwd_cnt;
-		send_ctrl(c->vs, &up);
-	}
+	if (c->fwd_cnt - c->fwd_cnt_sent >= VSOCK_BUF / 2)
+		ctrl_owe(c, CTRL_CREDIT);
 	if (!c->tx_len && c->guest_done)
 		shutdown(c->h.fd, SHUT_WR);
 	return !c->tx_len && c->guest_closed;
@@ -329,8 +483,9 @@ static int conn_flush_tx(struct vsock_conn *c)
 
 /* Host -> guest: one packet's worth from the host socket, as credit and buffers allow.
  * The RX buffer is taken first, so that bytes read always have a place to go; a read that
- * finds nothing spends the buffer on a credit update instead. */
-static void conn_read_host(struct vsock_conn *c)
+ * finds nothing spends the buffer on a credit update instead. Returns false if it reset
+ * (and freed) the connection. */
+static bool conn_read_host(struct vsock_conn *c)
 {
 	static uint8_t buf[VSOCK_READ_MAX];
 	struct virtio_vsock *vs = c->vs;
@@ -340,13 +495,13 @@ static void conn_read_host(struct vsock_conn *c)
 	struct vsock_hdr h;
 	ssize_t n;
 
-	if (!want || vs->npending || !rx_take(vs, &chain))
-		return;
+	if (!want || ctrl_pending(vs) || !rx_take(vs, &chain))
+		return true;
 	if (chain.in_len <= sizeof(h)) {
 		/* No room for a payload: a broken driver. Give the buffer back empty. */
 		vq_push(&vs->dev.queues[RXQ], chain.head, 0);
 		vs->dev.used(&vs->dev, RXQ);
-		return;
+		return true;
 	}
 	if (want > chain.in_len - sizeof(h))
 		want = chain.in_len - sizeof(h);
@@ -369,8 +524,11 @@ static void conn_read_host(struct vsock_conn *c)
 	}
 	rx_give(vs, &chain, &h, buf);
 	vs->dev.used(&vs->dev, RXQ);
-	if (h.op == VSOCK_OP_RST)
+	if (h.op == VSOCK_OP_RST) {
 		conn_free(c);
+		return false;
+	}
+	return true;
 }
 
 /* "CONNECT <port>\n" from a host client. Read only up to the newline (peeked first), so
@@ -421,9 +579,7 @@ static void conn_read_line(struct vsock_conn *c)
 	if (vs->next_host_port < VSOCK_FIRST_HOST_PORT)
 		vs->next_host_port = VSOCK_FIRST_HOST_PORT;
 	c->state = C_CONNECTING;
-	struct vsock_hdr req = conn_hdr(c, VSOCK_OP_REQUEST, 0);
-
-	send_ctrl(vs, &req);
+	ctrl_owe(c, CTRL_REQUEST);
 	conn_update_events(c);
 }
 
@@ -433,39 +589,96 @@ static void conn_ready(struct ev_handler *h, uint32_t events)
 	struct virtio_vsock *vs = c->vs;
 
 	pthread_mutex_lock(&vs->dev.lock);
-	if (c->state == C_HANDSHAKE) {
+	if (c->dead) {
+		/* A driver reset ended it while this event waited for the lock. */
+		conn_reap(c);
+	} else if (c->state == C_HANDSHAKE) {
 		conn_read_line(c);
+	} else if (c->state == C_CONNECTING) {
+		if (events & (EPOLLHUP | EPOLLERR)) {
+			conn_reset(c); /* the client gave up before the guest answered */
+		} else {
+			c->client_rdhup = true;
+			conn_update_events(c);
+		}
 	} else if (((events & EPOLLOUT) && conn_flush_tx(c) != 0) ||
 		   ((events & (EPOLLHUP | EPOLLERR)) && c->host_eof)) {
 		/* The host end is gone both ways (and the guest was told of its EOF), or
 		 * the guest closed and all it sent is passed on. */
 		conn_reset(c);
-	} else {
-		if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
-			conn_read_host(c);
-		/* c may be gone: look it up again before touching it. */
-		for (struct vsock_conn *p = vs->conns; p; p = p->next) {
-			if (p == c) {
-				conn_update_events(c);
-				break;
-			}
-		}
+	} else if (!(events & (EPOLLIN | EPOLLHUP | EPOLLERR)) || conn_read_host(c)) {
+		conn_update_events(c);
 	}
 	pthread_mutex_unlock(&vs->dev.lock);
+}
+
+/* Accepting again after the process ran out of descriptors. */
+static void backoff_ready(struct ev_handler *h, uint32_t events)
+{
+	struct virtio_vsock *vs = h->opaque;
+	uint64_t expirations;
+
+	(void)events;
+	if (read(h->fd, &expirations, sizeof(expirations)) != sizeof(expirations))
+		return;
+	if (evloop_add(vs->loop, &vs->listener, EPOLLIN) < 0)
+		log_warn("vsock: cannot watch `%s` again; host clients cannot connect",
+			 vs->uds_path);
+}
+
+/* accept() failed for want of descriptors or memory: the pending client stays pending, so
+ * the listener stays readable and the loop would spin. Stop watching it for a while. */
+static void listener_back_off(struct virtio_vsock *vs, int err)
+{
+	struct itimerspec when = {0};
+
+	vs->backoff_ms = vs->backoff_ms ? vs->backoff_ms * 2 : 10;
+	if (vs->backoff_ms > 1000)
+		vs->backoff_ms = 1000;
+	when.it_value.tv_sec = vs->backoff_ms / 1000;
+	when.it_value.tv_nsec = (long)(vs->backoff_ms % 1000) * 1000000;
+	if (timerfd_settime(vs->backoff.fd, 0, &when, NULL) < 0)
+		return; /* keep watching: spinning beats never accepting again */
+	evloop_del(vs->loop, &vs->listener);
+	log_warn("vsock: cannot accept host clients (%s); trying again in %u ms", strerror(err),
+		 vs->backoff_ms);
 }
 
 static void listener_ready(struct ev_handler *h, uint32_t events)
 {
 	struct virtio_vsock *vs = h->opaque;
+	struct vsock_conn *c;
 	int fd;
 
 	(void)events;
 	fd = accept4(h->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-	if (fd < 0)
+	if (fd < 0) {
+		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+			listener_back_off(vs, errno);
+		return;
+	}
+	vs->backoff_ms = 0;
+	pthread_mutex_lock(&vs->dev.lock);
+	c = conn_new(vs, fd, C_HANDSHAKE);
+	if (c)
+		conn_update_events(c);
+	else
+		close(fd);
+	pthread_mutex_unlock(&vs->dev.lock);
+}
+
+/* Frees the connections a driver reset ended (the reset runs on a vCPU thread). */
+static void reaper_ready(struct ev_handler *h, uint32_t events)
+{
+	struct virtio_vsock *vs = h->opaque;
+	uint64_t count;
+
+	(void)events;
+	if (read(h->fd, &count, sizeof(count)) != sizeof(count))
 		return;
 	pthread_mutex_lock(&vs->dev.lock);
-	if (!conn_new(vs, fd, C_HANDSHAKE))
-		close(fd);
+	while (vs->dead)
+		conn_reap(vs->dead);
 	pthread_mutex_unlock(&vs->dev.lock);
 }
 
@@ -473,45 +686,33 @@ static void listener_ready(struct ev_handler *h, uint32_t events)
 static void guest_request(struct virtio_vsock *vs, const struct vsock_hdr *h)
 {
 	struct sockaddr_un addr = {.sun_family = AF_UNIX};
-	struct vsock_hdr rst = {
-	    .src_cid = VSOCK_HOST_CID,
-	    .dst_cid = vs->guest_cid,
-	    .src_port = h->dst_port,
-	    .dst_port = h->src_port,
-	    .type = VSOCK_TYPE_STREAM,
-	    .op = VSOCK_OP_RST,
-	};
 	struct vsock_conn *c;
 	int fd;
 
 	if (!vs->uds_path || conn_find(vs, h->dst_port, h->src_port) ||
 	    snprintf(addr.sun_path, sizeof(addr.sun_path), "%s_%u", vs->uds_path, h->dst_port) >=
 		(int)sizeof(addr.sun_path)) {
-		send_ctrl(vs, &rst);
+		rst_owe(vs, h->dst_port, h->src_port);
 		return;
 	}
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0 || connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
 		if (fd >= 0)
 			close(fd);
-		send_ctrl(vs, &rst);
+		rst_owe(vs, h->dst_port, h->src_port);
 		return;
 	}
 	c = conn_new(vs, fd, C_ESTABLISHED);
 	if (!c) {
 		close(fd);
-		send_ctrl(vs, &rst);
+		rst_owe(vs, h->dst_port, h->src_port);
 		return;
 	}
 	c->local_port = h->dst_port;
 	c->peer_port = h->src_port;
 	c->peer_buf_alloc = h->buf_alloc;
 	c->peer_fwd_cnt = h->fwd_cnt;
-	{
-		struct vsock_hdr resp = conn_hdr(c, VSOCK_OP_RESPONSE, 0);
-
-		send_ctrl(vs, &resp);
-	}
+	ctrl_owe(c, CTRL_RESPONSE);
 	conn_update_events(c);
 }
 
@@ -526,15 +727,8 @@ static void guest_packet(struct virtio_vsock *vs, const struct vsock_hdr *h,
 	}
 	c = conn_find(vs, h->dst_port, h->src_port);
 	if (!c) {
-		if (h->op != VSOCK_OP_RST) {
-			struct vsock_hdr rst = {.src_cid = VSOCK_HOST_CID,
-						.dst_cid = vs->guest_cid,
-						.src_port = h->dst_port,
-						.dst_port = h->src_port,
-						.type = VSOCK_TYPE_STREAM,
-						.op = VSOCK_OP_RST};
-			send_ctrl(vs, &rst);
-		}
+		if (h->op != VSOCK_OP_RST)
+			rst_owe(vs, h->dst_port, h->src_port);
 		return;
 	}
 	c->peer_buf_alloc = h->buf_alloc;
@@ -596,27 +790,25 @@ static void guest_packet(struct virtio_vsock *vs, const struct vsock_hdr *h,
 			return;
 		}
 		break;
-	case VSOCK_OP_CREDIT_REQUEST: {
-		struct vsock_hdr up = conn_hdr(c, VSOCK_OP_CREDIT_UPDATE, 0);
-
-		c->fwd_cnt_sent = c->fwd_cnt;
-		send_ctrl(vs, &up);
+	case VSOCK_OP_CREDIT_REQUEST:
+		ctrl_owe(c, CTRL_CREDIT);
 		break;
-	}
 	default: /* CREDIT_UPDATE: the counters above are all it carries */
 		break;
 	}
 	conn_update_events(c);
 }
 
-static void vsock_tx(struct virtio_vsock *vs)
+/* At most VSOCK_TX_BUDGET packets per notification: true if the guest may have left more. */
+static bool vsock_tx(struct virtio_vsock *vs)
 {
 	struct virtq *vq = &vs->dev.queues[TXQ];
 	struct vsock_hdr raw, h;
 	struct vq_chain chain;
-	int ret;
+	unsigned served = 0;
+	int ret = 0;
 
-	while ((ret = vq_pop(vq, &chain)) > 0) {
+	while (served < VSOCK_TX_BUDGET && (ret = vq_pop(vq, &chain)) > 0) {
 		size_t got = vq_chain_read(&chain, 0, &raw, sizeof(raw));
 
 		if (vsock_parse(&raw, got, chain.out_len, vs->guest_cid, &h) < 0)
@@ -624,34 +816,55 @@ static void vsock_tx(struct virtio_vsock *vs)
 		else
 			guest_packet(vs, &h, &chain);
 		vq_push(vq, chain.head, 0);
+		served++;
 	}
 	if (ret < 0)
 		vs->dev.failed(&vs->dev);
 	vs->dev.used(&vs->dev, TXQ);
+	return served == VSOCK_TX_BUDGET;
 }
 
-static void vsock_queue_notify(struct virtio_dev *dev, unsigned index)
+static bool vsock_queue_notify(struct virtio_dev *dev, unsigned index)
 {
 	struct virtio_vsock *vs = to_vsock(dev);
 
-	if (index == TXQ) {
-		vsock_tx(vs);
-	} else if (index == RXQ) {
+	if (index == TXQ)
+		return vsock_tx(vs);
+	if (index == RXQ) {
 		/* New RX buffers: send what waited, and read from hosts again. */
 		vs->rx_starved = false;
-		rx_flush_pending(vs);
+		ctrl_flush(vs);
 		for (struct vsock_conn *c = vs->conns; c; c = c->next)
 			conn_update_events(c);
 	}
+	return false;
 }
 
+/* The driver reset the device, on a vCPU thread: every connection ends, but the event loop
+ * may hold one's event already and be waiting for the device lock to serve it. So nothing is
+ * closed or freed here: the connections move to vs->dead and the loop frees them. */
 static void vsock_reset(struct virtio_dev *dev)
 {
 	struct virtio_vsock *vs = to_vsock(dev);
+	bool ended = vs->conns != NULL;
+	uint64_t one = 1;
 
-	while (vs->conns)
-		conn_free(vs->conns);
-	vs->npending = 0;
+	while (vs->conns) {
+		struct vsock_conn *c = vs->conns;
+
+		vs->conns = c->next;
+		c->dead = true;
+		c->ctrl = 0;
+		c->ctrl_next = NULL;
+		c->next = vs->dead;
+		vs->dead = c;
+	}
+	vs->nconns = 0;
+	vs->ctrl_head = vs->ctrl_tail = NULL;
+	vs->rst_len = 0;
+	vs->rx_starved = false;
+	if (ended && write(vs->reaper.fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		log_warn("vsock: cannot wake the event loop to close connections: %m");
 }
 
 static const struct virtio_dev_ops vsock_ops = {
@@ -664,25 +877,12 @@ static const struct virtio_dev_ops vsock_ops = {
     .reset = vsock_reset,
 };
 
-int virtio_vsock_init(struct virtio_vsock *vs, uint64_t cid, const char *uds_path,
-		      struct evloop *loop, struct fd_budget *fds)
+/* The listener on `uds_path` and the timer it backs off with. */
+static int vsock_listen(struct virtio_vsock *vs, const char *uds_path)
 {
 	struct sockaddr_un addr = {.sun_family = AF_UNIX};
-	uint64_t le_cid = htole64(cid);
 	int fd;
 
-	memset(vs, 0, sizeof(*vs));
-	vs->dev.ops = &vsock_ops;
-	vs->dev.config = vs->config;
-	vs->dev.config_len = sizeof(vs->config);
-	memcpy(vs->config, &le_cid, sizeof(le_cid));
-	vs->guest_cid = cid;
-	vs->loop = loop;
-	vs->fds = fds;
-	vs->next_host_port = VSOCK_FIRST_HOST_PORT;
-	vs->listener.fd = -1;
-	if (!uds_path)
-		return 0;
 	if (strlen(uds_path) + 12 >= sizeof(addr.sun_path)) {
 		log_err("--vsock-uds `%s`: too long for a Unix socket path", uds_path);
 		return -ENAMETOOLONG;
@@ -699,27 +899,66 @@ int virtio_vsock_init(struct virtio_vsock *vs, uint64_t cid, const char *uds_pat
 	}
 	vs->uds_path = strdup(uds_path);
 	vs->listener = (struct ev_handler){.fd = fd, .ready = listener_ready, .opaque = vs};
-	if (!vs->uds_path || evloop_add(loop, &vs->listener, EPOLLIN) < 0) {
+	fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	vs->backoff = (struct ev_handler){.fd = fd, .ready = backoff_ready, .opaque = vs};
+	if (!vs->uds_path || fd < 0 || evloop_add(vs->loop, &vs->listener, EPOLLIN) < 0 ||
+	    evloop_add(vs->loop, &vs->backoff, EPOLLIN) < 0)
+		return -ENOMEM;
+	return 0;
+}
+
+int virtio_vsock_init(struct virtio_vsock *vs, uint64_t cid, const char *uds_path,
+		      struct evloop *loop, struct fd_budget *fds)
+{
+	uint64_t le_cid = htole64(cid);
+	int ret;
+
+	memset(vs, 0, sizeof(*vs));
+	vs->dev.ops = &vsock_ops;
+	vs->dev.config = vs->config;
+	vs->dev.config_len = sizeof(vs->config);
+	memcpy(vs->config, &le_cid, sizeof(le_cid));
+	vs->guest_cid = cid;
+	vs->loop = loop;
+	vs->fds = fds;
+	vs->next_host_port = VSOCK_FIRST_HOST_PORT;
+	vs->listener.fd = vs->backoff.fd = -1;
+	vs->reaper = (struct ev_handler){
+	    .fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC), .ready = reaper_ready, .opaque = vs};
+	if (vs->reaper.fd < 0 || evloop_add(loop, &vs->reaper, EPOLLIN) < 0) {
+		log_err("vsock: cannot set up its eventfd: %m");
 		virtio_vsock_destroy(vs);
 		return -ENOMEM;
 	}
-	return 0;
+	if (!uds_path)
+		return 0;
+	ret = vsock_listen(vs, uds_path);
+	if (ret < 0)
+		virtio_vsock_destroy(vs);
+	return ret;
+}
+
+static void close_handler(struct evloop *loop, struct ev_handler *h)
+{
+	if (h->fd < 0)
+		return;
+	evloop_del(loop, h);
+	close(h->fd);
+	h->fd = -1;
 }
 
 void virtio_vsock_destroy(struct virtio_vsock *vs)
 {
 	while (vs->conns)
 		conn_free(vs->conns);
-	if (vs->listener.fd >= 0) {
-		evloop_del(vs->loop, &vs->listener);
-		close(vs->listener.fd);
-		vs->listener.fd = -1;
-	}
+	while (vs->dead)
+		conn_reap(vs->dead);
+	close_handler(vs->loop, &vs->listener);
+	close_handler(vs->loop, &vs->backoff);
+	close_handler(vs->loop, &vs->reaper);
 	if (vs->uds_path) {
 		unlink(vs->uds_path);
 		free(vs->uds_path);
 		vs->uds_path = NULL;
 	}
-	free(vs->pending);
-	vs->pending = NULL;
 }

@@ -45,6 +45,9 @@ enum {
 
 struct vsock_conn;
 
+/* Resets owed to the guest for connections already gone, kept until RX buffers come. */
+#define VSOCK_RST_MAX 256
+
 struct virtio_vsock {
 	struct virtio_dev dev;
 	uint8_t config[8]; /* le64 guest_cid */
@@ -53,13 +56,26 @@ struct virtio_vsock {
 	struct fd_budget *fds; /* each connection holds one descriptor of it */
 	char *uds_path;	       /* NULL: no host side */
 	struct ev_handler listener;
-	struct vsock_conn *conns; /* every connection, host- or guest-initiated */
+	struct vsock_conn *conns; /* every live connection, host- or guest-initiated */
 	unsigned nconns;
+	/* Connections a driver reset ended (on a vCPU thread): the loop frees them (reaper). */
+	struct vsock_conn *dead;
+	struct ev_handler reaper; /* eventfd: the reset found connections to reap */
 	uint32_t next_host_port;
 	bool rx_starved; /* the driver had no RX buffer free: wait for its RX kick */
-	/* Control packets waiting for a free RX buffer (RESPONSE, RST, CREDIT_UPDATE...). */
-	struct vsock_hdr *pending;
-	unsigned npending, pending_cap;
+	/* Control packets waiting for a free RX buffer: connections that owe some (REQUEST,
+	 * RESPONSE, CREDIT_UPDATE; each at most once), in order, and resets of connections
+	 * already gone, in a ring (more are dropped and counted). */
+	struct vsock_conn *ctrl_head, *ctrl_tail;
+	struct {
+		uint32_t local, peer;
+	} rst[VSOCK_RST_MAX];
+	unsigned rst_head, rst_len;
+	uint64_t rst_dropped;
+	/* The listener stops accepting while the process is out of descriptors, and tries
+	 * again when this timerfd fires (backoff_ms doubles up to a second). */
+	struct ev_handler backoff;
+	unsigned backoff_ms;
 };
 
 /* Sets the device up; with `uds_path`, listens there (an existing socket file is refused). */

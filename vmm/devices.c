@@ -21,15 +21,31 @@ static void slot_irq(void *opaque)
 		log_warn("virtio: irqfd write: %m");
 }
 
+/* Adds one to queue `index`'s notify eventfd: the event loop then serves that queue as if
+ * the guest had notified it through the ioeventfd. */
+static void slot_kick(void *opaque, unsigned index)
+{
+	struct virtio_slot *s = opaque;
+	uint64_t one = 1;
+
+	if (index < VIRTIO_MAX_QUEUES && s->notify[index].fd >= 0 &&
+	    write(s->notify[index].fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+		log_warn("virtio: notify eventfd write: %m");
+}
+
+/* A device serves a budget of buffers per notification: if it left some, the queue is
+ * kicked again, and the loop serves every other ready fd before it comes back. */
 static void slot_notified(struct ev_handler *h, uint32_t events)
 {
 	struct virtio_slot *s = h->opaque;
+	unsigned index = (unsigned)(h - s->notify);
 	uint64_t count;
 
 	(void)events;
 	if (read(h->fd, &count, sizeof(count)) != sizeof(count))
 		return;
-	virtio_mmio_notify(&s->mmio, (unsigned)(h - s->notify));
+	if (virtio_mmio_notify(&s->mmio, index))
+		slot_kick(s, index);
 }
 
 static int slot_wire(struct virtio_slot *s, struct kvm *kvm, struct evloop *loop, unsigned queues)
@@ -81,6 +97,7 @@ int devices_add_virtio(struct devices *d, struct kvm *kvm, struct evloop *loop,
 	s->gsi = DEVICES_FIRST_GSI + d->count;
 	d->count++;
 	virtio_mmio_init(&s->mmio, dev, mem, slot_irq, s);
+	s->mmio.kick = slot_kick;
 	ret = slot_wire(s, kvm, loop, dev->ops->num_queues);
 	if (ret < 0) {
 		log_err("virtio-%s: cannot wire its eventfds into KVM: %s", dev->ops->name,

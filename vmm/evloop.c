@@ -1,5 +1,8 @@
 /* epoll-based event loop. */
+#include <assert.h>
 #include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <sys/epoll.h>
 #include <unistd.h>
 
@@ -12,6 +15,7 @@ int evloop_init(struct evloop *l)
 {
 	l->batch = NULL;
 	l->batch_len = 0;
+	l->owner = pthread_self();
 	l->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (l->epfd < 0) {
 		log_err("epoll_create1: %m");
@@ -27,10 +31,18 @@ void evloop_destroy(struct evloop *l)
 	l->epfd = -1;
 }
 
+/* Only the loop's thread may change what it watches: another thread could free a handler
+ * the loop is about to run (it found the vsock device's reset doing that). */
+static bool on_owner(const struct evloop *l)
+{
+	return pthread_equal(pthread_self(), l->owner);
+}
+
 int evloop_add(struct evloop *l, struct ev_handler *h, uint32_t events)
 {
 	struct epoll_event ev = {.events = events, .data.ptr = h};
 
+	assert(on_owner(l));
 	if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, h->fd, &ev) < 0) {
 		log_err("epoll_ctl add fd %d: %m", h->fd);
 		return -errno;
@@ -42,6 +54,7 @@ int evloop_mod(struct evloop *l, struct ev_handler *h, uint32_t events)
 {
 	struct epoll_event ev = {.events = events, .data.ptr = h};
 
+	assert(on_owner(l));
 	if (epoll_ctl(l->epfd, EPOLL_CTL_MOD, h->fd, &ev) < 0)
 		return -errno;
 	return 0;
@@ -51,6 +64,7 @@ void evloop_del(struct evloop *l, struct ev_handler *h)
 {
 	struct epoll_event *batch = l->batch;
 
+	assert(on_owner(l));
 	epoll_ctl(l->epfd, EPOLL_CTL_DEL, h->fd, NULL);
 	for (int i = 0; i < l->batch_len; i++) {
 		if (batch[i].data.ptr == h)

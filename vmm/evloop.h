@@ -1,8 +1,13 @@
 /* The event loop: one epoll set, each fd with its handler. Runs on the main thread:
- * ioeventfds of virtio queues, backends, the stop eventfd, signals. */
+ * ioeventfds of virtio queues, backends, the stop eventfd, signals. It is the owning thread
+ * of everything it watches: only it adds, changes or removes a watched fd (checked), so that
+ * a handler it is about to run can never be freed under it by another thread. A handler
+ * must serve its fd or stop watching it: epoll reports EPOLLHUP and EPOLLERR whatever the
+ * events asked for, and a level-triggered fd left unserved makes the loop spin. */
 #ifndef CLAWVM_EVLOOP_H
 #define CLAWVM_EVLOOP_H
 
+#include <pthread.h>
 #include <stdint.h>
 
 struct ev_handler {
@@ -13,6 +18,7 @@ struct ev_handler {
 
 struct evloop {
 	int epfd;
+	pthread_t owner; /* the thread that called evloop_init, and runs the loop */
 	/* The batch being dispatched, so that evloop_del can drop a handler's pending event
 	 * (another handler may free it mid-batch). */
 	void *batch;
@@ -21,7 +27,8 @@ struct evloop {
 
 __attribute__((warn_unused_result)) int evloop_init(struct evloop *l);
 void evloop_destroy(struct evloop *l);
-/* Watches h->fd for `events` (EPOLLIN...); `h` must outlive the loop. */
+/* Watches h->fd for `events` (EPOLLIN...) until evloop_del. These three must be called on
+ * the loop's own thread. */
 __attribute__((warn_unused_result)) int evloop_add(struct evloop *l, struct ev_handler *h,
 						   uint32_t events);
 /* Changes the events watched on h->fd. */

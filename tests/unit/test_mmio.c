@@ -20,11 +20,20 @@ struct fixture {
 	struct virtio_rng rng;
 	struct virtio_mmio mmio;
 	unsigned irqs;
+	unsigned kicks, kicked; /* trapped QueueNotify writes handed off; the last index */
 };
 
 static void count_irq(void *opaque)
 {
 	((struct fixture *)opaque)->irqs++;
+}
+
+static void record_kick(void *opaque, unsigned index)
+{
+	struct fixture *f = opaque;
+
+	f->kicks++;
+	f->kicked = index;
 }
 
 static int setup(void **state)
@@ -35,6 +44,7 @@ static int setup(void **state)
 	fake_ram_init(&f->gm, RAM, 0);
 	virtio_rng_init(&f->rng);
 	virtio_mmio_init(&f->mmio, &f->rng.dev, &f->gm, count_irq, f);
+	f->mmio.kick = record_kick;
 	*state = f;
 	return 0;
 }
@@ -73,14 +83,19 @@ static uint32_t negotiate(struct fixture *f, uint32_t low, uint32_t high)
 	return rd(f, VIRTIO_MMIO_STATUS);
 }
 
-static void setup_queue(struct fixture *f, uint32_t desc)
+static void setup_queue_sized(struct fixture *f, uint32_t desc, uint32_t size)
 {
 	wr(f, VIRTIO_MMIO_QUEUE_SEL, 0);
-	wr(f, VIRTIO_MMIO_QUEUE_NUM, QSIZE);
+	wr(f, VIRTIO_MMIO_QUEUE_NUM, size);
 	wr(f, VIRTIO_MMIO_QUEUE_DESC_LOW, desc);
 	wr(f, VIRTIO_MMIO_QUEUE_AVAIL_LOW, AVAIL);
 	wr(f, VIRTIO_MMIO_QUEUE_USED_LOW, USED);
 	wr(f, VIRTIO_MMIO_QUEUE_READY, 1);
+}
+
+static void setup_queue(struct fixture *f, uint32_t desc)
+{
+	setup_queue_sized(f, desc, QSIZE);
 }
 
 static void identity(void **state)
@@ -227,10 +242,74 @@ static void rng_fills_buffer(void **state)
 	assert_int_equal(rd(f, VIRTIO_MMIO_INTERRUPT_STATUS), 1);
 	wr(f, VIRTIO_MMIO_INTERRUPT_ACK, 1);
 	assert_int_equal(rd(f, VIRTIO_MMIO_INTERRUPT_STATUS), 0);
-	/* A notify through the register (no ioeventfd) works the same. */
+	/* A notify through the register (no ioeventfd took it) traps on a vCPU thread: it is
+	 * handed to the device's thread (the kick), not served on the vCPU. */
 	offer(f, 1, 16, 2, 0, 2);
 	wr(f, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
+	assert_int_equal(f->kicks, 1);
+	assert_int_equal(f->kicked, 0);
+	assert_int_equal(le16toh(used[1]), 1);
+	assert_false(virtio_mmio_notify(&f->mmio, 0));
 	assert_int_equal(le16toh(used[1]), 2);
+	/* A queue the device does not have is not handed anywhere. */
+	wr(f, VIRTIO_MMIO_QUEUE_NOTIFY, 1);
+	wr(f, VIRTIO_MMIO_QUEUE_NOTIFY, 0xffffffff);
+	assert_int_equal(f->kicks, 1);
+}
+
+/* QueueNum above QueueNumMax (64 for the rng) is invalid: the queue cannot be enabled. */
+static void queue_num_above_max_refused(void **state)
+{
+	struct fixture *f = *state;
+
+	negotiate(f, 0, 1);
+	setup_queue_sized(f, DESC, 128); /* a power of two, but above the maximum */
+	assert_int_equal(rd(f, VIRTIO_MMIO_QUEUE_READY), 0);
+	assert_true(rd(f, VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_NEEDS_RESET);
+	wr(f, VIRTIO_MMIO_STATUS, 0);
+	negotiate(f, 0, 1);
+	setup_queue_sized(f, DESC, 64);
+	assert_int_equal(rd(f, VIRTIO_MMIO_QUEUE_READY), 1);
+	assert_int_equal(f->rng.dev.queues[0].size, 64);
+}
+
+/* A full queue is served a budget at a time: the notify says more is left, and the event
+ * loop comes back for it after serving others. Without the budget, a guest that refills
+ * the queue as fast as it is served keeps the loop in one notify. */
+static void rng_serves_a_budget_per_notify(void **state)
+{
+	struct fixture *f = *state;
+	uint16_t *used = gm_ptr(&f->gm, USED, 4 + 8 * 64);
+	uint16_t *avail = gm_ptr(&f->gm, AVAIL, 4 + 2 * 64);
+	unsigned calls = 0;
+
+	negotiate(f, 0, 1);
+	setup_queue_sized(f, DESC, 64);
+	wr(f, VIRTIO_MMIO_STATUS,
+	   VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK |
+	       VIRTIO_CONFIG_S_DRIVER_OK);
+	for (uint16_t i = 0; i < 64; i++) {
+		uint8_t *d = gm_ptr(&f->gm, DESC + 16ULL * i, 16);
+		uint64_t addr = htole64(BUF + 16ULL * i);
+		uint32_t len = htole32(16);
+		uint16_t flags = htole16(2);
+
+		memcpy(d, &addr, 8);
+		memcpy(d + 8, &len, 4);
+		memcpy(d + 12, &flags, 2);
+		avail[2 + i] = htole16(i);
+	}
+	avail[1] = htole16(64);
+	assert_true(virtio_mmio_notify(&f->mmio, 0));
+	assert_int_equal(le16toh(used[1]), 32);
+	/* The guest keeps the ring full: each notify still serves only a budget. */
+	do {
+		avail[2 + le16toh(avail[1]) % 64] = htole16(le16toh(avail[1]) % 64);
+		avail[1] = htole16(le16toh(avail[1]) + 32);
+		calls++;
+	} while (virtio_mmio_notify(&f->mmio, 0) && calls < 4);
+	assert_int_equal(calls, 4);
+	assert_int_equal(le16toh(used[1]), 32 * 5);
 }
 
 static void rng_readable_buffer_gets_nothing(void **state)
@@ -282,6 +361,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(queue_setup_rules, setup, teardown),
 	    cmocka_unit_test_setup_teardown(misaligned_ring_needs_reset, setup, teardown),
 	    cmocka_unit_test_setup_teardown(rng_fills_buffer, setup, teardown),
+	    cmocka_unit_test_setup_teardown(queue_num_above_max_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(rng_serves_a_budget_per_notify, setup, teardown),
 	    cmocka_unit_test_setup_teardown(rng_readable_buffer_gets_nothing, setup, teardown),
 	    cmocka_unit_test_setup_teardown(rng_hostile_ring_needs_reset, setup, teardown),
 	};

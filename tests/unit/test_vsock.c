@@ -9,6 +9,8 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
@@ -44,6 +46,7 @@ struct fixture {
 	struct evloop loop;
 	struct virtio_vsock vs;
 	struct virtio_mmio mmio;
+	struct fd_budget fds;
 	char dir[64];
 	char path[128];
 	uint16_t avail_idx[3];
@@ -206,9 +209,9 @@ static int setup_common(void **state, bool host_side)
 	strcpy(f->dir, "/tmp/clawvm-vsock-XXXXXX");
 	assert_non_null(mkdtemp(f->dir));
 	snprintf(f->path, sizeof(f->path), "%s/v.sock", f->dir);
-	assert_int_equal(virtio_vsock_init(&f->vs, GUEST_CID, host_side ? f->path : NULL, &f->loop,
-					   &unlimited_fds),
-			 0);
+	fd_budget_init_limit(&f->fds, 1u << 20);
+	assert_int_equal(
+	    virtio_vsock_init(&f->vs, GUEST_CID, host_side ? f->path : NULL, &f->loop, &f->fds), 0);
 	virtio_mmio_init(&f->mmio, &f->vs.dev, &f->gm, count_irq, f);
 	f->guest_buf_alloc = GUEST_ALLOC;
 	*state = f;
@@ -233,6 +236,7 @@ static int teardown(void **state)
 	char p[sizeof(f->dir) + 1 + sizeof(e->d_name)];
 
 	virtio_vsock_destroy(&f->vs);
+	assert_int_equal(fd_budget_used(&f->fds), 0); /* every connection gave its fd back */
 	virtio_mmio_destroy(&f->mmio);
 	evloop_destroy(&f->loop);
 	d = opendir(f->dir);
@@ -1012,6 +1016,346 @@ static void guest_close_with_host_socket_full(void **state)
 	close(lfd);
 }
 
+/* ---- hostile guests: lifetimes, spins, caps, budgets ------------------------------------- */
+
+/* Events the loop dispatched in `ms`: a loop that spins on an fd it does not serve runs
+ * hundreds of thousands of them. */
+static long count_events(struct fixture *f, int ms)
+{
+	long long deadline = now_ms() + ms;
+	long events = 0;
+
+	while (now_ms() < deadline) {
+		int n = evloop_run_once(&f->loop, 10);
+
+		assert_true(n >= 0);
+		events += n;
+	}
+	return events;
+}
+
+/* A host client connected to guest port 5000 and accepted by the guest; its host port in
+ * *port. */
+static int host_established(struct fixture *f, uint32_t *port)
+{
+	struct vsock_hdr h;
+	uint8_t buf[RX_BUF_SIZE];
+	char ok[32], got[32];
+	int cfd = host_client(f), len;
+
+	host_write(cfd, "CONNECT 5000\n", 13);
+	assert_true(rx_wait(f, &h, buf, sizeof(buf), WAIT_MS) == (int)HDR);
+	assert_int_equal(h.op, VSOCK_OP_REQUEST);
+	*port = h.src_port;
+	tx_ctrl(f, VSOCK_OP_RESPONSE, 5000, *port, 0);
+	len = snprintf(ok, sizeof(ok), "OK %u\n", *port);
+	host_read_exact(f, cfd, got, (size_t)len);
+	assert_memory_equal(got, ok, (size_t)len);
+	return cfd;
+}
+
+/* The reset race, made deterministic: the loop has taken a connection's event from epoll
+ * when a vCPU resets the device, and dispatches it after. The connection must still be
+ * there to look at (it was freed on the vCPU: a use-after-free, and a recv on an fd number
+ * perhaps reused), and the loop is the one that frees it. */
+static void reset_while_loop_holds_connection_event(void **state)
+{
+	struct fixture *f = *state;
+	struct epoll_event ev;
+	struct ev_handler *h;
+	uint32_t port;
+	int cfd;
+
+	driver_start(f);
+	rx_offer(f, 8, RX_BUF_SIZE);
+	cfd = host_established(f, &port);
+	host_write(cfd, "data", 4);
+	assert_int_equal(epoll_wait(f->loop.epfd, &ev, 1, WAIT_MS), 1);
+	h = ev.data.ptr;
+	assert_ptr_not_equal(h, &f->vs.listener);
+	assert_ptr_not_equal(h, &f->vs.reaper);
+	wr(f, VIRTIO_MMIO_STATUS, 0); /* the vCPU's reset */
+	assert_int_equal(f->vs.nconns, 0);
+	assert_int_equal(fd_budget_used(&f->fds), 1); /* not closed on the vCPU */
+	h->ready(h, ev.events);			      /* the loop goes on with the event it holds */
+	assert_null(f->vs.dead);
+	assert_int_equal(fd_budget_used(&f->fds), 0);
+	host_expect_closed(f, cfd);
+	pump(f, QUIET_MS); /* the reaper's wake-up finds nothing left */
+	close(cfd);
+}
+
+/* After a reset, the loop closes every connection the reset ended. */
+static void reset_connections_closed_by_the_loop(void **state)
+{
+	struct fixture *f = *state;
+	uint32_t port;
+	int cfd, lfd, hfd;
+
+	driver_start(f);
+	rx_offer(f, 8, RX_BUF_SIZE);
+	cfd = host_established(f, &port);
+	hfd = guest_connect(f, &lfd);
+	assert_int_equal(f->vs.nconns, 2);
+	wr(f, VIRTIO_MMIO_STATUS, 0);
+	assert_int_equal(f->vs.nconns, 0);
+	host_expect_closed(f, cfd);
+	host_expect_closed(f, hfd);
+	assert_null(f->vs.dead);
+	assert_int_equal(fd_budget_used(&f->fds), 0);
+	/* The driver starts over and the device works again. */
+	memset(f->avail_idx, 0, sizeof(f->avail_idx));
+	memset(f->used_seen, 0, sizeof(f->used_seen));
+	memset(gm_ptr(&f->gm, RING(0), 3 * 0x4000), 0, 3 * 0x4000);
+	driver_start(f);
+	rx_offer(f, 8, RX_BUF_SIZE);
+	close(cfd);
+	cfd = host_established(f, &port);
+	close(cfd);
+	close(hfd);
+	close(lfd);
+}
+
+/* A host client that gives up before the guest answers its CONNECT: its hang-up must end
+ * the connection (an RST tells the guest), not be reported again and again. */
+static void host_client_gone_while_connecting(void **state)
+{
+	struct fixture *f = *state;
+	struct vsock_hdr h;
+	uint8_t buf[RX_BUF_SIZE];
+	uint32_t port;
+	int cfd;
+
+	driver_start(f);
+	rx_offer(f, 8, RX_BUF_SIZE);
+	cfd = host_client(f);
+	host_write(cfd, "CONNECT 5000\n", 13);
+	assert_true(rx_wait(f, &h, buf, sizeof(buf), WAIT_MS) == (int)HDR);
+	assert_int_equal(h.op, VSOCK_OP_REQUEST);
+	port = h.src_port;
+	close(cfd);
+	assert_true(count_events(f, QUIET_MS) <= 4);
+	expect_rx(f, VSOCK_OP_RST, port, 5000, &h, buf, 0);
+	assert_int_equal(f->vs.nconns, 0);
+}
+
+/* A client that half-closes (shuts down its sending side) while connecting is still served
+ * once the guest answers: its early bytes, then its EOF. */
+static void host_client_half_closed_while_connecting(void **state)
+{
+	struct fixture *f = *state;
+	struct vsock_hdr h;
+	uint8_t buf[RX_BUF_SIZE];
+	char ok[32], got[32];
+	uint32_t port;
+	int cfd, len;
+
+	driver_start(f);
+	rx_offer(f, 8, RX_BUF_SIZE);
+	cfd = host_client(f);
+	host_write(cfd, "CONNECT 5000\nhello", 18);
+	assert_int_equal(shutdown(cfd, SHUT_WR), 0);
+	assert_true(rx_wait(f, &h, buf, sizeof(buf), WAIT_MS) == (int)HDR);
+	assert_int_equal(h.op, VSOCK_OP_REQUEST);
+	port = h.src_port;
+	assert_true(count_events(f, QUIET_MS) <= 4);
+	tx_ctrl(f, VSOCK_OP_RESPONSE, 5000, port, 0);
+	len = snprintf(ok, sizeof(ok), "OK %u\n", port);
+	host_read_exact(f, cfd, got, (size_t)len);
+	assert_memory_equal(got, ok, (size_t)len);
+	expect_rx(f, VSOCK_OP_RW, port, 5000, &h, buf, sizeof(buf));
+	assert_int_equal(h.len, 5);
+	assert_memory_equal(buf, "hello", 5);
+	expect_rx(f, VSOCK_OP_SHUTDOWN, port, 5000, &h, buf, 0);
+	assert_int_equal(h.flags, VSOCK_SHUTDOWN_SEND);
+	close(cfd);
+}
+
+/* The guest accepts but advertises no buffer space, and the host client sends and closes:
+ * nothing can be passed on, so the socket must not be watched (epoll reports its hang-up
+ * whatever it is asked for). Once the guest gives credit, data, EOF and the reset follow. */
+static void host_hangup_without_guest_credit(void **state)
+{
+	struct fixture *f = *state;
+	struct vsock_hdr h;
+	uint8_t buf[RX_BUF_SIZE];
+	uint32_t port;
+	int cfd;
+
+	driver_start(f);
+	rx_offer(f, 8, RX_BUF_SIZE);
+	f->guest_buf_alloc = 0;
+	cfd = host_established(f, &port);
+	host_write(cfd, "x", 1);
+	close(cfd);
+	assert_true(count_events(f, QUIET_MS) <= 4);
+	assert_no_rx(f);
+	f->guest_buf_alloc = GUEST_ALLOC;
+	tx_ctrl(f, VSOCK_OP_CREDIT_UPDATE, 5000, port, 0);
+	expect_rx(f, VSOCK_OP_RW, port, 5000, &h, buf, sizeof(buf));
+	assert_int_equal(h.len, 1);
+	assert_int_equal(buf[0], 'x');
+	expect_rx(f, VSOCK_OP_SHUTDOWN, port, 5000, &h, buf, 0);
+	expect_rx(f, VSOCK_OP_RST, port, 5000, &h, buf, 0);
+	assert_int_equal(f->vs.nconns, 0);
+}
+
+/* The same when the guest posts no RX buffers. */
+static void host_hangup_without_rx_buffers(void **state)
+{
+	struct fixture *f = *state;
+	struct vsock_hdr h;
+	uint8_t buf[RX_BUF_SIZE];
+	int lfd, hfd;
+
+	driver_start(f);
+	rx_offer(f, 1, RX_BUF_SIZE); /* for the RESPONSE only */
+	hfd = guest_connect(f, &lfd);
+	host_write(hfd, "y", 1);
+	close(hfd);
+	assert_true(count_events(f, QUIET_MS) <= 4);
+	rx_offer(f, 8, RX_BUF_SIZE);
+	expect_rx(f, VSOCK_OP_RW, HOST_PORT, GUEST_PORT, &h, buf, sizeof(buf));
+	assert_int_equal(buf[0], 'y');
+	expect_rx(f, VSOCK_OP_SHUTDOWN, HOST_PORT, GUEST_PORT, &h, buf, 0);
+	expect_rx(f, VSOCK_OP_RST, HOST_PORT, GUEST_PORT, &h, buf, 0);
+	assert_int_equal(f->vs.nconns, 0);
+	close(lfd);
+}
+
+/* Packets to connections that do not exist, from a guest that takes no RX buffers: the
+ * resets owed wait in a ring of VSOCK_RST_MAX, the rest are dropped, none is lost out of
+ * order. (Each used to take a slot in a queue that grew without a bound.) */
+static void resets_owed_are_capped(void **state)
+{
+	enum { SENT = 1000 };
+	struct fixture *f = *state;
+	struct vsock_hdr h;
+	uint8_t buf[RX_BUF_SIZE];
+	unsigned got = 0;
+
+	driver_start(f);
+	for (uint32_t i = 0; i < SENT; i++)
+		tx_ctrl(f, VSOCK_OP_SHUTDOWN, 10000 + i, 77, VSOCK_SHUTDOWN_SEND);
+	assert_int_equal(f->vs.rst_len, VSOCK_RST_MAX);
+	assert_int_equal(f->vs.rst_dropped, SENT - VSOCK_RST_MAX);
+	while (got < VSOCK_RST_MAX) {
+		rx_offer(f, QSIZE, RX_BUF_SIZE);
+		for (unsigned i = 0; i < QSIZE; i++, got++) {
+			expect_rx(f, VSOCK_OP_RST, 77, 10000 + got, &h, buf, 0);
+		}
+	}
+	rx_offer(f, 1, RX_BUF_SIZE);
+	assert_no_rx(f);
+}
+
+/* CREDIT_REQUEST after CREDIT_REQUEST while the guest takes no RX buffers: one update is
+ * owed, not one per request, and it carries the count as of when it is sent. */
+static void credit_requests_coalesce(void **state)
+{
+	struct fixture *f = *state;
+	struct vsock_hdr h;
+	uint8_t buf[RX_BUF_SIZE];
+	int lfd, hfd;
+
+	driver_start(f);
+	rx_offer(f, 1, RX_BUF_SIZE);
+	hfd = guest_connect(f, &lfd);
+	for (int i = 0; i < 500; i++)
+		tx_ctrl(f, VSOCK_OP_CREDIT_REQUEST, GUEST_PORT, HOST_PORT, 0);
+	tx_rw(f, GUEST_PORT, HOST_PORT, "abc", 3);
+	rx_offer(f, 4, RX_BUF_SIZE);
+	expect_rx(f, VSOCK_OP_CREDIT_UPDATE, HOST_PORT, GUEST_PORT, &h, buf, 0);
+	assert_int_equal(h.fwd_cnt, 3);
+	assert_no_rx(f);
+	close(hfd);
+	close(lfd);
+}
+
+/* A TX ring fuller than the budget: one notification serves VSOCK_TX_BUDGET (64) packets and
+ * says more is left; the loop serves the rest in later turns. A guest that keeps the ring
+ * full cannot keep the loop in one notification. */
+static void tx_served_a_budget_per_notify(void **state)
+{
+	enum { RING = 256, SENT = 200 };
+	struct fixture *f = *state;
+	struct vsock_hdr h = guest_hdr(f, VSOCK_OP_RST, 1, 2, 0, 0);
+	uint16_t idx = 0;
+
+	mmio_driver_start(&f->mmio, 3, RING, RING(0), RING(1) - RING(0));
+	hdr_encode(gm_ptr(&f->gm, TX_BUF, HDR), &h);
+	for (uint16_t i = 0; i < SENT; i++) {
+		ring_put_desc(&f->gm, RING(TXQ), i, TX_BUF, HDR, 0, 0);
+		ring_publish(&f->gm, RING(TXQ) + 0x1000, RING, &idx, i);
+	}
+	assert_true(virtio_mmio_notify(&f->mmio, TXQ));
+	assert_int_equal(used_idx(f, TXQ), 64);
+	assert_true(virtio_mmio_notify(&f->mmio, TXQ));
+	assert_true(virtio_mmio_notify(&f->mmio, TXQ));
+	assert_int_equal(used_idx(f, TXQ), 192);
+	assert_false(virtio_mmio_notify(&f->mmio, TXQ));
+	assert_int_equal(used_idx(f, TXQ), SENT);
+}
+
+/* Connections hold descriptors of the VMM's budget: once it is spent, a guest connection is
+ * refused with an RST and a host client is closed at once; nothing else breaks. */
+static void connections_refused_when_budget_spent(void **state)
+{
+	struct fixture *f = *state;
+	struct vsock_hdr h;
+	uint8_t buf[RX_BUF_SIZE];
+	int lfd, hfd, cfd;
+
+	f->fds.limit = 1;
+	driver_start(f);
+	rx_offer(f, 8, RX_BUF_SIZE);
+	hfd = guest_connect(f, &lfd);
+	assert_int_equal(fd_budget_used(&f->fds), 1);
+	tx_ctrl(f, VSOCK_OP_REQUEST, GUEST_PORT + 1, HOST_PORT, 0);
+	expect_rx(f, VSOCK_OP_RST, HOST_PORT, GUEST_PORT + 1, &h, buf, 0);
+	cfd = host_client(f);
+	host_expect_closed(f, cfd);
+	assert_int_equal(f->vs.nconns, 1);
+	assert_int_equal(fd_budget_used(&f->fds), 1);
+	/* The first connection still works. */
+	tx_rw(f, GUEST_PORT, HOST_PORT, "ok", 2);
+	host_read_exact(f, hfd, buf, 2);
+	assert_memory_equal(buf, "ok", 2);
+	close(cfd);
+	close(hfd);
+	close(lfd);
+}
+
+/* accept() failing for want of descriptors (EMFILE) leaves the client pending and the
+ * listener readable: the listener must back off, not spin, and accept once it can. */
+static void listener_backs_off_when_out_of_descriptors(void **state)
+{
+	struct fixture *f = *state;
+	struct rlimit old, low;
+	struct vsock_hdr h;
+	uint8_t buf[RX_BUF_SIZE];
+	long events;
+	int cfd, lowest;
+
+	driver_start(f);
+	rx_offer(f, 4, RX_BUF_SIZE);
+	cfd = host_client(f); /* pending in the listener's backlog */
+	lowest = dup(0);
+	assert_true(lowest >= 0);
+	close(lowest);
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+	low = (struct rlimit){(rlim_t)lowest, old.rlim_max};
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+	events = count_events(f, QUIET_MS);
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+	assert_true(events <= 16);
+	host_write(cfd, "CONNECT 5000\n", 13);
+	assert_true(rx_wait(f, &h, buf, sizeof(buf), WAIT_MS) == (int)HDR);
+	assert_int_equal(h.op, VSOCK_OP_REQUEST);
+	assert_int_equal(h.dst_port, 5000);
+	close(cfd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest parse[] = {
@@ -1038,6 +1382,20 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(hostile_unknown_connection_rst, setup, teardown),
 	    cmocka_unit_test_setup_teardown(hostile_cyclic_tx_chain_needs_reset, setup, teardown),
 	    cmocka_unit_test_setup_teardown(hostile_small_rx_buffers, setup, teardown),
+	    cmocka_unit_test_setup_teardown(reset_while_loop_holds_connection_event, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(reset_connections_closed_by_the_loop, setup, teardown),
+	    cmocka_unit_test_setup_teardown(host_client_gone_while_connecting, setup, teardown),
+	    cmocka_unit_test_setup_teardown(host_client_half_closed_while_connecting, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(host_hangup_without_guest_credit, setup, teardown),
+	    cmocka_unit_test_setup_teardown(host_hangup_without_rx_buffers, setup, teardown),
+	    cmocka_unit_test_setup_teardown(resets_owed_are_capped, setup, teardown),
+	    cmocka_unit_test_setup_teardown(credit_requests_coalesce, setup, teardown),
+	    cmocka_unit_test_setup_teardown(tx_served_a_budget_per_notify, setup, teardown),
+	    cmocka_unit_test_setup_teardown(connections_refused_when_budget_spent, setup, teardown),
+	    cmocka_unit_test_setup_teardown(listener_backs_off_when_out_of_descriptors, setup,
+					    teardown),
 	};
 	int failed = 0;
 
