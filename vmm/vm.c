@@ -57,15 +57,18 @@ void vm_stop(struct vm *vm, enum vm_end why, const char *fmt, ...)
 	}
 }
 
-/* Writes all of buf to fd, riding out signals; gives up quietly if the reader is gone. */
-static void write_all(int fd, const void *buf, size_t len)
+/* Writes all of buf to fd for the guest, riding out signals; gives up quietly if the reader
+ * is gone, or once the VM is stopping: a reader that stopped reading (a full pipe) must not
+ * keep the vCPU that writes, and so the VMM's shutdown, waiting (the stop's kick interrupts
+ * the write with EINTR). */
+static void write_all(struct vm *vm, int fd, const void *buf, size_t len)
 {
 	const uint8_t *p = buf;
 
 	while (len) {
 		ssize_t n = write(fd, p, len);
 
-		if (n < 0 && errno == EINTR)
+		if (n < 0 && errno == EINTR && !atomic_load(&vm->stopping))
 			continue;
 		if (n <= 0)
 			return;
@@ -83,15 +86,14 @@ static void console_output(void *opaque, uint8_t byte)
 		vm->console_pos = 0;
 		vm->console_wrapped = 1;
 	}
-	if (vm->console_fd >= 0)
-		write_all(vm->console_fd, &byte, 1);
+	console_log_write(&vm->console_log, &byte, 1);
 }
 
 static void stdio_output(void *opaque, uint8_t byte)
 {
 	struct vm *vm = opaque;
 
-	write_all(vm->cfg->stdout_fd, &byte, 1);
+	write_all(vm, vm->cfg->stdout_fd, &byte, 1);
 }
 
 static void console_irq(void *opaque)
@@ -341,7 +343,7 @@ int vm_create(const struct vm_config *cfg, struct vm **out)
 		return -ENOMEM;
 	vm->cfg = cfg;
 	vm->kvm.dev_fd = vm->kvm.vm_fd = -1;
-	vm->console_fd = -1;
+	vm->console_log.fd = -1;
 	vm->loop.epfd = -1;
 	vm->nr_vcpus = 0;
 	pthread_mutex_init(&vm->end_lock, NULL);
@@ -352,13 +354,9 @@ int vm_create(const struct vm_config *cfg, struct vm **out)
 		goto err;
 	}
 	if (cfg->console_log) {
-		vm->console_fd =
-		    open(cfg->console_log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-		if (vm->console_fd < 0) {
-			ret = -errno;
-			log_err("--console-log `%s`: %m", cfg->console_log);
+		ret = console_log_open(&vm->console_log, cfg->console_log, CONSOLE_LOG_MAX);
+		if (ret < 0)
 			goto err;
-		}
 	}
 
 	ret = evloop_init(&vm->loop);
@@ -593,8 +591,7 @@ void vm_destroy(struct vm *vm)
 	kvm_close(&vm->kvm);
 	if (vm->mem.host)
 		gm_destroy(&vm->mem);
-	if (vm->console_fd >= 0)
-		close(vm->console_fd);
+	console_log_close(&vm->console_log);
 	if (vm->stop_fd >= 0)
 		close(vm->stop_fd);
 	pthread_mutex_destroy(&vm->end_lock);

@@ -12,6 +12,7 @@
 #include "virtio/fs.h"
 #include "virtio/rng.h"
 #include "virtio/vsock.h"
+#include "vmm/console_log.h"
 #include "vmm/devices.h"
 #include "vmm/evloop.h"
 #include "vmm/fd_budget.h"
@@ -112,7 +113,7 @@ struct vm {
 	int end_signal;
 	char end_msg[512];
 
-	int console_fd;
+	struct console_log console_log;	    /* --console-log, fd -1 without */
 	char console_tail[VM_CONSOLE_TAIL]; /* ring of the last console bytes */
 	size_t console_pos;
 	int console_wrapped;
