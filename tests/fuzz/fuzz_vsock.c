@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -21,7 +22,7 @@
 #include "vmm/evloop.h"
 #include "vmm/log.h"
 
-static struct fd_budget unlimited_fds = {.limit = 1u << 30};
+static struct fd_budget fds = {.limit = 1u << 30};
 
 #define CHECK(cond)                                                                                \
 	do {                                                                                       \
@@ -281,7 +282,29 @@ static void host_write(struct run *r, uint8_t which, const uint8_t *bytes, size_
 	}
 }
 
-static void run_records(struct run *r, const uint8_t *p, const uint8_t *end)
+/* The driver resets the device and starts over with fresh rings. With `race`, the event
+ * loop has taken an event from epoll before the reset and serves it after, as when the
+ * reset comes from a vCPU while the loop waits for the device lock. */
+static void reset_device(struct run *r, bool race, bool event_idx)
+{
+	struct epoll_event ev;
+	int held = race ? epoll_wait(r->loop.epfd, &ev, 1, 0) : 0;
+
+	wr(r, 0x070, 0);
+	CHECK(r->vs.nconns == 0);
+	if (held == 1) {
+		struct ev_handler *h = ev.data.ptr;
+
+		h->ready(h, ev.events);
+	}
+	memset(ram, 0, RING_BYTES);
+	memset(r->avail_idx, 0, sizeof(r->avail_idx));
+	memset(r->rx_size, 0, sizeof(r->rx_size));
+	r->rx_seen = 0;
+	driver_start(r, event_idx);
+}
+
+static void run_records(struct run *r, const uint8_t *p, const uint8_t *end, bool event_idx)
 {
 	for (unsigned rec = 0; rec < FUZZ_VSOCK_MAX_RECORD && p < end; rec++) {
 		uint8_t kind = *p++ % FUZZ_VSOCK_KINDS;
@@ -305,6 +328,12 @@ static void run_records(struct run *r, const uint8_t *p, const uint8_t *end)
 				return;
 			rx_offer(r, 1 + p[0] % 8, (uint32_t)get_le(p + 1, 2));
 			p += 3;
+			break;
+		case FUZZ_VSOCK_RESET:
+			if (end - p < 1)
+				return;
+			reset_device(r, *p & 1, event_idx);
+			p++;
 			break;
 		case FUZZ_VSOCK_LOOP:
 			if (end - p < 1)
@@ -347,16 +376,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	CHECK(evloop_init(&r.loop) == 0);
 	CHECK(virtio_vsock_init(&r.vs, FUZZ_VSOCK_GUEST_CID,
 				data[0] & FUZZ_VSOCK_HOST_SIDE ? uds_path : NULL, &r.loop,
-				&unlimited_fds) == 0);
+				&fds) == 0);
 	virtio_mmio_init(&r.mmio, &r.vs.dev, &r.gm, irq_nop, NULL);
 	driver_start(&r, data[0] & FUZZ_VSOCK_EVENT_IDX);
 
-	run_records(&r, data + 1, data + size);
+	run_records(&r, data + 1, data + size, data[0] & FUZZ_VSOCK_EVENT_IDX);
 
 	/* A reset drops every connection. */
 	wr(&r, 0x070, 0);
 	CHECK(r.vs.nconns == 0);
 	virtio_vsock_destroy(&r.vs);
+	CHECK(fd_budget_used(&fds) == 0); /* every connection's descriptor given back */
 	virtio_mmio_destroy(&r.mmio);
 	evloop_destroy(&r.loop);
 	for (unsigned i = 0; i < MAX_FDS; i++) {

@@ -7,6 +7,9 @@
  *   LOOP    byte n: the event loop run (n & 3) + 1 times without waiting
  *   HOST    byte which, byte L, L bytes: written by a host client (which & 1 == 0, a new
  *           client on the first use) or by the host end of a guest connection
+ *   RESET   byte how: the driver resets the device (STATUS 0, as from a vCPU) and starts
+ *           it again; with how & 1, while the event loop holds an event it took from epoll
+ *           before the reset and dispatches after it (the reset race)
  * A record cut short ends the input. */
 #ifndef CLAWVM_TESTS_FUZZ_VSOCK_H
 #define CLAWVM_TESTS_FUZZ_VSOCK_H
@@ -17,7 +20,14 @@
 #define FUZZ_VSOCK_HOST_SIDE 0x01 /* a Unix-socket host side in a temporary directory */
 #define FUZZ_VSOCK_EVENT_IDX 0x02
 
-enum { FUZZ_VSOCK_TX, FUZZ_VSOCK_RX, FUZZ_VSOCK_LOOP, FUZZ_VSOCK_HOST, FUZZ_VSOCK_KINDS };
+enum {
+	FUZZ_VSOCK_TX,
+	FUZZ_VSOCK_RX,
+	FUZZ_VSOCK_LOOP,
+	FUZZ_VSOCK_HOST,
+	FUZZ_VSOCK_RESET,
+	FUZZ_VSOCK_KINDS
+};
 
 #define FUZZ_VSOCK_TX_MAX     8192
 #define FUZZ_VSOCK_RX_MAX     8192

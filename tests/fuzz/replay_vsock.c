@@ -95,7 +95,7 @@ static size_t generate(uint8_t *in, size_t cap)
 	for (unsigned n = 1 + (unsigned)below(24); n > 0; n--) {
 		if (cap - len < 8 + HDR + 4000 + 64)
 			break;
-		switch (below(8)) {
+		switch (below(9)) {
 		case 0:
 		case 1:
 		case 2:
@@ -114,8 +114,13 @@ static size_t generate(uint8_t *in, size_t cap)
 			in[len + 1] = (uint8_t)rnd();
 			len += 2;
 			break;
-		default:
+		case 7:
 			len += gen_host(in + len);
+			break;
+		default:
+			in[len] = FUZZ_VSOCK_RESET;
+			in[len + 1] = (uint8_t)rnd();
+			len += 2;
 		}
 	}
 	return len;
