@@ -174,6 +174,19 @@ int fuse_open_beneath(int dir_fd, const char *name, int flags, mode_t mode)
 	return -errno;
 }
 
+int fuse_create_file(int dir_fd, const char *name, int flags, mode_t mode)
+{
+	int fd = fuse_open_beneath(dir_fd, name, flags | O_CREAT | O_EXCL, mode);
+
+	if (fd >= 0 && fchmod(fd, mode) < 0) {
+		int ret = -errno;
+
+		close(fd);
+		return ret;
+	}
+	return fd;
+}
+
 /* Our own O_PATH descriptor opened again, for I/O, through /proc/self/fd. O_NOFOLLOW cannot
  * be passed (the /proc entry is itself a symlink: ELOOP); callers have checked the inode's
  * type, and the /proc link leads to exactly that inode, not to a path. */
@@ -526,13 +539,12 @@ int fuse_server_create(const char *root, bool read_only, struct fd_budget *fds,
 		log_err("fuse: share `%s`: /proc/self/fd is needed and is not procfs", root);
 		goto err_proc;
 	}
-	ret = fuse_nodes_init(&fs->nodes, root_fd, &st);
+	ret = fuse_nodes_init(&fs->nodes, root_fd, &st, fds);
 	if (ret < 0) {
 		log_err("fuse: share `%s`: out of memory", root);
 		goto err_proc;
 	}
 	fs->read_only = read_only;
-	fs->fds = fds;
 	fs->euid = geteuid();
 	fs->egid = getegid();
 	pthread_mutex_init(&fs->init_lock, NULL);

@@ -17,8 +17,11 @@
 struct fuse_server;
 
 /* Opens `root` (a directory) as the share; the descriptors the guest makes it hold (one per
- * inode it keeps looked up, one per open handle) are counted against `fds`. Returns 0, or a
- * negative errno after logging one line that names `root`. */
+ * inode it keeps looked up, one per open handle; not the share's own two) are counted
+ * against `fds`, which must outlive the server: once that is spent, what would hold one
+ * more (LOOKUP of an inode not known yet, MKNOD, MKDIR, SYMLINK, CREATE, OPEN, OPENDIR)
+ * fails with ENFILE until the guest forgets or releases some, read-only share or not.
+ * Returns 0, or a negative errno after logging one line that names `root`. */
 __attribute__((warn_unused_result)) int fuse_server_create(const char *root, bool read_only,
 							   struct fd_budget *fds,
 							   struct fuse_server **out);

@@ -125,21 +125,10 @@ int fuse_do_opendir(struct fuse_req *r)
 static int create_open(struct fuse_req *r, int dir_fd, const char *name,
 		       const struct fuse_create_in *in)
 {
-	int flags = (int)(in->flags & OPEN_FLAGS), path_fd, fd;
+	int path_fd, fd;
 
-	mode_t mode = in->mode & 07777 & ~SETID;
-
-	fd = fuse_open_beneath(dir_fd, name, flags | O_CREAT | O_EXCL, mode);
-	if (fd >= 0) {
-		/* Exactly the guest's mode (its umask applied by its kernel), not our umask's. */
-		if (fchmod(fd, mode) < 0) {
-			int ret = -errno;
-
-			close(fd);
-			return ret;
-		}
-		return fd;
-	}
+	fd = fuse_create_file(dir_fd, name, (int)(in->flags & OPEN_FLAGS),
+			      in->mode & 07777 & ~SETID);
 	if (fd != -EEXIST || (in->flags & O_EXCL))
 		return fd;
 	/* Never opened by name: it could be a FIFO or a device someone put there. */

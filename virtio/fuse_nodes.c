@@ -2,7 +2,8 @@
  * arrays of our own, never host pointers, so a stale or made-up id from the guest finds
  * nothing. Inodes are deduplicated by (st_dev, st_ino) and counted by the guest's lookups;
  * entries in use by a request are freed only when that request lets go of them. One mutex
- * guards everything here; no system call but close() runs under it. */
+ * guards everything here; no system call but close() runs under it. Every inode and handle
+ * holds one descriptor of the process's budget from its insertion until its close. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -127,9 +128,23 @@ static void hash_unlink(struct fuse_nodes *t, struct fuse_inode *inode)
 	inode->hash_next = NULL;
 }
 
-static void inode_free(struct fuse_inode *inode)
+/* One descriptor of the budget for an inode or handle about to be kept; false when the
+ * budget is spent (said once per server: the guest holding that many is its own doing). */
+static bool budget_take(struct fuse_nodes *t)
+{
+	if (fd_budget_take(t->fds))
+		return true;
+	if (!atomic_exchange(&t->fds_warned, true))
+		fuse_warn("the %u host descriptors guests may hold are all held: ENFILE until "
+			  "the guest forgets or releases some",
+			  t->fds->limit);
+	return false;
+}
+
+static void inode_free(struct fuse_nodes *t, struct fuse_inode *inode)
 {
 	close(inode->fd);
+	fd_budget_give(t->fds);
 	free(inode);
 }
 
@@ -142,10 +157,10 @@ static void inode_drop(struct fuse_nodes *t, struct fuse_inode *inode)
 	inode->id = 0;
 	inode->nlookup = 0;
 	if (inode->busy == 0)
-		inode_free(inode);
+		inode_free(t, inode);
 }
 
-int fuse_nodes_init(struct fuse_nodes *t, int root_fd, const struct stat *st)
+int fuse_nodes_init(struct fuse_nodes *t, int root_fd, const struct stat *st, struct fd_budget *fds)
 {
 	memset(t, 0, sizeof(*t));
 	t->hash = calloc(HASH_BUCKETS, sizeof(*t->hash));
@@ -156,6 +171,8 @@ int fuse_nodes_init(struct fuse_nodes *t, int root_fd, const struct stat *st)
 		return -ENOMEM;
 	}
 	pthread_mutex_init(&t->lock, NULL);
+	t->fds = fds;
+	atomic_init(&t->fds_warned, false);
 	table_init(&t->inodes, FUSE_MAX_INODES);
 	table_init(&t->handles, FUSE_MAX_HANDLES);
 	t->root.fd = root_fd;
@@ -168,9 +185,10 @@ int fuse_nodes_init(struct fuse_nodes *t, int root_fd, const struct stat *st)
 	return 0;
 }
 
-static void handle_free(struct fuse_handle *h)
+static void handle_free(struct fuse_nodes *t, struct fuse_handle *h)
 {
 	close(h->fd);
+	fd_budget_give(t->fds);
 	pthread_mutex_destroy(&h->lock);
 	free(h);
 }
@@ -192,7 +210,7 @@ void fuse_nodes_reset(struct fuse_nodes *t)
 		table_remove(&t->handles, h->id);
 		h->id = 0;
 		if (h->busy == 0)
-			handle_free(h);
+			handle_free(t, h);
 	}
 	t->root.nlookup = 1;
 	pthread_mutex_unlock(&t->lock);
@@ -243,7 +261,7 @@ static bool unbusy(struct fuse_nodes *t, uint32_t *busy, const uint64_t *id)
 void fuse_inode_put(struct fuse_nodes *t, struct fuse_inode *inode)
 {
 	if (unbusy(t, &inode->busy, &inode->id))
-		inode_free(inode);
+		inode_free(t, inode);
 }
 
 /* One more lookup of an inode already known; false if it is not. Called with the lock. */
@@ -264,23 +282,30 @@ int fuse_inode_add(struct fuse_nodes *t, int fd, const struct stat *st, uint64_t
 {
 	unsigned bucket = hash_of(st->st_dev, st->st_ino, HASH_BUCKETS);
 	struct fuse_inode *fresh = NULL;
+	bool taken = false;
 	int ret = 0;
 
 	pthread_mutex_lock(&t->lock);
 	if (known_lookup(t, bucket, st, id))
-		goto out_known;
+		goto out_locked;
 	pthread_mutex_unlock(&t->lock);
 
-	/* Allocated outside the lock; the table is searched again in case another thread
-	 * entered the same inode meanwhile. */
+	/* A new inode keeps `fd`: one descriptor of the budget. It and the entry are taken
+	 * outside the lock; the table is searched again in case another thread entered the
+	 * same inode meanwhile (then both go back). */
+	taken = budget_take(t);
+	if (!taken) {
+		ret = -ENFILE;
+		goto out;
+	}
 	fresh = calloc(1, sizeof(*fresh));
 	if (!fresh) {
-		close(fd);
-		return -ENOMEM;
+		ret = -ENOMEM;
+		goto out;
 	}
 	pthread_mutex_lock(&t->lock);
 	if (known_lookup(t, bucket, st, id))
-		goto out_known;
+		goto out_locked;
 	fresh->fd = fd;
 	fresh->dev = st->st_dev;
 	fresh->ino = st->st_ino;
@@ -294,9 +319,13 @@ int fuse_inode_add(struct fuse_nodes *t, int fd, const struct stat *st, uint64_t
 		pthread_mutex_unlock(&t->lock);
 		return 0;
 	}
-out_known:
+	/* Known after all (ret 0), or the table is full: `fd` is not kept. */
+out_locked:
 	pthread_mutex_unlock(&t->lock);
+out:
 	close(fd);
+	if (taken)
+		fd_budget_give(t->fds);
 	free(fresh);
 	return ret;
 }
@@ -322,11 +351,17 @@ void fuse_inode_forget(struct fuse_nodes *t, uint64_t id, uint64_t nlookup)
 
 int fuse_handle_add(struct fuse_nodes *t, int fd, bool dir, uint64_t *id)
 {
-	struct fuse_handle *h = calloc(1, sizeof(*h));
+	struct fuse_handle *h;
 	int ret;
 
+	if (!budget_take(t)) {
+		close(fd);
+		return -ENFILE;
+	}
+	h = calloc(1, sizeof(*h));
 	if (!h) {
 		close(fd);
+		fd_budget_give(t->fds);
 		return -ENOMEM;
 	}
 	h->fd = fd;
@@ -337,7 +372,7 @@ int fuse_handle_add(struct fuse_nodes *t, int fd, bool dir, uint64_t *id)
 	*id = h->id;
 	pthread_mutex_unlock(&t->lock);
 	if (ret < 0)
-		handle_free(h);
+		handle_free(t, h); /* its descriptor and budget unit go back */
 	return ret;
 }
 
@@ -356,7 +391,7 @@ struct fuse_handle *fuse_handle_get(struct fuse_nodes *t, uint64_t id)
 void fuse_handle_put(struct fuse_nodes *t, struct fuse_handle *h)
 {
 	if (unbusy(t, &h->busy, &h->id))
-		handle_free(h);
+		handle_free(t, h);
 }
 
 int fuse_handle_release(struct fuse_nodes *t, uint64_t id)
@@ -373,7 +408,7 @@ int fuse_handle_release(struct fuse_nodes *t, uint64_t id)
 	}
 	pthread_mutex_unlock(&t->lock);
 	if (dead)
-		handle_free(h);
+		handle_free(t, h);
 	return h ? 0 : -EBADF;
 }
 

@@ -8,6 +8,7 @@
 
 #include <linux/fuse.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/stat.h>
@@ -21,9 +22,19 @@
 #define ENTRY_TIMEOUT 1
 #define ATTR_TIMEOUT  1
 
-#define FUSE_MAX_INODES	 (1u << 20)
+/* Caps on what a guest can make one server hold. Each inode and each handle holds a host
+ * descriptor, taken from the process's descriptor budget (vmm/fd_budget.h, below
+ * RLIMIT_NOFILE and shared by every share and vsock): that budget is the limit a guest
+ * meets first (ENFILE); the table caps below only bound a table's memory should the open
+ * file limit be huge. */
+/* Node ids: slot arrays of 16 bytes a slot (16 MiB at most) and one struct fuse_inode each
+ * in use; the kernel's own nr_open (1 << 20 by default) is the most RLIMIT_NOFILE can be. */
+#define FUSE_MAX_INODES (1u << 20)
+/* Open files and directories: far more than a guest's programs keep open at once. */
 #define FUSE_MAX_HANDLES (1u << 16)
-#define FUSE_MAX_LINKED	 (1u << 16) /* inodes the server gave extra hard links */
+/* Inodes the server gave extra hard links (see fuse_link_check): they hold no descriptor, so
+ * this cap alone bounds them (one small record each, dropped with the last such link). */
+#define FUSE_MAX_LINKED (1u << 16)
 
 /* One host inode the guest knows by a node id: an O_PATH descriptor, counted by the
  * guest's lookups (nlookup) and by the requests using it right now (busy), so that a
@@ -61,6 +72,8 @@ struct fuse_linked;
 
 struct fuse_nodes {
 	pthread_mutex_t lock;
+	struct fd_budget *fds; /* one unit per inode and handle held, never the root's */
+	atomic_bool fds_warned;
 	struct fuse_inode root;
 	struct fuse_table inodes, handles;
 	struct fuse_inode **hash; /* by (dev, ino) */
@@ -71,7 +84,6 @@ struct fuse_nodes {
 struct fuse_server {
 	struct fuse_nodes nodes;
 	int proc_fd; /* /proc/self/fd, to reopen O_PATH descriptors for I/O */
-	struct fd_budget *fds;
 	bool read_only;
 	uid_t euid;
 	gid_t egid;
@@ -79,8 +91,10 @@ struct fuse_server {
 	bool initialized;
 };
 
-__attribute__((warn_unused_result)) int fuse_nodes_init(struct fuse_nodes *t, int root_fd,
-							const struct stat *st);
+/* Tables over the share `root_fd` (kept, not counted); the descriptors of the inodes and
+ * handles added later are counted against `fds`. */
+__attribute__((warn_unused_result)) int
+fuse_nodes_init(struct fuse_nodes *t, int root_fd, const struct stat *st, struct fd_budget *fds);
 void fuse_nodes_fini(struct fuse_nodes *t);
 /* DESTROY: every inode but the root and every handle are dropped. */
 void fuse_nodes_reset(struct fuse_nodes *t);
@@ -89,11 +103,15 @@ void fuse_nodes_reset(struct fuse_nodes *t);
 struct fuse_inode *fuse_inode_get(struct fuse_nodes *t, uint64_t id);
 void fuse_inode_put(struct fuse_nodes *t, struct fuse_inode *inode);
 /* Counts one lookup of the host inode `fd` is an O_PATH descriptor of (taking `fd`: it is
- * closed if the inode was known already) and sets *id. -ENFILE when the table is full. */
+ * closed if the inode was known already, which costs nothing) and sets *id. A new inode
+ * keeps `fd` and takes one unit of the descriptor budget: -ENFILE (and `fd` closed) when the
+ * budget is spent or the table is full. */
 __attribute__((warn_unused_result)) int fuse_inode_add(struct fuse_nodes *t, int fd,
 						       const struct stat *st, uint64_t *id);
 void fuse_inode_forget(struct fuse_nodes *t, uint64_t id, uint64_t nlookup);
 
+/* A new handle keeping `fd` (taken by the call: closed on failure), one unit of the budget:
+ * -ENFILE when it is spent or the table is full. */
 __attribute__((warn_unused_result)) int fuse_handle_add(struct fuse_nodes *t, int fd, bool dir,
 							uint64_t *id);
 struct fuse_handle *fuse_handle_get(struct fuse_nodes *t, uint64_t id);
@@ -146,6 +164,12 @@ __attribute__((warn_unused_result)) int fuse_open_beneath(int dir_fd, const char
 							  mode_t mode);
 __attribute__((warn_unused_result)) int fuse_reopen(const struct fuse_server *fs, int fd,
 						    int flags);
+/* A new regular file `name` below `dir_fd` (O_CREAT | O_EXCL), open with `flags` and of
+ * exactly `mode`: the guest's kernel applied the guest's umask, and ours must not take bits
+ * away a second time. Whoever needs the new node takes it from this descriptor, never from
+ * the name, which another request may have renamed something else over already. */
+__attribute__((warn_unused_result)) int fuse_create_file(int dir_fd, const char *name, int flags,
+							 mode_t mode);
 __attribute__((warn_unused_result)) int fuse_fstat(int fd, struct stat *st);
 /* chmod of the inode an O_PATH descriptor names (not a symlink: that has no mode). */
 __attribute__((warn_unused_result)) int fuse_chmod(const struct fuse_server *fs, int fd,

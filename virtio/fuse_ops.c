@@ -41,21 +41,44 @@ static void put_node(struct fuse_req *r, struct fuse_inode *inode)
 	fuse_inode_put(&r->fs->nodes, inode);
 }
 
-/* The reply to an op that made `name` below `dir_fd`: its entry (`made` < 0: its error).
- * `mode` (unless NO_MODE) is then set exactly: the guest kernel applied the guest's umask
- * already, and the server's own must not take bits away a second time. */
+/* Whether the node `st` found under a name just made is what was made there: a `type`
+ * (and the inode `same`, if given) without a hard link the server did not make. */
+static bool is_made(struct fuse_server *fs, const struct stat *st, mode_t type,
+		    const struct stat *same)
+{
+	if ((st->st_mode & S_IFMT) != type)
+		return false;
+	if (same)
+		return st->st_dev == same->st_dev && st->st_ino == same->st_ino;
+	return fuse_link_check(fs, st) == 0;
+}
+
+/* The reply to an op that just made `name` below `dir_fd` as a `type` (mknodat, mkdirat,
+ * symlinkat and linkat give no descriptor of what they make): its entry, reopened by name.
+ * Another request may have renamed something else over the name in between, such as a hard
+ * link to a file outside the share: unless the node found is the one made (is_made), the
+ * request fails with EIO and that node is left untouched (the guest's next LOOKUP finds
+ * whatever the name holds). Then `mode` (unless NO_MODE) is set exactly: the guest kernel
+ * applied the guest's umask already, and the server's own must not take bits away a second
+ * time. */
 #define NO_MODE ((mode_t)-1)
-static int reply_entry(struct fuse_req *r, int made, int dir_fd, const char *name, mode_t mode)
+static int reply_made(struct fuse_req *r, int dir_fd, const char *name, mode_t type, mode_t mode,
+		      const struct stat *same)
 {
 	struct fuse_entry_out *entry;
-	int fd, ret;
+	struct stat st;
+	int fd = fuse_open_beneath(dir_fd, name, O_PATH, 0), ret;
 
-	if (made < 0)
-		return -errno;
-	fd = fuse_open_beneath(dir_fd, name, O_PATH, 0);
 	if (fd < 0)
 		return fd;
-	if (mode != NO_MODE && (ret = fuse_chmod(r->fs, fd, mode)) < 0) {
+	ret = fuse_fstat(fd, &st);
+	if (ret == 0 && !is_made(r->fs, &st, type, same)) {
+		fuse_warn("a name was replaced between making it and reopening it: not served");
+		ret = -EIO;
+	}
+	if (ret == 0 && mode != NO_MODE)
+		ret = fuse_chmod(r->fs, fd, mode);
+	if (ret < 0) {
 		close(fd);
 		return ret;
 	}
@@ -66,6 +89,7 @@ static int reply_entry(struct fuse_req *r, int made, int dir_fd, const char *nam
 
 int fuse_do_lookup(struct fuse_req *r)
 {
+	struct fuse_entry_out *entry;
 	struct fuse_inode *dir;
 	const char *name;
 	size_t off = 0;
@@ -73,7 +97,8 @@ int fuse_do_lookup(struct fuse_req *r)
 
 	if (ret < 0 || !(dir = get_node(r, r->in.nodeid, true, &ret)))
 		return ret;
-	ret = reply_entry(r, 0, dir->fd, name, NO_MODE);
+	entry = fuse_reply_buf(r, sizeof(*entry));
+	ret = fuse_lookup_entry(r->fs, dir->fd, name, entry);
 	put_node(r, dir);
 	/* A mount point below the share (RESOLVE_NO_XDEV) looks absent, not broken: a guest
 	 * overlay over a share of / then makes its own /dev, /proc and /sys in its upper
@@ -81,12 +106,11 @@ int fuse_do_lookup(struct fuse_req *r)
 	 * the guest caches for ENTRY_TIMEOUT like a present one (a PATH search, a compiler's
 	 * include path: the same misses again and again). */
 	if (ret == -ENOENT || ret == -EXDEV) {
-		struct fuse_entry_out *entry = fuse_reply_buf(r, sizeof(*entry));
-
+		entry = fuse_reply_buf(r, sizeof(*entry));
 		entry->entry_valid = ENTRY_TIMEOUT;
-		return sizeof(*entry);
+		ret = 0;
 	}
-	return ret;
+	return ret < 0 ? ret : (int)sizeof(*entry);
 }
 
 static int reply_attr(struct fuse_req *r, int fd)
@@ -252,9 +276,29 @@ int fuse_do_symlink(struct fuse_req *r)
 	if (ret < 0 || !(dir = get_node(r, r->in.nodeid, true, &ret)))
 		return ret;
 	/* Stored as given: it is the guest's string and is never followed here. */
-	ret = reply_entry(r, symlinkat(target, dir->fd, name), dir->fd, name, NO_MODE);
+	ret = symlinkat(target, dir->fd, name) < 0
+		  ? -errno
+		  : reply_made(r, dir->fd, name, S_IFLNK, NO_MODE, NULL);
 	put_node(r, dir);
 	return ret;
+}
+
+/* MKNOD of a regular file: made as CREATE makes one, its entry taken from the descriptor
+ * that made it and never from the name again. */
+static int make_file(struct fuse_req *r, int dir_fd, const char *name, mode_t mode)
+{
+	struct fuse_entry_out *entry;
+	int fd = fuse_create_file(dir_fd, name, O_RDONLY, mode), path_fd, ret;
+
+	if (fd < 0)
+		return fd;
+	path_fd = fuse_reopen(r->fs, fd, O_PATH);
+	close(fd);
+	if (path_fd < 0)
+		return path_fd;
+	entry = fuse_reply_buf(r, sizeof(*entry));
+	ret = fuse_entry_from_fd(r->fs, path_fd, entry);
+	return ret < 0 ? ret : (int)sizeof(*entry);
 }
 
 /* Regular files, FIFOs and sockets only: a device node would be the host's device. */
@@ -276,7 +320,12 @@ int fuse_do_mknod(struct fuse_req *r)
 	if (!(dir = get_node(r, r->in.nodeid, true, &ret)))
 		return ret;
 	mode = in->mode & 07777 & ~SETID;
-	ret = reply_entry(r, mknodat(dir->fd, name, type | mode, 0), dir->fd, name, mode);
+	if (type == S_IFREG)
+		ret = make_file(r, dir->fd, name, mode);
+	else
+		ret = mknodat(dir->fd, name, type | mode, 0) < 0
+			  ? -errno
+			  : reply_made(r, dir->fd, name, type, mode, NULL);
 	put_node(r, dir);
 	return ret;
 }
@@ -284,6 +333,7 @@ int fuse_do_mknod(struct fuse_req *r)
 int fuse_do_mkdir(struct fuse_req *r)
 {
 	const struct fuse_mkdir_in *in = fuse_arg(r, sizeof(*in));
+	mode_t mode = in->mode & 07777 & ~SETID;
 	struct fuse_inode *dir;
 	const char *name;
 	size_t off = sizeof(*in);
@@ -291,8 +341,8 @@ int fuse_do_mkdir(struct fuse_req *r)
 
 	if (ret < 0 || !(dir = get_node(r, r->in.nodeid, true, &ret)))
 		return ret;
-	ret = reply_entry(r, mkdirat(dir->fd, name, in->mode & 07777 & ~SETID), dir->fd, name,
-			  in->mode & 07777 & ~SETID);
+	ret = mkdirat(dir->fd, name, mode) < 0 ? -errno
+					       : reply_made(r, dir->fd, name, S_IFDIR, mode, NULL);
 	put_node(r, dir);
 	return ret;
 }
@@ -388,7 +438,7 @@ static int link_node(struct fuse_req *r, struct fuse_inode *src, struct fuse_ino
 			return ret;
 		}
 	}
-	return reply_entry(r, 0, dir->fd, name, NO_MODE);
+	return reply_made(r, dir->fd, name, st.st_mode & S_IFMT, NO_MODE, &st);
 }
 
 int fuse_do_link(struct fuse_req *r)

@@ -5,10 +5,13 @@
  * server hands out are fed back into later requests so that the fuzzer reaches past
  * LOOKUP. Besides the sanitizers, the target checks what the server promises: the reply
  * stays inside the room given and is a well-formed header for this request; requests
- * without a reply get none; and, after each input, the outside files are unchanged, nothing
- * new appeared outside, and nothing in the share is set-id, a device, or owned by anyone
- * but us. Sizes that would fill the host disk (FALLOCATE, COPY_FILE_RANGE) are clamped
- * here: the server leaves disk quotas to the host. */
+ * without a reply get none; after each request, the server holds exactly the descriptors it
+ * counted against its budget (none leaked, none over it), and none after a DESTROY or its
+ * end; and, after each input, the outside files are unchanged, nothing new appeared outside,
+ * and nothing in the share is set-id, a device, or owned by anyone but us. Inputs may run
+ * with a budget of a few descriptors (ENFILE paths), and may remount mid-stream (DESTROY,
+ * INIT, then the old ids and handles sent again). Sizes that would fill the host disk (FALLOCATE,
+ * COPY_FILE_RANGE) are clamped here: the server leaves disk quotas to the host. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -25,7 +28,7 @@
 #include "virtio/fuse.h"
 #include "vmm/log.h"
 
-static struct fd_budget unlimited_fds = {.limit = 1u << 30};
+static struct fd_budget budget;
 
 #define CHECK(cond)                                                                                \
 	do {                                                                                       \
@@ -49,6 +52,7 @@ static uint8_t reply_buf[REPLY_CAP + CANARY];
 
 struct run {
 	struct fuse_server *fs;
+	unsigned base_fds; /* open_fds() with the server made and holding nothing */
 	uint64_t unique;
 	uint64_t nodes[KNOWN], fhs[KNOWN];
 	unsigned nnodes, nfhs;
@@ -178,6 +182,19 @@ static void check_host(void)
 	CHECK(nftw(share, check_share_entry, 16, FTW_PHYS) == 0);
 }
 
+/* Descriptors this process has open, plus a constant. */
+static unsigned open_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	unsigned n = 0;
+
+	CHECK(d);
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n;
+}
+
 static uint64_t pick(const uint64_t *known, unsigned n, unsigned nibble, uint64_t first)
 {
 	static const uint64_t made_up[] = {0, 2, 0xffffffffffffffffULL};
@@ -237,7 +254,7 @@ static void serve(struct run *r, const uint8_t rec[FUZZ_FUSE_RECORD_HEAD], const
 {
 	static struct iovec req_iov[MAX_IOV], reply_iov[MAX_IOV];
 	const struct fuzz_fuse_op *op = rec[0] < FUZZ_FUSE_OPS ? &fuzz_fuse_ops[rec[0]] : NULL;
-	uint32_t opcode = op ? op->opcode : 48 + (uint32_t)(rec[0] - FUZZ_FUSE_OPS);
+	uint32_t opcode = op ? op->opcode : 48 + (uint32_t)(rec[0] - FUZZ_FUSE_REMOUNT - 1);
 	struct fuse_in_header in = {
 	    .len = (uint32_t)(HDR_IN + size),
 	    .opcode = opcode,
@@ -275,6 +292,9 @@ static void serve(struct run *r, const uint8_t rec[FUZZ_FUSE_RECORD_HEAD], const
 
 	ret = fuse_server_handle(r->fs, req_iov, req_cnt, reply_iov, reply_cnt);
 
+	/* Between requests, every descriptor the server holds is one counted, and back. */
+	CHECK(fd_budget_used(&budget) <= budget.limit);
+	CHECK(open_fds() == r->base_fds + fd_budget_used(&budget));
 	CHECK(ret <= room);
 	for (unsigned i = 0; i < CANARY; i++)
 		CHECK(reply_buf[room + i] == 0x5a);
@@ -295,6 +315,8 @@ static void serve(struct run *r, const uint8_t rec[FUZZ_FUSE_RECORD_HEAD], const
 		return;
 	}
 	CHECK(op); /* an opcode the server does not know never succeeds */
+	if (opcode == FUSE_DESTROY)
+		CHECK(fd_budget_used(&budget) == 0);
 	if ((opcode == FUSE_LOOKUP || opcode == FUSE_MKNOD || opcode == FUSE_MKDIR ||
 	     opcode == FUSE_SYMLINK || opcode == FUSE_LINK || opcode == FUSE_CREATE)) {
 		struct fuse_entry_out e;
@@ -322,23 +344,44 @@ static void serve(struct run *r, const uint8_t rec[FUZZ_FUSE_RECORD_HEAD], const
 	}
 }
 
+/* The INIT the guest's kernel sends first. */
+static void good_init(struct run *r)
+{
+	static const uint8_t init_rec[FUZZ_FUSE_RECORD_HEAD] = {FUZZ_FUSE_OP_INIT};
+	struct fuse_init_in init = {.major = 7, .minor = 38, .flags = 0xffffffff};
+
+	CHECK(fuzz_fuse_ops[FUZZ_FUSE_OP_INIT].opcode == FUSE_INIT);
+	serve(r, init_rec, (const uint8_t *)&init, sizeof(init));
+}
+
+/* An unmount and a mount again: everything the server held is let go, and what the guest
+ * sends next may name the old ids and handles. */
+static void remount(struct run *r)
+{
+	static const uint8_t destroy_rec[FUZZ_FUSE_RECORD_HEAD] = {FUZZ_FUSE_OP_DESTROY}, none[1];
+
+	CHECK(fuzz_fuse_ops[FUZZ_FUSE_OP_DESTROY].opcode == FUSE_DESTROY);
+	serve(r, destroy_rec, none, 0);
+	CHECK(fd_budget_used(&budget) == 0);
+	good_init(r);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct run r = {0};
+	unsigned fds_before;
 	size_t at = 1;
 
 	if (size < 1)
 		return 0;
 	dirs_init();
 	share_reset();
-	CHECK(fuse_server_create(share, data[0] & FUZZ_FUSE_READ_ONLY, &unlimited_fds, &r.fs) == 0);
-	if (!(data[0] & FUZZ_FUSE_NO_INIT)) {
-		static const uint8_t init_rec[FUZZ_FUSE_RECORD_HEAD] = {24, 0, 0, 0, 0, 0, 0};
-		struct fuse_init_in init = {.major = 7, .minor = 38, .flags = 0xffffffff};
-
-		CHECK(fuzz_fuse_ops[24].opcode == FUSE_INIT);
-		serve(&r, init_rec, (const uint8_t *)&init, sizeof(init));
-	}
+	fd_budget_init_limit(&budget, data[0] & FUZZ_FUSE_SMALL_BUDGET ? data[0] >> 4 : 1u << 30);
+	fds_before = open_fds();
+	CHECK(fuse_server_create(share, data[0] & FUZZ_FUSE_READ_ONLY, &budget, &r.fs) == 0);
+	r.base_fds = open_fds();
+	if (!(data[0] & FUZZ_FUSE_NO_INIT))
+		good_init(&r);
 	while (size - at >= FUZZ_FUSE_RECORD_HEAD) {
 		const uint8_t *rec = data + at;
 		size_t len = (size_t)rec[5] | (size_t)rec[6] << 8;
@@ -348,10 +391,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			len = size - at;
 		if (len > FUZZ_FUSE_MAX_PAYLOAD)
 			len = FUZZ_FUSE_MAX_PAYLOAD;
-		serve(&r, rec, data + at, len);
+		if (rec[0] == FUZZ_FUSE_REMOUNT)
+			remount(&r);
+		else
+			serve(&r, rec, data + at, len);
 		at += len;
 	}
 	fuse_server_destroy(r.fs);
+	CHECK(fd_budget_used(&budget) == 0);
+	CHECK(open_fds() == fds_before);
 	check_host();
 	return 0;
 }

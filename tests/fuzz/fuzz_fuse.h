@@ -1,7 +1,10 @@
 /* The input format of the FUSE server fuzz target, shared with its replay driver.
  *
- * Byte 0: flags (FUZZ_FUSE_*). Then records of FUZZ_FUSE_RECORD_HEAD bytes and a payload:
- *   byte op      index into fuzz_fuse_ops (past its end: an opcode the server does not know)
+ * Byte 0: flags (FUZZ_FUSE_*; with FUZZ_FUSE_SMALL_BUDGET, the high nibble is the number of
+ * descriptors the server may hold). Then records of FUZZ_FUSE_RECORD_HEAD bytes and a payload:
+ *   byte op      index into fuzz_fuse_ops; FUZZ_FUSE_REMOUNT (just past its end): DESTROY,
+ *                then a good INIT, the ids and handles handed out before kept to be sent
+ *                again, stale; further on: an opcode the server does not know
  *   byte ids     low nibble: which node id the header names (0 the root, 1..12 ids the
  *                server handed out, in order, 13..15 made-up ones); high nibble: likewise,
  *                which file handle is patched into the payload at the op's fh offsets
@@ -17,12 +20,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define FUZZ_FUSE_NO_INIT     0x01 /* do not start with a good INIT */
-#define FUZZ_FUSE_READ_ONLY   0x02
-#define FUZZ_FUSE_RECORD_HEAD 7
-#define FUZZ_FUSE_MAX_PAYLOAD 8192
-#define FUZZ_FUSE_NO_FH	      0xff
-#define FUZZ_FUSE_MADE_UP_IDS 13 /* nibble values from here on name made-up ids */
+#define FUZZ_FUSE_NO_INIT      0x01 /* do not start with a good INIT */
+#define FUZZ_FUSE_READ_ONLY    0x02
+#define FUZZ_FUSE_SMALL_BUDGET 0x04 /* a budget of (byte 0 >> 4) descriptors, not unlimited */
+#define FUZZ_FUSE_RECORD_HEAD  7
+#define FUZZ_FUSE_MAX_PAYLOAD  8192
+#define FUZZ_FUSE_NO_FH	       0xff
+#define FUZZ_FUSE_MADE_UP_IDS  13 /* nibble values from here on name made-up ids */
 
 /* What the target knows of each opcode: the size of its fixed arguments, how many names
  * follow, and where file handles (fh, fh2) and a second node id (node2) sit in them. */
@@ -85,7 +89,10 @@ static const struct fuzz_fuse_op fuzz_fuse_ops[] = {
     {FUSE_COPY_FILE_RANGE, sizeof(struct fuse_copy_file_range_in), 0, 0, 24, 16},
 };
 
-#define FUZZ_FUSE_OPS (sizeof(fuzz_fuse_ops) / sizeof(fuzz_fuse_ops[0]))
+#define FUZZ_FUSE_OPS	     (sizeof(fuzz_fuse_ops) / sizeof(fuzz_fuse_ops[0]))
+#define FUZZ_FUSE_REMOUNT    FUZZ_FUSE_OPS
+#define FUZZ_FUSE_OP_INIT    24 /* indices into fuzz_fuse_ops */
+#define FUZZ_FUSE_OP_DESTROY 32
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -4,9 +4,10 @@
  * Generated inputs are request sequences shaped like a guest kernel's (fuzz_fuse.h): the
  * opcodes' fixed arguments with mostly small or meaningful values (open flags, modes,
  * sizes), names from the share and from the escape attempts ("..", "a/b", "/etc", too
- * long, unterminated), node ids and handles handed out earlier, and now and then a wrong
- * length, a split header or a tiny reply buffer; random bytes alone would stop at the
- * first name check and test nothing else. */
+ * long, unterminated), node ids and handles handed out earlier, now and then a wrong
+ * length, a split header or a tiny reply buffer, a remount (the old ids sent again after
+ * it) or a budget of a few descriptors; random bytes alone would stop at the first name
+ * check and test nothing else. */
 #include <fcntl.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -137,7 +138,8 @@ static void gen_fixed(const struct fuzz_fuse_op *op, uint8_t *p, size_t len)
 /* One record at `p` (room checked by the caller); returns its size. */
 static size_t gen_record(uint8_t *p)
 {
-	unsigned index = below(32) ? (unsigned)below(FUZZ_FUSE_OPS) : FUZZ_FUSE_OPS + below(8);
+	unsigned index =
+	    below(32) ? (unsigned)below(FUZZ_FUSE_OPS + 1) : FUZZ_FUSE_OPS + 1 + below(8);
 	const struct fuzz_fuse_op *op = index < FUZZ_FUSE_OPS ? &fuzz_fuse_ops[index] : NULL;
 	uint8_t *args = p + FUZZ_FUSE_RECORD_HEAD;
 	size_t len = 0;
@@ -151,7 +153,9 @@ static size_t gen_record(uint8_t *p)
 	p[2] = below(8) ? 0 : (uint8_t)rnd();
 	p[3] = below(8) ? 0 : (uint8_t)rnd();
 	p[4] = below(16) ? 0 : (uint8_t)(rnd() | 1);
-	if (op) {
+	if (index == FUZZ_FUSE_REMOUNT) {
+		len = 0;
+	} else if (op) {
 		len = op->fixed;
 		gen_fixed(op, args, len);
 		if (op->opcode == FUSE_BATCH_FORGET) {
@@ -198,6 +202,8 @@ static size_t generate(uint8_t *in, size_t cap)
 
 	in[0] = (uint8_t)(below(16) ? 0 : FUZZ_FUSE_NO_INIT) |
 		(uint8_t)(below(4) ? 0 : FUZZ_FUSE_READ_ONLY);
+	if (below(4) == 0)
+		in[0] |= (uint8_t)(FUZZ_FUSE_SMALL_BUDGET | below(16) << 4);
 	for (unsigned n = 1 + (unsigned)below(24); n > 0; n--) {
 		if (cap - len < FUZZ_FUSE_RECORD_HEAD + FUZZ_FUSE_MAX_PAYLOAD + 1024)
 			break;

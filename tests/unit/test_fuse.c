@@ -1,8 +1,9 @@
 /* The FUSE passthrough server (virtio/fuse.c) over real temporary directories: requests
- * built by hand as the guest kernel would send them, replies checked field by field, and
- * the host tree checked afterwards. Suites: the protocol (INIT, round trips of every
- * opcode), malformed requests, and escapes from the share (symlinks, "..", hard links to
- * outside files, device nodes, set-id bits, xattr namespaces, read-only shares, mounts). */
+ * built by hand as the guest kernel would send them (tests/unit/fuse_driver.h), replies
+ * checked field by field, and the host tree checked afterwards. Suites: the protocol (INIT,
+ * round trips of every opcode), malformed requests, escapes from the share (symlinks, "..",
+ * hard links to outside files, device nodes, set-id bits, xattr namespaces, read-only
+ * shares, mounts), and the descriptor budget a guest that never lets go runs into. */
 #include "tests/unit/unit.h"
 
 #include <errno.h>
@@ -11,373 +12,16 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
+#include <dirent.h>
 #include <sys/mount.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
-#include "virtio/fuse.h"
-
-#define REQ_MAX	  (512 * 1024)
-#define REPLY_MAX (512 * 1024)
-#define HDR_IN	  sizeof(struct fuse_in_header)
-#define HDR_OUT	  sizeof(struct fuse_out_header)
-
-struct req {
-	uint8_t *buf;
-	size_t len;
-};
-
-struct reply {
-	uint8_t *buf;
-	size_t size; /* the room given to the server */
-	uint32_t len;
-	int error;
-};
-
-struct fx {
-	char dir[64];	  /* the share */
-	char outside[64]; /* a directory beside it, on the same file system */
-	struct fuse_server *fs;
-	bool read_only;
-	struct req q;
-	struct reply r;
-	bool raw_len; /* send the header's len as built, not fixed up */
-};
-
-static uint64_t unique_seq = 1;
-
-/* ---- request building ------------------------------------------------------------------- */
-
-static void req_start(struct req *q, uint32_t opcode, uint64_t nodeid)
-{
-	struct fuse_in_header in = {.opcode = opcode, .unique = unique_seq++, .nodeid = nodeid};
-
-	memcpy(q->buf, &in, sizeof(in));
-	q->len = sizeof(in);
-}
-
-static void req_put(struct req *q, const void *p, size_t n)
-{
-	assert_true(q->len + n <= REQ_MAX);
-	memcpy(q->buf + q->len, p, n);
-	q->len += n;
-}
-
-static void req_str(struct req *q, const char *s)
-{
-	req_put(q, s, strlen(s) + 1);
-}
-
-static void req_fix_len(struct req *q)
-{
-	uint32_t len = (uint32_t)q->len;
-
-	memcpy(q->buf, &len, sizeof(len));
-}
-
-/* Sends the request over `req_cnt` iovecs cut at `chunk` bytes (0: one iovec), the reply
- * into `reply_chunk`-byte pieces likewise, and checks the reply header. */
-static uint32_t send_split(struct fx *f, size_t chunk, size_t reply_chunk)
-{
-	struct iovec riov[4096], wiov[4096];
-	unsigned rc = 0, wc = 0;
-	struct fuse_out_header out;
-	uint64_t unique;
-	uint32_t ret;
-
-	if (!f->raw_len)
-		req_fix_len(&f->q);
-	for (size_t at = 0; at < f->q.len; rc++) {
-		size_t n = chunk && chunk < f->q.len - at ? chunk : f->q.len - at;
-
-		assert_true(rc < 4096);
-		riov[rc].iov_base = f->q.buf + at;
-		riov[rc].iov_len = n;
-		at += n;
-	}
-	for (size_t at = 0; at < f->r.size; wc++) {
-		size_t n =
-		    reply_chunk && reply_chunk < f->r.size - at ? reply_chunk : f->r.size - at;
-
-		assert_true(wc < 4096);
-		wiov[wc].iov_base = f->r.buf + at;
-		wiov[wc].iov_len = n;
-		at += n;
-	}
-	memset(f->r.buf, 0xa5, f->r.size + 64 < REPLY_MAX ? f->r.size + 64 : REPLY_MAX);
-	ret = fuse_server_handle(f->fs, riov, rc, wiov, wc);
-	f->r.len = ret;
-	f->r.error = 0;
-	if (ret == 0)
-		return 0;
-	assert_true(ret >= HDR_OUT && ret <= f->r.size);
-	memcpy(&out, f->r.buf, sizeof(out));
-	memcpy(&unique, f->q.buf + 8, sizeof(unique));
-	assert_int_equal(out.len, ret);
-	assert_int_equal(out.unique, unique);
-	f->r.error = out.error;
-	if (out.error)
-		assert_int_equal(ret, HDR_OUT);
-	return ret;
-}
-
-static int send_req(struct fx *f)
-{
-	f->r.size = REPLY_MAX;
-	send_split(f, 0, 0);
-	return f->r.error;
-}
-
-static void *payload(struct fx *f)
-{
-	return f->r.buf + HDR_OUT;
-}
-
-/* ---- operations --------------------------------------------------------------------------- */
-
-static int fuse_init(struct fx *f, uint32_t major, uint32_t minor, uint32_t flags)
-{
-	struct fuse_init_in in = {
-	    .major = major, .minor = minor, .max_readahead = 65536, .flags = flags};
-
-	req_start(&f->q, FUSE_INIT, 0);
-	req_put(&f->q, &in, sizeof(in));
-	return send_req(f);
-}
-
-static int lookup(struct fx *f, uint64_t parent, const char *name, uint64_t *nodeid)
-{
-	req_start(&f->q, FUSE_LOOKUP, parent);
-	req_str(&f->q, name);
-	if (send_req(f) == 0) {
-		const struct fuse_entry_out *entry = payload(f);
-
-		assert_int_equal(f->r.len, HDR_OUT + sizeof(*entry));
-		*nodeid = entry->nodeid;
-		/* A miss is an entry with node id 0 the guest may cache for a while. */
-		if (entry->nodeid == 0) {
-			assert_int_equal(entry->entry_valid, 1);
-			return -ENOENT;
-		}
-	}
-	return f->r.error;
-}
-
-static uint64_t lookup_ok(struct fx *f, uint64_t parent, const char *name)
-{
-	uint64_t id = 0;
-
-	assert_int_equal(lookup(f, parent, name, &id), 0);
-	assert_true(id != 0);
-	return id;
-}
-
-static int getattr(struct fx *f, uint64_t nodeid, struct fuse_attr *attr)
-{
-	struct fuse_getattr_in in = {0};
-
-	req_start(&f->q, FUSE_GETATTR, nodeid);
-	req_put(&f->q, &in, sizeof(in));
-	if (send_req(f) == 0 && attr)
-		*attr = ((struct fuse_attr_out *)payload(f))->attr;
-	return f->r.error;
-}
-
-static int open_node(struct fx *f, uint32_t opcode, uint64_t nodeid, uint32_t flags, uint64_t *fh)
-{
-	struct fuse_open_in in = {.flags = flags};
-
-	req_start(&f->q, opcode, nodeid);
-	req_put(&f->q, &in, sizeof(in));
-	if (send_req(f) == 0) {
-		const struct fuse_open_out *out = payload(f);
-
-		assert_int_equal(f->r.len, HDR_OUT + sizeof(*out));
-		*fh = out->fh;
-		/* Files keep their cached pages and need no FLUSH; directories get nothing. */
-		assert_int_equal(out->open_flags,
-				 opcode == FUSE_OPEN ? (FOPEN_KEEP_CACHE | FOPEN_NOFLUSH) : 0);
-	}
-	return f->r.error;
-}
-
-static int release(struct fx *f, uint32_t opcode, uint64_t nodeid, uint64_t fh)
-{
-	struct fuse_release_in in = {.fh = fh};
-
-	req_start(&f->q, opcode, nodeid);
-	req_put(&f->q, &in, sizeof(in));
-	return send_req(f);
-}
-
-/* READ: the error, or the bytes read (copied to `buf`). */
-static int read_fh(struct fx *f, uint64_t fh, uint64_t off, uint32_t size, void *buf)
-{
-	struct fuse_read_in in = {.fh = fh, .offset = off, .size = size};
-
-	req_start(&f->q, FUSE_READ, 1);
-	req_put(&f->q, &in, sizeof(in));
-	if (send_req(f) < 0)
-		return f->r.error;
-	if (buf)
-		memcpy(buf, payload(f), f->r.len - HDR_OUT);
-	return (int)(f->r.len - HDR_OUT);
-}
-
-static int write_fh(struct fx *f, uint64_t fh, uint64_t off, const void *data, uint32_t size)
-{
-	struct fuse_write_in in = {.fh = fh, .offset = off, .size = size};
-
-	req_start(&f->q, FUSE_WRITE, 1);
-	req_put(&f->q, &in, sizeof(in));
-	req_put(&f->q, data, size);
-	if (send_req(f) < 0)
-		return f->r.error;
-	assert_int_equal(f->r.len, HDR_OUT + sizeof(struct fuse_write_out));
-	return (int)((struct fuse_write_out *)payload(f))->size;
-}
-
-static int forget(struct fx *f, uint64_t nodeid, uint64_t nlookup)
-{
-	struct fuse_forget_in in = {.nlookup = nlookup};
-
-	req_start(&f->q, FUSE_FORGET, nodeid);
-	req_put(&f->q, &in, sizeof(in));
-	send_req(f);
-	return (int)f->r.len;
-}
-
-/* ---- host side ---------------------------------------------------------------------------- */
-
-static void host_path(const struct fx *f, const char *name, char *path, size_t size)
-{
-	assert_true(snprintf(path, size, "%s/%s", f->dir, name) < (int)size);
-}
-
-static void host_write(const char *path, const char *content)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-
-	assert_true(fd >= 0);
-	assert_int_equal(write(fd, content, strlen(content)), (ssize_t)strlen(content));
-	close(fd);
-}
-
-static void share_write(const struct fx *f, const char *name, const char *content)
-{
-	char path[256];
-
-	host_path(f, name, path, sizeof(path));
-	host_write(path, content);
-}
-
-/* The whole content of a host file, NUL-terminated, in a static buffer ("" if absent). */
-static const char *host_read(const char *path)
-{
-	static char buf[8192];
-	int fd = open(path, O_RDONLY);
-	ssize_t n = 0;
-
-	if (fd >= 0) {
-		n = read(fd, buf, sizeof(buf) - 1);
-		close(fd);
-	}
-	buf[n > 0 ? n : 0] = 0;
-	return buf;
-}
-
-static const char *share_read(const struct fx *f, const char *name)
-{
-	char path[256];
-
-	host_path(f, name, path, sizeof(path));
-	return host_read(path);
-}
-
-static bool share_exists(const struct fx *f, const char *name)
-{
-	char path[256];
-	struct stat st;
-
-	host_path(f, name, path, sizeof(path));
-	return lstat(path, &st) == 0;
-}
-
-static mode_t share_mode(const struct fx *f, const char *name)
-{
-	char path[256];
-	struct stat st;
-
-	host_path(f, name, path, sizeof(path));
-	assert_int_equal(lstat(path, &st), 0);
-	return st.st_mode;
-}
-
-static void rm_tree(const char *path)
-{
-	char cmd[300];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", path);
-	assert_int_equal(system(cmd), 0);
-}
-
-/* ---- fixtures ------------------------------------------------------------------------------ */
-
-static int fx_setup_mode(void **state, bool read_only, bool init)
-{
-	struct fx *f = calloc(1, sizeof(*f));
-
-	if (!f)
-		abort();
-	strcpy(f->dir, "/tmp/clawvm-fuse-XXXXXX");
-	strcpy(f->outside, "/tmp/clawvm-fuse-out-XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
-	assert_non_null(mkdtemp(f->outside));
-	f->q.buf = malloc(REQ_MAX);
-	f->r.buf = malloc(REPLY_MAX);
-	assert_non_null(f->q.buf);
-	assert_non_null(f->r.buf);
-	f->read_only = read_only;
-	assert_int_equal(fuse_server_create(f->dir, read_only, &unlimited_fds, &f->fs), 0);
-	if (init)
-		assert_int_equal(fuse_init(f, 7, 38, FUSE_INIT_EXT | FUSE_DO_READDIRPLUS), 0);
-	*state = f;
-	return 0;
-}
-
-static int fx_setup(void **state)
-{
-	return fx_setup_mode(state, false, true);
-}
-
-static int fx_setup_noinit(void **state)
-{
-	return fx_setup_mode(state, false, false);
-}
-
-static int fx_teardown(void **state)
-{
-	struct fx *f = *state;
-
-	fuse_server_destroy(f->fs);
-	rm_tree(f->dir);
-	rm_tree(f->outside);
-	free(f->q.buf);
-	free(f->r.buf);
-	free(f);
-	return 0;
-}
-
-/* Restarts the server over the same directory, read-only. */
-static void fx_reopen_ro(struct fx *f)
-{
-	fuse_server_destroy(f->fs);
-	assert_int_equal(fuse_server_create(f->dir, true, &unlimited_fds, &f->fs), 0);
-	f->read_only = true;
-	assert_int_equal(fuse_init(f, 7, 38, 0), 0);
-}
+#include "tests/unit/fuse_driver.h"
 
 /* ---- INIT ------------------------------------------------------------------------------- */
 
@@ -664,26 +308,6 @@ static void test_statfs_readlink(void **state)
 	assert_int_equal(send_req(f), -EINVAL);
 }
 
-static int create(struct fx *f, uint64_t parent, const char *name, uint32_t flags, uint32_t mode,
-		  uint64_t *nodeid, uint64_t *fh)
-{
-	struct fuse_create_in in = {.flags = flags, .mode = S_IFREG | mode};
-
-	req_start(&f->q, FUSE_CREATE, parent);
-	req_put(&f->q, &in, sizeof(in));
-	req_str(&f->q, name);
-	if (send_req(f) == 0) {
-		const struct fuse_entry_out *e = payload(f);
-		const struct fuse_open_out *o = (const struct fuse_open_out *)(e + 1);
-
-		assert_int_equal(f->r.len, HDR_OUT + sizeof(*e) + sizeof(*o));
-		*nodeid = e->nodeid;
-		*fh = o->fh;
-		assert_int_equal(o->open_flags, FOPEN_KEEP_CACHE | FOPEN_NOFLUSH);
-	}
-	return f->r.error;
-}
-
 static void test_create_write_read(void **state)
 {
 	struct fx *f = *state;
@@ -734,47 +358,6 @@ static void test_read_only_open(void **state)
 }
 
 /* ---- more operations ---------------------------------------------------------------------- */
-
-static int name_op(struct fx *f, uint32_t opcode, uint64_t parent, const void *in, size_t in_len,
-		   const char *name, const char *name2)
-{
-	req_start(&f->q, opcode, parent);
-	if (in_len)
-		req_put(&f->q, in, in_len);
-	req_str(&f->q, name);
-	if (name2)
-		req_str(&f->q, name2);
-	return send_req(f);
-}
-
-static int mkdir_(struct fx *f, uint64_t parent, const char *name, uint32_t mode)
-{
-	struct fuse_mkdir_in in = {.mode = mode};
-
-	return name_op(f, FUSE_MKDIR, parent, &in, sizeof(in), name, NULL);
-}
-
-static int mknod_(struct fx *f, uint64_t parent, const char *name, uint32_t mode, uint32_t rdev)
-{
-	struct fuse_mknod_in in = {.mode = mode, .rdev = rdev};
-
-	return name_op(f, FUSE_MKNOD, parent, &in, sizeof(in), name, NULL);
-}
-
-static int rename2(struct fx *f, uint64_t from, const char *oldname, uint64_t to,
-		   const char *newname, uint32_t flags)
-{
-	struct fuse_rename2_in in = {.newdir = to, .flags = flags};
-
-	return name_op(f, FUSE_RENAME2, from, &in, sizeof(in), oldname, newname);
-}
-
-static int link_(struct fx *f, uint64_t src, uint64_t parent, const char *name)
-{
-	struct fuse_link_in in = {.oldnodeid = src};
-
-	return name_op(f, FUSE_LINK, parent, &in, sizeof(in), name, NULL);
-}
 
 static int setattr(struct fx *f, uint64_t nodeid, const struct fuse_setattr_in *in)
 {
@@ -1700,7 +1283,7 @@ static void test_mount_not_crossed(void **state)
 	host_write(strcat(strcpy(names, mnt), "/inside"), "mounted");
 	/* The server's share descriptor must be one of this namespace's mounts. */
 	fuse_server_destroy(f->fs);
-	assert_int_equal(fuse_server_create(f->dir, false, &unlimited_fds, &f->fs), 0);
+	assert_int_equal(fuse_server_create(f->dir, false, &f->fds, &f->fs), 0);
 	assert_int_equal(fuse_init(f, 7, 38, 0), 0);
 	assert_int_equal(lookup(f, 1, "mnt", &id), -ENOENT); /* looks absent */
 	/* READDIRPLUS lists the name, with no node. */
@@ -1796,6 +1379,212 @@ static void test_threads(void **state)
 	}
 }
 
+/* ---- descriptor budget ---------------------------------------------------------------------- */
+
+#define BUDGET 8
+
+static struct rlimit saved_nofile;
+static bool nofile_lowered;
+
+/* Descriptors this process has open (plus a constant: ".", ".." and the listing's own). */
+static unsigned open_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	unsigned n = 0;
+
+	assert_non_null(d);
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n;
+}
+
+/* The process's open-file limit brought down to `room` descriptors above those open now, so
+ * that a server holding more than its budget would run the whole process out of them. */
+static void lower_nofile(unsigned room)
+{
+	struct rlimit low;
+
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &saved_nofile), 0);
+	low = saved_nofile;
+	low.rlim_cur = open_fds() + room;
+	assert_true(low.rlim_cur <= saved_nofile.rlim_cur);
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+	nofile_lowered = true;
+}
+
+static int fx_teardown_nofile(void **state)
+{
+	if (nofile_lowered)
+		assert_int_equal(setrlimit(RLIMIT_NOFILE, &saved_nofile), 0);
+	nofile_lowered = false;
+	return fx_teardown(state);
+}
+
+static void destroy_session(struct fx *f)
+{
+	req_start(&f->q, FUSE_DESTROY, 0);
+	assert_int_equal(send_req(f), 0);
+	assert_int_equal(fuse_init(f, 7, 38, 0), 0);
+}
+
+/* A guest that looks names up and never forgets them: it gets BUDGET inodes, then ENFILE,
+ * and the process keeps the descriptors the budget leaves it (here: the open-file limit is
+ * only a little above the budget, so that without one the lookups would take them all). */
+static void test_budget_lookups(void **state)
+{
+	struct fx *f = *state;
+	const unsigned names = BUDGET + 40;
+	uint64_t ids[BUDGET], id;
+	unsigned before;
+	char name[16];
+	int fds[8];
+
+	for (unsigned i = 0; i < names; i++) {
+		snprintf(name, sizeof(name), "f%u", i);
+		share_write(f, name, name);
+	}
+	fx_restart(f, false, BUDGET);
+	before = open_fds();
+	lower_nofile(BUDGET + 16);
+	for (unsigned i = 0; i < names; i++) {
+		snprintf(name, sizeof(name), "f%u", i);
+		if (i < BUDGET)
+			ids[i] = lookup_ok(f, 1, name);
+		else
+			assert_int_equal(lookup(f, 1, name, &id), -ENFILE);
+	}
+	assert_int_equal(fd_budget_used(&f->fds), BUDGET);
+	assert_int_equal(open_fds(), before + BUDGET); /* nothing leaked by the refusals */
+	/* The rest of the process still gets descriptors. */
+	for (unsigned i = 0; i < 8; i++) {
+		fds[i] = i % 2 ? socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)
+			       : open("/dev/null", O_RDONLY | O_CLOEXEC);
+		assert_true(fds[i] >= 0);
+	}
+	for (unsigned i = 0; i < 8; i++)
+		close(fds[i]);
+	/* What is known already costs nothing, with the budget spent. */
+	assert_int_equal(lookup_ok(f, 1, "f0"), ids[0]);
+	assert_int_equal(getattr(f, FUSE_ROOT_ID, NULL), 0);
+	assert_int_equal(fd_budget_used(&f->fds), BUDGET);
+	/* An inode forgotten (both its lookups): room for one more. */
+	assert_int_equal(forget(f, ids[0], 2), 0);
+	assert_int_equal(fd_budget_used(&f->fds), BUDGET - 1);
+	assert_int_equal(getattr(f, ids[0], NULL), -ESTALE);
+	ids[0] = lookup_ok(f, 1, "f8");
+	assert_int_equal(lookup(f, 1, "f9", &id), -ENFILE);
+	assert_int_equal(fd_budget_used(&f->fds), BUDGET);
+	/* DESTROY gives all back, and a new session has the whole budget again. */
+	destroy_session(f);
+	assert_int_equal(fd_budget_used(&f->fds), 0);
+	assert_int_equal(open_fds(), before);
+	for (unsigned i = 0; i < BUDGET; i++) {
+		snprintf(name, sizeof(name), "f%u", names - 1 - i);
+		lookup_ok(f, 1, name);
+	}
+	assert_int_equal(lookup(f, 1, "f0", &id), -ENFILE);
+	/* So does the end of the server (fx_restart checks the budget after it). */
+	fx_restart(f, false, BUDGET);
+	assert_int_equal(open_fds(), before);
+}
+
+/* The index of `name` in READDIRPLUS's list `names` ("a,b,..."), or -1. */
+static int name_index(const char *names, const char *name)
+{
+	char copy[4096], *save, *tok;
+	int i = 0;
+
+	snprintf(copy, sizeof(copy), "%s", names);
+	for (tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save), i++) {
+		if (strcmp(tok, name) == 0)
+			return i;
+	}
+	return -1;
+}
+
+/* Open handles count like inodes; what needs a new one fails whole when none is left. */
+static void test_budget_handles(void **state)
+{
+	struct fx *f = *state;
+	uint64_t id, id2, fh[3], fh2, off, ids[32];
+	char names[256];
+	unsigned before;
+	size_t n;
+
+	share_write(f, "a", "a");
+	fx_restart(f, false, 4);
+	before = open_fds();
+	id = lookup_ok(f, 1, "a");
+	for (unsigned i = 0; i < 3; i++)
+		assert_int_equal(open_node(f, FUSE_OPEN, id, O_RDONLY, &fh[i]), 0);
+	assert_int_equal(fd_budget_used(&f->fds), 4);
+	assert_int_equal(open_node(f, FUSE_OPEN, id, O_RDONLY, &fh2), -ENFILE);
+	assert_int_equal(open_node(f, FUSE_OPENDIR, 1, O_RDONLY, &fh2), -ENFILE);
+	assert_int_equal(create(f, 1, "new", O_RDWR | O_EXCL, 0644, &id2, &fh2), -ENFILE);
+	assert_int_equal(mknod_(f, 1, "fifo", S_IFIFO | 0644, 0), -ENFILE);
+	assert_int_equal(mknod_(f, 1, "file", S_IFREG | 0644, 0), -ENFILE);
+	assert_int_equal(mkdir_(f, 1, "dir", 0755), -ENFILE);
+	assert_int_equal(name_op(f, FUSE_SYMLINK, 1, NULL, 0, "lnk", "a"), -ENFILE);
+	/* A new name for a node held already needs nothing. */
+	assert_int_equal(link_(f, id, 1, "a2"), 0);
+	assert_int_equal(((struct fuse_entry_out *)payload(f))->nodeid, id);
+	assert_int_equal(fd_budget_used(&f->fds), 4);
+	assert_int_equal(open_fds(), before + 4);
+
+	/* CREATE with room for its inode but not its handle: no inode left counted. */
+	assert_int_equal(release(f, FUSE_RELEASE, id, fh[0]), 0);
+	assert_int_equal(fd_budget_used(&f->fds), 3);
+	assert_int_equal(create(f, 1, "new2", O_RDWR | O_EXCL, 0644, &id2, &fh2), -ENFILE);
+	assert_int_equal(fd_budget_used(&f->fds), 3);
+	assert_int_equal(open_fds(), before + 3);
+	id2 = lookup_ok(f, 1, "new2"); /* the file was made: it takes the last one */
+	assert_int_equal(fd_budget_used(&f->fds), 4);
+	assert_int_equal(forget(f, id2, 1), 0);
+
+	/* READDIRPLUS with the budget spent: held nodes come with their ids, others with 0. */
+	assert_int_equal(open_node(f, FUSE_OPENDIR, 1, O_RDONLY, &fh2), 0);
+	assert_int_equal(fd_budget_used(&f->fds), 4);
+	assert_int_equal(read_dir(f, FUSE_READDIRPLUS, fh2, 0, 4096), 0);
+	n = parse_dir(payload(f), f->r.len - HDR_OUT, true, names, sizeof(names), ids, &off);
+	assert_true(n <= 32);
+	assert_true(name_index(names, "a") >= 0 && name_index(names, "new2") >= 0);
+	assert_int_equal(ids[name_index(names, "a")], id);
+	assert_int_equal(ids[name_index(names, "a2")], id);
+	assert_int_equal(ids[name_index(names, "new")], 0);
+	assert_int_equal(ids[name_index(names, "new2")], 0);
+	assert_int_equal(fd_budget_used(&f->fds), 4);
+	assert_int_equal(release(f, FUSE_RELEASEDIR, 1, fh2), 0);
+	assert_int_equal(fd_budget_used(&f->fds), 3);
+
+	destroy_session(f);
+	assert_int_equal(fd_budget_used(&f->fds), 0);
+	assert_int_equal(open_fds(), before);
+}
+
+/* The same on a read-only share (the guest's root file system is one). */
+static void test_budget_read_only(void **state)
+{
+	struct fx *f = *state;
+	uint64_t a, b, id, fh;
+
+	share_write(f, "a", "a");
+	share_write(f, "b", "b");
+	share_write(f, "c", "c");
+	fx_restart(f, true, 2);
+	a = lookup_ok(f, 1, "a");
+	b = lookup_ok(f, 1, "b");
+	assert_int_equal(lookup(f, 1, "c", &id), -ENFILE);
+	assert_int_equal(open_node(f, FUSE_OPEN, a, O_RDONLY, &fh), -ENFILE);
+	assert_int_equal(open_node(f, FUSE_OPENDIR, 1, O_RDONLY, &fh), -ENFILE);
+	assert_int_equal(forget(f, b, 1), 0);
+	assert_int_equal(open_node(f, FUSE_OPEN, a, O_RDONLY, &fh), 0);
+	assert_int_equal(read_fh(f, fh, 0, 8, NULL), 1);
+	assert_int_equal(fd_budget_used(&f->fds), 2);
+	destroy_session(f);
+	assert_int_equal(fd_budget_used(&f->fds), 0);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, fx_setup, fx_teardown)
@@ -1819,6 +1608,11 @@ int main(void)
 	    T(test_short_and_long_headers), T(test_bad_names),	   T(test_huge_sizes),
 	    T(test_bad_ids_and_opcodes),    T(test_split_buffers), T(test_small_reply_buffers),
 	};
+	const struct CMUnitTest budget[] = {
+	    cmocka_unit_test_setup_teardown(test_budget_lookups, fx_setup, fx_teardown_nofile),
+	    T(test_budget_handles),
+	    T(test_budget_read_only),
+	};
 	const struct CMUnitTest escapes[] = {
 	    T(test_escape_symlinks),
 	    T(test_escape_names),
@@ -1833,6 +1627,7 @@ int main(void)
 
 	failed |= cmocka_run_group_tests_name("protocol", protocol, NULL, NULL);
 	failed |= cmocka_run_group_tests_name("malformed", malformed, NULL, NULL);
+	failed |= cmocka_run_group_tests_name("budget", budget, NULL, NULL);
 	failed |= cmocka_run_group_tests_name("escapes", escapes, NULL, NULL);
 	return failed;
 #undef T
