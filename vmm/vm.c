@@ -3,6 +3,7 @@
  * for its end and turns that into an exit status. */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -14,6 +15,7 @@
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -57,18 +59,29 @@ void vm_stop(struct vm *vm, enum vm_end why, const char *fmt, ...)
 	}
 }
 
-/* Writes all of buf to fd for the guest, riding out signals; gives up quietly if the reader
- * is gone, or once the VM is stopping: a reader that stopped reading (a full pipe) must not
- * keep the vCPU that writes, and so the VMM's shutdown, waiting (the stop's kick interrupts
- * the write with EINTR). */
+/* Writes all of buf to fd for the guest; gives up quietly if the reader is gone, or once the
+ * VM is stopping. A reader that stopped reading (a full pipe) stalls the vCPU that writes,
+ * but must not keep the VMM's shutdown waiting for it: the write waits in poll() with a
+ * timeout and the stopping flag is checked between waits (a blocking write() could miss the
+ * stop's one kick, if it came just before). */
 static void write_all(struct vm *vm, int fd, const void *buf, size_t len)
 {
 	const uint8_t *p = buf;
 
 	while (len) {
-		ssize_t n = write(fd, p, len);
+		struct pollfd out = {.fd = fd, .events = POLLOUT};
+		ssize_t n;
+		int ready;
 
-		if (n < 0 && errno == EINTR && !atomic_load(&vm->stopping))
+		if (atomic_load(&vm->stopping))
+			return;
+		ready = poll(&out, 1, 100);
+		if (ready == 0 || (ready < 0 && errno == EINTR))
+			continue;
+		if (ready < 0 || (out.revents & (POLLERR | POLLHUP | POLLNVAL)))
+			return;
+		n = write(fd, p, len);
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
 		if (n <= 0)
 			return;
@@ -344,6 +357,7 @@ int vm_create(const struct vm_config *cfg, struct vm **out)
 	vm->cfg = cfg;
 	vm->kvm.dev_fd = vm->kvm.vm_fd = -1;
 	vm->console_log.fd = -1;
+	vm->grace.fd = -1;
 	vm->loop.epfd = -1;
 	vm->nr_vcpus = 0;
 	pthread_mutex_init(&vm->end_lock, NULL);
@@ -481,6 +495,44 @@ static int vm_result(struct vm *vm)
 	}
 }
 
+static void vm_stop_by_signal(struct vm *vm, int signo)
+{
+	pthread_mutex_lock(&vm->end_lock);
+	if (vm->end == VM_END_NONE)
+		vm->end_signal = signo;
+	pthread_mutex_unlock(&vm->end_lock);
+	vm_stop(vm, VM_END_SIGNAL, NULL);
+}
+
+/* A SIGTERM or SIGHUP passed on to the command, and the VM still runs after the grace
+ * period: the guest ignored it, or cannot act on it (it may be stuck). */
+static void vm_grace_over(struct ev_handler *h, uint32_t events)
+{
+	struct vm *vm = h->opaque;
+	uint64_t expirations;
+
+	(void)events;
+	if (read(h->fd, &expirations, sizeof(expirations)) != sizeof(expirations))
+		return;
+	log_warn("the sandbox did not end within %d s of signal %d; stopping it",
+		 VM_STOP_GRACE_MS / 1000, vm->grace_signal);
+	vm_stop_by_signal(vm, vm->grace_signal);
+}
+
+/* SIGTERM and SIGHUP mean "end": passed on to the command, they also start the grace
+ * period (once), after which the VM is stopped whatever the guest does. */
+static void vm_arm_grace(struct vm *vm, int signo)
+{
+	struct itimerspec when = {.it_value = {.tv_sec = VM_STOP_GRACE_MS / 1000,
+					       .tv_nsec = (VM_STOP_GRACE_MS % 1000) * 1000000L}};
+
+	if ((signo != SIGTERM && signo != SIGHUP) || vm->grace_signal || vm->grace.fd < 0)
+		return;
+	vm->grace_signal = signo;
+	if (timerfd_settime(vm->grace.fd, 0, &when, NULL) < 0)
+		log_warn("cannot arm the stop timer: %m; only the guest can end the sandbox now");
+}
+
 static void vm_signalled(struct ev_handler *h, uint32_t events)
 {
 	struct vm *vm = h->opaque;
@@ -492,15 +544,12 @@ static void vm_signalled(struct ev_handler *h, uint32_t events)
 	if (atomic_load(&vm->forwarding) && vm->cfg->signal_fd >= 0) {
 		if (write(vm->cfg->signal_fd, &si, sizeof(si)) != sizeof(si))
 			log_warn("could not pass signal %u on to the command", si.ssi_signo);
+		vm_arm_grace(vm, (int)si.ssi_signo);
 		return;
 	}
 	if (si.ssi_signo == SIGWINCH)
 		return; /* a terminal resize, nobody to tell yet */
-	pthread_mutex_lock(&vm->end_lock);
-	if (vm->end == VM_END_NONE)
-		vm->end_signal = (int)si.ssi_signo;
-	pthread_mutex_unlock(&vm->end_lock);
-	vm_stop(vm, VM_END_SIGNAL, NULL);
+	vm_stop_by_signal(vm, (int)si.ssi_signo);
 }
 
 void vm_signal_set(sigset_t *set)
@@ -546,6 +595,12 @@ int vm_run(struct vm *vm)
 		close(sfd);
 		return VM_EXIT_FAILURE;
 	}
+	vm->grace =
+	    (struct ev_handler){.fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC),
+				.ready = vm_grace_over,
+				.opaque = vm};
+	if (vm->grace.fd < 0 || evloop_add(&vm->loop, &vm->grace, EPOLLIN) < 0)
+		log_warn("no stop timer (%m): a guest that ignores SIGTERM keeps clawvm waiting");
 	vcpu_install_kick_handler();
 	signal(SIGPIPE, SIG_IGN);
 
@@ -587,6 +642,10 @@ void vm_destroy(struct vm *vm)
 	for (unsigned i = 0; i < vm->fs_ready; i++)
 		virtio_fs_destroy(&vm->fs[i]);
 	devices_destroy(&vm->devices);
+	if (vm->grace.fd >= 0) {
+		evloop_del(&vm->loop, &vm->grace);
+		close(vm->grace.fd);
+	}
 	evloop_destroy(&vm->loop);
 	kvm_close(&vm->kvm);
 	if (vm->mem.host)

@@ -26,6 +26,9 @@
 #define VM_MAX_VCPUS	32
 #define VM_MAX_SHARES	8 /* -v shares, besides the root */
 #define VM_CONSOLE_TAIL 4096
+/* After a SIGTERM or SIGHUP passed on to the command, the sandbox is stopped this much later
+ * if it has not ended (as `docker stop` does), whatever the guest does. */
+#define VM_STOP_GRACE_MS 10000
 
 /* clawvm's own failures exit with this status, as docker's do, apart from 0-124 that a
  * command may return and 126-255 that shells give for "cannot run" and signals. */
@@ -104,6 +107,8 @@ struct vm {
 	char fs_tags[VM_MAX_SHARES + 1][24];
 	char *mount_records[3 * (VM_MAX_SHARES + 1) + 1];
 	struct ev_handler stop_handler, signal_handler;
+	struct ev_handler grace; /* timerfd: a SIGTERM passed on, and the VM still runs */
+	int grace_signal;	 /* the signal that started it, 0 before */
 
 	atomic_int stopping;
 	atomic_int forwarding; /* signals go to cfg->signal_fd */
