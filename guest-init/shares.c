@@ -7,13 +7,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/virtio_fs.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define VIRTIO_FS_TAG_MAX 36
+#define VIRTIO_FS_TAG_MAX sizeof(((struct virtio_fs_config *)0)->tag) /* 36 */
 #define NEW_ROOT	  "/clawvm/root"
 
 /* Kernel filesystems guest-init mounted in the initramfs, taken along into the new root. */
@@ -61,7 +62,7 @@ int shares_parse(char *const *strings, size_t count, struct share *out, size_t c
 		bool root = !strcmp(path, "/");
 
 		if (tag[0] == '\0' || strlen(tag) > VIRTIO_FS_TAG_MAX) {
-			snprintf(err, err_len, "share %zu: tag `%s` must be 1 to %d bytes", i, tag,
+			snprintf(err, err_len, "share %zu: tag `%s` must be 1 to %zu bytes", i, tag,
 				 VIRTIO_FS_TAG_MAX);
 			return -EINVAL;
 		}

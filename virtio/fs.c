@@ -119,20 +119,18 @@ int virtio_fs_init(struct virtio_fs *vfs, const char *tag, const char *root, boo
 		   struct fd_budget *fds)
 {
 	size_t tag_len = strlen(tag);
-	uint32_t queues = 1;
 	int ret;
 
 	if (tag_len == 0 || tag_len > VIRTIO_FS_TAG_MAX) {
-		log_err("virtio-fs: tag `%s` must be 1 to %d bytes", tag, VIRTIO_FS_TAG_MAX);
+		log_err("virtio-fs: tag `%s` must be 1 to %zu bytes", tag, VIRTIO_FS_TAG_MAX);
 		return -EINVAL;
 	}
 	memset(vfs, 0, sizeof(*vfs));
 	vfs->dev.ops = &fs_ops;
-	memcpy(vfs->config, tag, tag_len);
+	memcpy(vfs->config.tag, tag, tag_len);
 	memcpy(vfs->tag, tag, tag_len);
-	queues = htole32(queues);
-	memcpy(vfs->config + VIRTIO_FS_TAG_MAX, &queues, sizeof(queues));
-	vfs->dev.config = vfs->config;
+	vfs->config.num_request_queues = htole32(1);
+	vfs->dev.config = (uint8_t *)&vfs->config;
 	vfs->dev.config_len = sizeof(vfs->config);
 	ret = fuse_server_create(root, read_only, fds, &vfs->server);
 	if (ret < 0)

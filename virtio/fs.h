@@ -4,6 +4,7 @@
 #ifndef CLAWVM_VIRTIO_FS_H
 #define CLAWVM_VIRTIO_FS_H
 
+#include <linux/virtio_fs.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -11,12 +12,13 @@
 #include "virtio/fuse.h"
 #include "virtio/virtio.h"
 
-#define VIRTIO_FS_TAG_MAX 36 /* bytes of the tag in config space, no NUL needed */
+/* Bytes of the tag in config space (struct virtio_fs_config), no NUL needed: 36. */
+#define VIRTIO_FS_TAG_MAX sizeof(((struct virtio_fs_config *)0)->tag)
 #define VIRTIO_FS_WORKERS 2
 
 struct virtio_fs {
 	struct virtio_dev dev;
-	uint8_t config[VIRTIO_FS_TAG_MAX + 4]; /* tag, le32 num_request_queues */
+	struct virtio_fs_config config;
 	struct fuse_server *server;
 	/* Workers sleep on `work` (with dev.lock) until the driver notifies or `stopping`. */
 	pthread_cond_t work;

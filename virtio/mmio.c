@@ -15,7 +15,7 @@
 static uint64_t transport_features(const struct virtio_dev *dev)
 {
 	return dev->ops->features | (1ULL << VIRTIO_F_VERSION_1) |
-	       (1ULL << VIRTIO_F_INDIRECT_DESC) | (1ULL << VIRTIO_F_EVENT_IDX);
+	       (1ULL << VIRTIO_RING_F_INDIRECT_DESC) | (1ULL << VIRTIO_RING_F_EVENT_IDX);
 }
 
 static void mmio_used(struct virtio_dev *dev, unsigned index)
@@ -172,9 +172,9 @@ static void mmio_write_status(struct virtio_mmio *m, uint32_t value)
 			dev->driver_features = m->driver_features;
 			for (unsigned i = 0; i < dev->ops->num_queues; i++) {
 				dev->queues[i].event_idx =
-				    virtio_has_feature(dev, VIRTIO_F_EVENT_IDX);
+				    virtio_has_feature(dev, VIRTIO_RING_F_EVENT_IDX);
 				dev->queues[i].indirect =
-				    virtio_has_feature(dev, VIRTIO_F_INDIRECT_DESC);
+				    virtio_has_feature(dev, VIRTIO_RING_F_INDIRECT_DESC);
 			}
 		}
 	}

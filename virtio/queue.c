@@ -5,6 +5,8 @@
  * the driver are handled here and nowhere else. */
 #include <endian.h>
 #include <errno.h>
+#include <linux/virtio_ring.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -14,25 +16,23 @@
 #include "virtio/queue.h"
 #include "vmm/log.h"
 
-#define VIRTQ_DESC_F_NEXT	   1
-#define VIRTQ_DESC_F_WRITE	   2
-#define VIRTQ_DESC_F_INDIRECT	   4
-#define VRING_AVAIL_F_NO_INTERRUPT 1
+/* The ring layouts are <linux/virtio_ring.h>'s (via virtio/virtio.h): struct vring_desc
+ * (le64 addr, le32 len, le16 flags, le16 next), struct vring_avail (le16 flags, le16 idx,
+ * le16 ring[size], then le16 used_event with EVENT_IDX) and struct vring_used (le16 flags,
+ * le16 idx, struct vring_used_elem ring[size], then le16 avail_event). Offsets into guest
+ * memory are taken from them; the fields are read one at a time, never as a whole struct. */
+#define DESC_SIZE   sizeof(struct vring_desc)
+#define DESC_ALIGN  VRING_DESC_ALIGN_SIZE
+#define AVAIL_ALIGN VRING_AVAIL_ALIGN_SIZE
+#define USED_ALIGN  VRING_USED_ALIGN_SIZE
 
-#define DESC_SIZE   16 /* le64 addr, le32 len, le16 flags, le16 next */
-#define DESC_ALIGN  16
-#define AVAIL_ALIGN 2
-#define USED_ALIGN  4
-
-/* Available ring: le16 flags, le16 idx, le16 ring[size], le16 used_event (EVENT_IDX). */
-#define AVAIL_FLAGS 0
-#define AVAIL_IDX   2
-#define AVAIL_RING  4
-/* Used ring: le16 flags, le16 idx, {le32 id, le32 len} ring[size], le16 avail_event. */
-#define USED_IDX       2
-#define USED_RING      4
-#define USED_ELEM_SIZE 8
-#define EVENT_IDX_SIZE 2
+#define AVAIL_FLAGS    offsetof(struct vring_avail, flags)
+#define AVAIL_IDX      offsetof(struct vring_avail, idx)
+#define AVAIL_RING     offsetof(struct vring_avail, ring)
+#define USED_IDX       offsetof(struct vring_used, idx)
+#define USED_RING      offsetof(struct vring_used, ring)
+#define USED_ELEM_SIZE sizeof(struct vring_used_elem)
+#define EVENT_IDX_SIZE sizeof(__virtio16)
 
 /* A descriptor as copied out of guest memory, in host byte order. */
 struct vq_desc {
@@ -216,7 +216,7 @@ int vq_enable(struct virtq *vq)
 static int chain_add(struct virtq *vq, struct vq_chain *chain, const struct vq_desc *d,
 		     bool *seen_writable)
 {
-	bool writable = d->flags & VIRTQ_DESC_F_WRITE;
+	bool writable = d->flags & VRING_DESC_F_WRITE;
 	size_t *total = writable ? &chain->in_len : &chain->out_len;
 	void *host;
 
@@ -256,7 +256,7 @@ static const uint8_t *indirect_table(struct virtq *vq, const struct vq_chain *ch
 		vq_fail(vq, "chain %u: nested indirect table", chain->head);
 		return NULL;
 	}
-	if (d->flags & VIRTQ_DESC_F_NEXT) {
+	if (d->flags & VRING_DESC_F_NEXT) {
 		vq_fail(vq, "chain %u: indirect descriptor with NEXT", chain->head);
 		return NULL;
 	}
@@ -295,7 +295,7 @@ static int chain_walk(struct virtq *vq, uint16_t head, struct vq_chain *chain)
 			return vq_fail(vq, "chain %u: loop or longer than %u descriptors", head,
 				       entries);
 		desc_fetch(&d, table, i);
-		if (d.flags & VIRTQ_DESC_F_INDIRECT) {
+		if (d.flags & VRING_DESC_F_INDIRECT) {
 			table = indirect_table(vq, chain, &d, in_indirect);
 			if (!table)
 				return -EINVAL;
@@ -308,7 +308,7 @@ static int chain_walk(struct virtq *vq, uint16_t head, struct vq_chain *chain)
 		ret = chain_add(vq, chain, &d, &seen_writable);
 		if (ret < 0)
 			return ret;
-		if (!(d.flags & VIRTQ_DESC_F_NEXT))
+		if (!(d.flags & VRING_DESC_F_NEXT))
 			return 0;
 		if (d.next >= entries)
 			return vq_fail(vq, "chain %u: next %u beyond %s of %u", head, d.next,

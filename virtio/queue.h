@@ -22,8 +22,8 @@ struct virtq {
 	uint64_t avail_gpa;
 	uint64_t used_gpa;
 	bool ready;		 /* QueueReady written 1 and the rings validated */
-	bool event_idx;		 /* VIRTIO_F_EVENT_IDX negotiated */
-	bool indirect;		 /* VIRTIO_F_INDIRECT_DESC negotiated */
+	bool event_idx;		 /* VIRTIO_RING_F_EVENT_IDX negotiated */
+	bool indirect;		 /* VIRTIO_RING_F_INDIRECT_DESC negotiated */
 	bool broken;		 /* the guest broke the rules: no more processing until reset */
 	uint16_t last_avail;	 /* next avail ring entry the device takes */
 	uint16_t used_idx;	 /* next used ring entry the device fills */

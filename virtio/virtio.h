@@ -4,19 +4,14 @@
 #ifndef CLAWVM_VIRTIO_H
 #define CLAWVM_VIRTIO_H
 
+#include <linux/virtio_config.h> /* VIRTIO_F_VERSION_1, VIRTIO_CONFIG_S_* */
+#include <linux/virtio_ids.h>	 /* VIRTIO_ID_* */
+#include <linux/virtio_ring.h>	 /* VIRTIO_RING_F_*, VRING_* and the ring layouts */
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 #include "virtio/queue.h"
-
-#define VIRTIO_F_INDIRECT_DESC 28
-#define VIRTIO_F_EVENT_IDX     29
-#define VIRTIO_F_VERSION_1     32
-
-#define VIRTIO_ID_RNG	4
-#define VIRTIO_ID_VSOCK 19
-#define VIRTIO_ID_FS	26
 
 #define VIRTIO_MAX_QUEUES 8
 

@@ -39,6 +39,7 @@
 #define VSOCK_LINE_MAX	      64    /* "CONNECT <port>\n" */
 #define VSOCK_READ_MAX	      65536 /* one RX packet's payload at most */
 #define VSOCK_FIRST_HOST_PORT (1u << 30)
+#define VSOCK_HDR_LEN	      sizeof(struct virtio_vsock_hdr) /* 44 bytes on the wire */
 #define VSOCK_TX_BUDGET	      64 /* TX packets per notification, then others' turn */
 
 enum conn_state { C_HANDSHAKE, C_CONNECTING, C_ESTABLISHED };
@@ -84,7 +85,7 @@ static struct virtio_vsock *to_vsock(struct virtio_dev *dev)
 int vsock_parse(const void *buf, size_t len, size_t chain_len, uint64_t guest_cid,
 		struct vsock_hdr *out)
 {
-	struct vsock_hdr h;
+	struct virtio_vsock_hdr h;
 
 	if (len < sizeof(h))
 		return -EINVAL;
@@ -101,20 +102,20 @@ int vsock_parse(const void *buf, size_t len, size_t chain_len, uint64_t guest_ci
 	    .buf_alloc = le32toh(h.buf_alloc),
 	    .fwd_cnt = le32toh(h.fwd_cnt),
 	};
-	if (out->src_cid != guest_cid || out->dst_cid != VSOCK_HOST_CID ||
-	    out->type != VSOCK_TYPE_STREAM || out->op == VSOCK_OP_INVALID ||
-	    out->op > VSOCK_OP_CREDIT_REQUEST)
+	if (out->src_cid != guest_cid || out->dst_cid != VMADDR_CID_HOST ||
+	    out->type != VIRTIO_VSOCK_TYPE_STREAM || out->op == VIRTIO_VSOCK_OP_INVALID ||
+	    out->op > VIRTIO_VSOCK_OP_CREDIT_REQUEST)
 		return -EINVAL;
-	if (out->op == VSOCK_OP_RW
+	if (out->op == VIRTIO_VSOCK_OP_RW
 		? chain_len < sizeof(h) || out->len > chain_len - sizeof(h) || out->len == 0
 		: out->len != 0)
 		return -EINVAL;
 	return 0;
 }
 
-static struct vsock_hdr hdr_to_le(const struct vsock_hdr *h)
+static struct virtio_vsock_hdr hdr_to_le(const struct vsock_hdr *h)
 {
-	return (struct vsock_hdr){
+	return (struct virtio_vsock_hdr){
 	    .src_cid = htole64(h->src_cid),
 	    .dst_cid = htole64(h->dst_cid),
 	    .src_port = htole32(h->src_port),
@@ -132,11 +133,11 @@ static struct vsock_hdr hdr_to_le(const struct vsock_hdr *h)
 static struct vsock_hdr conn_hdr(const struct vsock_conn *c, uint16_t op, uint32_t flags)
 {
 	return (struct vsock_hdr){
-	    .src_cid = VSOCK_HOST_CID,
+	    .src_cid = VMADDR_CID_HOST,
 	    .dst_cid = c->vs->guest_cid,
 	    .src_port = c->local_port,
 	    .dst_port = c->peer_port,
-	    .type = VSOCK_TYPE_STREAM,
+	    .type = VIRTIO_VSOCK_TYPE_STREAM,
 	    .op = op,
 	    .flags = flags,
 	    .buf_alloc = VSOCK_BUF,
@@ -327,7 +328,7 @@ static void rx_give(struct virtio_vsock *vs, const struct vq_chain *chain,
 		    const struct vsock_hdr *h, const void *data)
 {
 	struct virtq *vq = &vs->dev.queues[RXQ];
-	struct vsock_hdr le = hdr_to_le(h);
+	struct virtio_vsock_hdr le = hdr_to_le(h);
 
 	if (chain->in_len < sizeof(le) + h->len) {
 		/* Smaller than a header: a broken driver. Give the buffer back empty. */
@@ -354,25 +355,25 @@ static struct vsock_hdr ctrl_next_packet(struct virtio_vsock *vs)
 
 	if (vs->rst_len) {
 		h = (struct vsock_hdr){
-		    .src_cid = VSOCK_HOST_CID,
+		    .src_cid = VMADDR_CID_HOST,
 		    .dst_cid = vs->guest_cid,
 		    .src_port = vs->rst[vs->rst_head].local,
 		    .dst_port = vs->rst[vs->rst_head].peer,
-		    .type = VSOCK_TYPE_STREAM,
-		    .op = VSOCK_OP_RST,
+		    .type = VIRTIO_VSOCK_TYPE_STREAM,
+		    .op = VIRTIO_VSOCK_OP_RST,
 		};
 		vs->rst_head = (vs->rst_head + 1) % VSOCK_RST_MAX;
 		vs->rst_len--;
 		return h;
 	}
 	if (c->ctrl & CTRL_REQUEST) {
-		h = conn_hdr(c, VSOCK_OP_REQUEST, 0);
+		h = conn_hdr(c, VIRTIO_VSOCK_OP_REQUEST, 0);
 		c->ctrl &= ~CTRL_REQUEST;
 	} else if (c->ctrl & CTRL_RESPONSE) {
-		h = conn_hdr(c, VSOCK_OP_RESPONSE, 0);
+		h = conn_hdr(c, VIRTIO_VSOCK_OP_RESPONSE, 0);
 		c->ctrl &= ~CTRL_RESPONSE;
 	} else {
-		h = conn_hdr(c, VSOCK_OP_CREDIT_UPDATE, 0);
+		h = conn_hdr(c, VIRTIO_VSOCK_OP_CREDIT_UPDATE, 0);
 		c->fwd_cnt_sent = c->fwd_cnt;
 		c->ctrl &= ~CTRL_CREDIT;
 	}
@@ -497,34 +498,34 @@ static bool conn_read_host(struct vsock_conn *c)
 
 	if (!want || ctrl_pending(vs) || !rx_take(vs, &chain))
 		return true;
-	if (chain.in_len <= sizeof(h)) {
+	if (chain.in_len <= VSOCK_HDR_LEN) {
 		/* No room for a payload: a broken driver. Give the buffer back empty. */
 		vq_push(&vs->dev.queues[RXQ], chain.head, 0);
 		vs->dev.used(&vs->dev, RXQ);
 		return true;
 	}
-	if (want > chain.in_len - sizeof(h))
-		want = chain.in_len - sizeof(h);
+	if (want > chain.in_len - VSOCK_HDR_LEN)
+		want = chain.in_len - VSOCK_HDR_LEN;
 	do
 		n = read(c->h.fd, buf, want);
 	while (n < 0 && errno == EINTR);
 	if (n > 0) {
-		h = conn_hdr(c, VSOCK_OP_RW, 0);
+		h = conn_hdr(c, VIRTIO_VSOCK_OP_RW, 0);
 		h.len = (uint32_t)n;
 		c->rx_cnt += (uint32_t)n;
 	} else if (n == 0) {
 		/* End of the host's stream: the guest reads EOF, and may still send. */
-		h = conn_hdr(c, VSOCK_OP_SHUTDOWN, VSOCK_SHUTDOWN_SEND);
+		h = conn_hdr(c, VIRTIO_VSOCK_OP_SHUTDOWN, VIRTIO_VSOCK_SHUTDOWN_SEND);
 		c->host_eof = true;
 	} else if (errno == EAGAIN) {
-		h = conn_hdr(c, VSOCK_OP_CREDIT_UPDATE, 0);
+		h = conn_hdr(c, VIRTIO_VSOCK_OP_CREDIT_UPDATE, 0);
 		c->fwd_cnt_sent = c->fwd_cnt;
 	} else {
-		h = conn_hdr(c, VSOCK_OP_RST, 0);
+		h = conn_hdr(c, VIRTIO_VSOCK_OP_RST, 0);
 	}
 	rx_give(vs, &chain, &h, buf);
 	vs->dev.used(&vs->dev, RXQ);
-	if (h.op == VSOCK_OP_RST) {
+	if (h.op == VIRTIO_VSOCK_OP_RST) {
 		conn_free(c);
 		return false;
 	}
@@ -721,20 +722,20 @@ static void guest_packet(struct virtio_vsock *vs, const struct vsock_hdr *h,
 {
 	struct vsock_conn *c;
 
-	if (h->op == VSOCK_OP_REQUEST) {
+	if (h->op == VIRTIO_VSOCK_OP_REQUEST) {
 		guest_request(vs, h);
 		return;
 	}
 	c = conn_find(vs, h->dst_port, h->src_port);
 	if (!c) {
-		if (h->op != VSOCK_OP_RST)
+		if (h->op != VIRTIO_VSOCK_OP_RST)
 			rst_owe(vs, h->dst_port, h->src_port);
 		return;
 	}
 	c->peer_buf_alloc = h->buf_alloc;
 	c->peer_fwd_cnt = h->fwd_cnt;
 	switch (h->op) {
-	case VSOCK_OP_RESPONSE:
+	case VIRTIO_VSOCK_OP_RESPONSE:
 		if (c->state == C_CONNECTING) {
 			char ok[32];
 			int len = snprintf(ok, sizeof(ok), "OK %u\n", c->local_port);
@@ -746,12 +747,12 @@ static void guest_packet(struct virtio_vsock *vs, const struct vsock_hdr *h,
 			}
 		}
 		break;
-	case VSOCK_OP_RST:
+	case VIRTIO_VSOCK_OP_RST:
 		conn_free(c);
 		return;
-	case VSOCK_OP_SHUTDOWN:
-		if ((h->flags & (VSOCK_SHUTDOWN_RCV | VSOCK_SHUTDOWN_SEND)) ==
-		    (VSOCK_SHUTDOWN_RCV | VSOCK_SHUTDOWN_SEND)) {
+	case VIRTIO_VSOCK_OP_SHUTDOWN:
+		if ((h->flags & (VIRTIO_VSOCK_SHUTDOWN_RCV | VIRTIO_VSOCK_SHUTDOWN_SEND)) ==
+		    (VIRTIO_VSOCK_SHUTDOWN_RCV | VIRTIO_VSOCK_SHUTDOWN_SEND)) {
 			/* The guest closed: pass on what it sent (the host socket may be
 			 * full: then when it drains), then end it with a reset, which the
 			 * guest waits for. */
@@ -762,12 +763,12 @@ static void guest_packet(struct virtio_vsock *vs, const struct vsock_hdr *h,
 			}
 			break;
 		}
-		if (h->flags & VSOCK_SHUTDOWN_SEND) {
+		if (h->flags & VIRTIO_VSOCK_SHUTDOWN_SEND) {
 			c->guest_done = true;
 			conn_flush_tx(c);
 		}
 		break;
-	case VSOCK_OP_RW:
+	case VIRTIO_VSOCK_OP_RW:
 		if (c->state != C_ESTABLISHED || c->guest_done || h->len > VSOCK_BUF - c->tx_len) {
 			log_debug("vsock: guest port %u sent beyond its credit; reset",
 				  h->src_port);
@@ -781,7 +782,7 @@ static void guest_packet(struct virtio_vsock *vs, const struct vsock_hdr *h,
 
 			if (chunk > h->len - done)
 				chunk = h->len - done;
-			vq_chain_read(chain, sizeof(struct vsock_hdr) + done, c->tx + tail, chunk);
+			vq_chain_read(chain, VSOCK_HDR_LEN + done, c->tx + tail, chunk);
 			c->tx_len += chunk;
 			done += chunk;
 		}
@@ -790,7 +791,7 @@ static void guest_packet(struct virtio_vsock *vs, const struct vsock_hdr *h,
 			return;
 		}
 		break;
-	case VSOCK_OP_CREDIT_REQUEST:
+	case VIRTIO_VSOCK_OP_CREDIT_REQUEST:
 		ctrl_owe(c, CTRL_CREDIT);
 		break;
 	default: /* CREDIT_UPDATE: the counters above are all it carries */
@@ -803,7 +804,8 @@ static void guest_packet(struct virtio_vsock *vs, const struct vsock_hdr *h,
 static bool vsock_tx(struct virtio_vsock *vs)
 {
 	struct virtq *vq = &vs->dev.queues[TXQ];
-	struct vsock_hdr raw, h;
+	struct virtio_vsock_hdr raw;
+	struct vsock_hdr h;
 	struct vq_chain chain;
 	unsigned served = 0;
 	int ret = 0;

@@ -5,6 +5,8 @@
 #ifndef CLAWVM_VIRTIO_VSOCK_H
 #define CLAWVM_VIRTIO_VSOCK_H
 
+#include <linux/virtio_vsock.h>
+#include <linux/vm_sockets.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -12,10 +14,11 @@
 #include "vmm/evloop.h"
 #include "vmm/fd_budget.h"
 
-#define VSOCK_HOST_CID		2
 #define VSOCK_DEFAULT_GUEST_CID 3
 
-/* The packet header (virtio 1.2, 5.10.6), little-endian on the wire. */
+/* A packet header (virtio 1.2, 5.10.6) in host byte order: struct virtio_vsock_hdr of
+ * <linux/virtio_vsock.h>, field for field, decoded by vsock_parse. Ops, types and shutdown
+ * flags are that header's VIRTIO_VSOCK_* constants; the host's CID is VMADDR_CID_HOST. */
 struct vsock_hdr {
 	uint64_t src_cid;
 	uint64_t dst_cid;
@@ -27,21 +30,7 @@ struct vsock_hdr {
 	uint32_t flags;
 	uint32_t buf_alloc;
 	uint32_t fwd_cnt;
-} __attribute__((packed));
-
-enum {
-	VSOCK_OP_INVALID,
-	VSOCK_OP_REQUEST,
-	VSOCK_OP_RESPONSE,
-	VSOCK_OP_RST,
-	VSOCK_OP_SHUTDOWN,
-	VSOCK_OP_RW,
-	VSOCK_OP_CREDIT_UPDATE,
-	VSOCK_OP_CREDIT_REQUEST,
 };
-#define VSOCK_TYPE_STREAM   1
-#define VSOCK_SHUTDOWN_RCV  1
-#define VSOCK_SHUTDOWN_SEND 2
 
 struct vsock_conn;
 

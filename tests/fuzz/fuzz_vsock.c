@@ -38,7 +38,7 @@ static struct fd_budget fds = {.limit = 1u << 30};
 #define TX_AREA	   0x10000ULL		      /* three pieces, 0x4000 apart */
 #define RX_AREA	   0x20000ULL		      /* QSIZE buffers of FUZZ_VSOCK_RX_MAX */
 #define RING_BYTES 0x20000		      /* rings and TX area, zeroed per input */
-#define HDR	   sizeof(struct vsock_hdr)
+#define HDR	   sizeof(struct virtio_vsock_hdr)
 #define RXQ	   0
 #define TXQ	   1
 #define MAX_FDS	   4
@@ -175,11 +175,11 @@ static void check_parse(const uint8_t *buf, size_t len, size_t chain_len)
 		CHECK(ret == -EINVAL);
 	if (ret < 0)
 		return;
-	CHECK(h.src_cid == FUZZ_VSOCK_GUEST_CID && h.dst_cid == VSOCK_HOST_CID);
-	CHECK(h.type == VSOCK_TYPE_STREAM);
-	CHECK(h.op >= VSOCK_OP_REQUEST && h.op <= VSOCK_OP_CREDIT_REQUEST);
+	CHECK(h.src_cid == FUZZ_VSOCK_GUEST_CID && h.dst_cid == VMADDR_CID_HOST);
+	CHECK(h.type == VIRTIO_VSOCK_TYPE_STREAM);
+	CHECK(h.op >= VIRTIO_VSOCK_OP_REQUEST && h.op <= VIRTIO_VSOCK_OP_CREDIT_REQUEST);
 	CHECK(h.src_cid == get_le(buf, 8) && h.len == get_le(buf + 24, 4));
-	if (h.op == VSOCK_OP_RW)
+	if (h.op == VIRTIO_VSOCK_OP_RW)
 		CHECK(h.len > 0 && chain_len >= HDR && h.len <= chain_len - HDR);
 	else
 		CHECK(h.len == 0);
@@ -206,8 +206,8 @@ static void tx_packet(struct run *r, const uint8_t *pkt, size_t len, uint8_t spl
 		uint64_t gpa = TX_AREA + 0x4000 * i;
 
 		memcpy(ram + gpa, pkt + done, cut[i]);
-		put_desc(TXQ, (uint16_t)(head + i), gpa, (uint32_t)cut[i], i + 1 < n ? 1 : 0,
-			 (uint16_t)(head + i + 1));
+		put_desc(TXQ, (uint16_t)(head + i), gpa, (uint32_t)cut[i],
+			 i + 1 < n ? VRING_DESC_F_NEXT : 0, (uint16_t)(head + i + 1));
 		done += cut[i];
 	}
 	publish(r, TXQ, head);
@@ -223,7 +223,8 @@ static void rx_offer(struct run *r, unsigned count, uint32_t size)
 		uint16_t slot = r->avail_idx[RXQ] % QSIZE;
 
 		r->rx_size[slot] = size;
-		put_desc(RXQ, slot, RX_AREA + (uint64_t)slot * FUZZ_VSOCK_RX_MAX, size, 2, 0);
+		put_desc(RXQ, slot, RX_AREA + (uint64_t)slot * FUZZ_VSOCK_RX_MAX, size,
+			 VRING_DESC_F_WRITE, 0);
 		publish(r, RXQ, slot);
 	}
 	virtio_mmio_notify(&r->mmio, RXQ);
@@ -246,12 +247,12 @@ static void rx_check(struct run *r)
 			continue;
 		CHECK(len >= HDR);
 		op = (uint16_t)get_le(b + 30, 2);
-		CHECK(get_le(b, 8) == VSOCK_HOST_CID);
+		CHECK(get_le(b, 8) == VMADDR_CID_HOST);
 		CHECK(get_le(b + 8, 8) == FUZZ_VSOCK_GUEST_CID);
-		CHECK(get_le(b + 28, 2) == VSOCK_TYPE_STREAM);
-		CHECK(op >= VSOCK_OP_REQUEST && op <= VSOCK_OP_CREDIT_UPDATE);
+		CHECK(get_le(b + 28, 2) == VIRTIO_VSOCK_TYPE_STREAM);
+		CHECK(op >= VIRTIO_VSOCK_OP_REQUEST && op <= VIRTIO_VSOCK_OP_CREDIT_UPDATE);
 		CHECK(len == HDR + get_le(b + 24, 4));
-		CHECK((op == VSOCK_OP_RW) == (len > HDR));
+		CHECK((op == VIRTIO_VSOCK_OP_RW) == (len > HDR));
 	}
 }
 

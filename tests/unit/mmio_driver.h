@@ -12,9 +12,6 @@
 #include "virtio/mmio.h"
 #include "vmm/guest_mem.h"
 
-#define D_NEXT	1
-#define D_WRITE 2
-
 static inline uint32_t mmio_rd(struct virtio_mmio *m, uint64_t off)
 {
 	uint32_t v;

@@ -148,8 +148,9 @@ static uint32_t request(struct fixture *f, uint32_t opcode, uint64_t nodeid, con
 	if (args_len)
 		memcpy(req + sizeof(in), args, args_len);
 	memset(gm_ptr(&f->gm, REP_BUF, 0x10000), 0xee, 0x10000);
-	put_desc(f, REQUEST, 0, REQ_BUF, (uint32_t)(sizeof(in) + args_len), room ? D_NEXT : 0, 1);
-	put_desc(f, REQUEST, 1, REP_BUF, room, D_WRITE, 0);
+	put_desc(f, REQUEST, 0, REQ_BUF, (uint32_t)(sizeof(in) + args_len),
+		 room ? VRING_DESC_F_NEXT : 0, 1);
+	put_desc(f, REQUEST, 1, REP_BUF, room, VRING_DESC_F_WRITE, 0);
 	publish(f, REQUEST, 0);
 	wait_used(f, REQUEST, (uint16_t)(before + 1));
 	return used_len(f, REQUEST, before);
@@ -275,8 +276,8 @@ static void malformed_requests_answered_or_dropped(void **state)
 	memset(req, 0, 64);
 	req[0] = 0x00, req[1] = 0x10; /* len = 4096 */
 	req[4] = FUSE_GETATTR;
-	put_desc(f, REQUEST, 0, REQ_BUF, 40, D_NEXT, 1);
-	put_desc(f, REQUEST, 1, REP_BUF, 4096, D_WRITE, 0);
+	put_desc(f, REQUEST, 0, REQ_BUF, 40, VRING_DESC_F_NEXT, 1);
+	put_desc(f, REQUEST, 1, REP_BUF, 4096, VRING_DESC_F_WRITE, 0);
 	publish(f, REQUEST, 0);
 	wait_used(f, REQUEST, (uint16_t)(f->avail_idx[REQUEST]));
 	assert_int_equal(rd(f, VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_NEEDS_RESET, 0);

@@ -109,7 +109,7 @@ static void identity(void **state)
 	assert_int_equal(rd(f, VIRTIO_MMIO_DEVICE_FEATURES), 1); /* VERSION_1 is bit 32 */
 	wr(f, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 0);
 	assert_int_equal(rd(f, VIRTIO_MMIO_DEVICE_FEATURES),
-			 (1u << VIRTIO_F_INDIRECT_DESC) | (1u << VIRTIO_F_EVENT_IDX));
+			 (1u << VIRTIO_RING_F_INDIRECT_DESC) | (1u << VIRTIO_RING_F_EVENT_IDX));
 	wr(f, VIRTIO_MMIO_DEVICE_FEATURES_SEL, 7);
 	assert_int_equal(rd(f, VIRTIO_MMIO_DEVICE_FEATURES), 0);
 	assert_int_equal(rd(f, VIRTIO_MMIO_QUEUE_NUM_MAX), 64);
@@ -125,13 +125,15 @@ static void features_refused(void **state)
 	/* A feature never offered. */
 	assert_int_equal(negotiate(f, 1u << 5, 1) & VIRTIO_CONFIG_S_FEATURES_OK, 0);
 	wr(f, VIRTIO_MMIO_STATUS, 0);
-	assert_int_equal(negotiate(f, 1u << VIRTIO_F_EVENT_IDX, 1) & VIRTIO_CONFIG_S_FEATURES_OK,
+	assert_int_equal(negotiate(f, 1u << VIRTIO_RING_F_EVENT_IDX, 1) &
+			     VIRTIO_CONFIG_S_FEATURES_OK,
 			 VIRTIO_CONFIG_S_FEATURES_OK);
 	assert_true(f->rng.dev.queues[0].event_idx);
 	/* Features are frozen once accepted. */
 	wr(f, VIRTIO_MMIO_DRIVER_FEATURES_SEL, 0);
 	wr(f, VIRTIO_MMIO_DRIVER_FEATURES, 1u << 5);
-	assert_int_equal(f->rng.dev.driver_features, (1ULL << 32) | (1u << VIRTIO_F_EVENT_IDX));
+	assert_int_equal(f->rng.dev.driver_features,
+			 (1ULL << 32) | (1u << VIRTIO_RING_F_EVENT_IDX));
 }
 
 static void bogus_queue_sel_and_widths(void **state)

@@ -4,6 +4,7 @@
 #include "unit.h"
 
 #include <errno.h>
+#include <linux/virtio_ring.h>
 
 #include "virtio/queue.h"
 
@@ -15,10 +16,6 @@
 #define USED_GPA  0x3000ULL
 #define TABLE_GPA 0x8000ULL /* indirect tables */
 #define BUF_GPA	  0x10000ULL
-
-#define F_NEXT	   1
-#define F_WRITE	   2
-#define F_INDIRECT 4
 
 /* The driver's view: guest RAM, the queue, and the driver's own avail->idx. */
 struct ring {
@@ -186,10 +183,10 @@ static void readable_then_writable_chain(void **state)
 	struct ring *r = *state;
 
 	/* Descriptors out of order in the table, as after the driver reuses them. */
-	desc_put(r, DESC_GPA, 5, BUF_GPA, 16, F_NEXT, 2);
-	desc_put(r, DESC_GPA, 2, BUF_GPA + 0x100, 32, F_NEXT, 7);
-	desc_put(r, DESC_GPA, 7, BUF_GPA + 0x1000, 512, F_WRITE | F_NEXT, 0);
-	desc_put(r, DESC_GPA, 0, BUF_GPA + 0x2000, 1, F_WRITE, 0);
+	desc_put(r, DESC_GPA, 5, BUF_GPA, 16, VRING_DESC_F_NEXT, 2);
+	desc_put(r, DESC_GPA, 2, BUF_GPA + 0x100, 32, VRING_DESC_F_NEXT, 7);
+	desc_put(r, DESC_GPA, 7, BUF_GPA + 0x1000, 512, VRING_DESC_F_WRITE | VRING_DESC_F_NEXT, 0);
+	desc_put(r, DESC_GPA, 0, BUF_GPA + 0x2000, 1, VRING_DESC_F_WRITE, 0);
 	avail_push(r, 5);
 	assert_int_equal(vq_pop(&r->vq, &r->chain), 1);
 	assert_int_equal(r->chain.head, 5);
@@ -213,9 +210,9 @@ static void several_chains_in_order(void **state)
 	static const uint16_t heads[] = {6, 0, 3};
 
 	desc_put(r, DESC_GPA, 6, BUF_GPA, 10, 0, 0);
-	desc_put(r, DESC_GPA, 0, BUF_GPA + 0x100, 20, F_WRITE, 0);
-	desc_put(r, DESC_GPA, 3, BUF_GPA + 0x200, 30, F_NEXT, 4);
-	desc_put(r, DESC_GPA, 4, BUF_GPA + 0x300, 40, F_WRITE, 0);
+	desc_put(r, DESC_GPA, 0, BUF_GPA + 0x100, 20, VRING_DESC_F_WRITE, 0);
+	desc_put(r, DESC_GPA, 3, BUF_GPA + 0x200, 30, VRING_DESC_F_NEXT, 4);
+	desc_put(r, DESC_GPA, 4, BUF_GPA + 0x300, 40, VRING_DESC_F_WRITE, 0);
 	for (unsigned i = 0; i < 3; i++)
 		avail_push(r, heads[i]);
 	for (unsigned i = 0; i < 3; i++) {
@@ -234,7 +231,7 @@ static void indices_wrap_at_65536(void **state)
 
 	ring_start_at(r, 65534);
 	for (uint16_t i = 0; i < 4; i++) {
-		desc_put(r, DESC_GPA, i, BUF_GPA + 0x100 * i, 8 + i, F_WRITE, 0);
+		desc_put(r, DESC_GPA, i, BUF_GPA + 0x100 * i, 8 + i, VRING_DESC_F_WRITE, 0);
 		avail_push(r, i);
 	}
 	assert_int_equal(get16(r, AVAIL_GPA + 2), 2);
@@ -285,11 +282,11 @@ static void indirect_chain(void **state)
 	struct ring *r = *state;
 
 	ring_setup(r, QSIZE, false, true);
-	desc_put(r, TABLE_GPA, 0, BUF_GPA, 12, F_NEXT, 2);
-	desc_put(r, TABLE_GPA, 2, BUF_GPA + 0x100, 64, F_WRITE | F_NEXT, 1);
-	desc_put(r, TABLE_GPA, 1, BUF_GPA + 0x200, 4, F_WRITE, 0);
-	/* F_WRITE on the descriptor naming the table is ignored, as the spec says. */
-	desc_put(r, DESC_GPA, 4, TABLE_GPA, 3 * 16, F_INDIRECT | F_WRITE, 0);
+	desc_put(r, TABLE_GPA, 0, BUF_GPA, 12, VRING_DESC_F_NEXT, 2);
+	desc_put(r, TABLE_GPA, 2, BUF_GPA + 0x100, 64, VRING_DESC_F_WRITE | VRING_DESC_F_NEXT, 1);
+	desc_put(r, TABLE_GPA, 1, BUF_GPA + 0x200, 4, VRING_DESC_F_WRITE, 0);
+	/* VRING_DESC_F_WRITE on the descriptor naming the table is ignored, as the spec says. */
+	desc_put(r, DESC_GPA, 4, TABLE_GPA, 3 * 16, VRING_DESC_F_INDIRECT | VRING_DESC_F_WRITE, 0);
 	avail_push(r, 4);
 	assert_int_equal(vq_pop(&r->vq, &r->chain), 1);
 	assert_int_equal(r->chain.head, 4);
@@ -307,9 +304,9 @@ static void direct_descriptors_then_indirect(void **state)
 	struct ring *r = *state;
 
 	ring_setup(r, QSIZE, false, true);
-	desc_put(r, TABLE_GPA, 0, BUF_GPA + 0x100, 64, F_WRITE, 0);
-	desc_put(r, DESC_GPA, 1, BUF_GPA, 12, F_NEXT, 6);
-	desc_put(r, DESC_GPA, 6, TABLE_GPA, 16, F_INDIRECT, 0);
+	desc_put(r, TABLE_GPA, 0, BUF_GPA + 0x100, 64, VRING_DESC_F_WRITE, 0);
+	desc_put(r, DESC_GPA, 1, BUF_GPA, 12, VRING_DESC_F_NEXT, 6);
+	desc_put(r, DESC_GPA, 6, TABLE_GPA, 16, VRING_DESC_F_INDIRECT, 0);
 	avail_push(r, 1);
 	assert_int_equal(vq_pop(&r->vq, &r->chain), 1);
 	assert_int_equal(r->chain.out, 1);
@@ -323,7 +320,8 @@ static void chain_of_exactly_size_descriptors(void **state)
 	struct ring *r = *state;
 
 	for (uint16_t i = 0; i < QSIZE; i++)
-		desc_put(r, DESC_GPA, i, BUF_GPA + i, 1, i + 1 < QSIZE ? F_NEXT : 0, i + 1);
+		desc_put(r, DESC_GPA, i, BUF_GPA + i, 1, i + 1 < QSIZE ? VRING_DESC_F_NEXT : 0,
+			 i + 1);
 	avail_push(r, 0);
 	assert_int_equal(vq_pop(&r->vq, &r->chain), 1);
 	assert_int_equal(r->chain.out, QSIZE);
@@ -348,9 +346,9 @@ static void zero_length_buffers_skipped(void **state)
 {
 	struct ring *r = *state;
 
-	desc_put(r, DESC_GPA, 0, ~0ULL, 0, F_NEXT, 1);
-	desc_put(r, DESC_GPA, 1, BUF_GPA, 5, F_NEXT, 2);
-	desc_put(r, DESC_GPA, 2, 16 * GiB, 0, F_WRITE, 0);
+	desc_put(r, DESC_GPA, 0, ~0ULL, 0, VRING_DESC_F_NEXT, 1);
+	desc_put(r, DESC_GPA, 1, BUF_GPA, 5, VRING_DESC_F_NEXT, 2);
+	desc_put(r, DESC_GPA, 2, 16 * GiB, 0, VRING_DESC_F_WRITE, 0);
 	avail_push(r, 0);
 	assert_int_equal(vq_pop(&r->vq, &r->chain), 1);
 	assert_int_equal(r->chain.out, 1);
@@ -367,11 +365,11 @@ static void chain_read_and_write_across_buffers(void **state)
 	/* Readable: 3 + 5 + 4 bytes holding 0..11; writable: 2 + 6 bytes. */
 	for (unsigned i = 0; i < 12; i++)
 		*host(r, BUF_GPA + (i < 3 ? i : i < 8 ? 0x100 + i - 3 : 0x200 + i - 8)) = i;
-	desc_put(r, DESC_GPA, 0, BUF_GPA, 3, F_NEXT, 1);
-	desc_put(r, DESC_GPA, 1, BUF_GPA + 0x100, 5, F_NEXT, 2);
-	desc_put(r, DESC_GPA, 2, BUF_GPA + 0x200, 4, F_NEXT, 3);
-	desc_put(r, DESC_GPA, 3, BUF_GPA + 0x300, 2, F_WRITE | F_NEXT, 4);
-	desc_put(r, DESC_GPA, 4, BUF_GPA + 0x400, 6, F_WRITE, 0);
+	desc_put(r, DESC_GPA, 0, BUF_GPA, 3, VRING_DESC_F_NEXT, 1);
+	desc_put(r, DESC_GPA, 1, BUF_GPA + 0x100, 5, VRING_DESC_F_NEXT, 2);
+	desc_put(r, DESC_GPA, 2, BUF_GPA + 0x200, 4, VRING_DESC_F_NEXT, 3);
+	desc_put(r, DESC_GPA, 3, BUF_GPA + 0x300, 2, VRING_DESC_F_WRITE | VRING_DESC_F_NEXT, 4);
+	desc_put(r, DESC_GPA, 4, BUF_GPA + 0x400, 6, VRING_DESC_F_WRITE, 0);
 	avail_push(r, 0);
 	assert_int_equal(vq_pop(&r->vq, &r->chain), 1);
 
@@ -589,8 +587,8 @@ static void cyclic_chain(void **state)
 {
 	struct ring *r = *state;
 
-	desc_put(r, DESC_GPA, 1, BUF_GPA, 4, F_NEXT, 2);
-	desc_put(r, DESC_GPA, 2, BUF_GPA, 4, F_NEXT, 1);
+	desc_put(r, DESC_GPA, 1, BUF_GPA, 4, VRING_DESC_F_NEXT, 2);
+	desc_put(r, DESC_GPA, 2, BUF_GPA, 4, VRING_DESC_F_NEXT, 1);
 	avail_push(r, 1);
 	assert_broken(r);
 }
@@ -599,7 +597,7 @@ static void self_loop(void **state)
 {
 	struct ring *r = *state;
 
-	desc_put(r, DESC_GPA, 3, BUF_GPA, 4, F_WRITE | F_NEXT, 3);
+	desc_put(r, DESC_GPA, 3, BUF_GPA, 4, VRING_DESC_F_WRITE | VRING_DESC_F_NEXT, 3);
 	avail_push(r, 3);
 	assert_broken(r);
 }
@@ -609,8 +607,8 @@ static void loop_of_zero_length_descriptors(void **state)
 {
 	struct ring *r = *state;
 
-	desc_put(r, DESC_GPA, 0, BUF_GPA, 0, F_NEXT, 1);
-	desc_put(r, DESC_GPA, 1, BUF_GPA, 0, F_NEXT, 0);
+	desc_put(r, DESC_GPA, 0, BUF_GPA, 0, VRING_DESC_F_NEXT, 1);
+	desc_put(r, DESC_GPA, 1, BUF_GPA, 0, VRING_DESC_F_NEXT, 0);
 	avail_push(r, 0);
 	assert_broken(r);
 }
@@ -621,7 +619,7 @@ static void chain_longer_than_size(void **state)
 
 	/* 0 -> 1 -> ... -> 7 -> 0: size + 1 hops. */
 	for (uint16_t i = 0; i < QSIZE; i++)
-		desc_put(r, DESC_GPA, i, BUF_GPA + i, 1, F_NEXT, (i + 1) % QSIZE);
+		desc_put(r, DESC_GPA, i, BUF_GPA + i, 1, VRING_DESC_F_NEXT, (i + 1) % QSIZE);
 	avail_push(r, 0);
 	assert_broken(r);
 }
@@ -639,7 +637,7 @@ static void next_beyond_size(void **state)
 {
 	struct ring *r = *state;
 
-	desc_put(r, DESC_GPA, 0, BUF_GPA, 1, F_NEXT, QSIZE);
+	desc_put(r, DESC_GPA, 0, BUF_GPA, 1, VRING_DESC_F_NEXT, QSIZE);
 	/* What descriptor QSIZE would be if the table were longer: a valid end. */
 	desc_put(r, DESC_GPA, QSIZE, BUF_GPA, 1, 0, 0);
 	avail_push(r, 0);
@@ -678,8 +676,8 @@ static void buffer_crossing_end_of_ram(void **state)
 {
 	struct ring *r = *state;
 
-	desc_put(r, DESC_GPA, 0, BUF_GPA, 1, F_NEXT, 1);
-	desc_put(r, DESC_GPA, 1, RAM_SIZE - 8, 9, F_WRITE, 0);
+	desc_put(r, DESC_GPA, 0, BUF_GPA, 1, VRING_DESC_F_NEXT, 1);
+	desc_put(r, DESC_GPA, 1, RAM_SIZE - 8, 9, VRING_DESC_F_WRITE, 0);
 	avail_push(r, 0);
 	assert_broken(r);
 }
@@ -688,7 +686,7 @@ static void buffer_ending_at_end_of_ram(void **state)
 {
 	struct ring *r = *state;
 
-	desc_put(r, DESC_GPA, 0, RAM_SIZE - 8, 8, F_WRITE, 0);
+	desc_put(r, DESC_GPA, 0, RAM_SIZE - 8, 8, VRING_DESC_F_WRITE, 0);
 	avail_push(r, 0);
 	assert_int_equal(vq_pop(&r->vq, &r->chain), 1);
 	assert_ptr_equal(r->chain.iov[0].iov_base, host(r, RAM_SIZE - 8));
@@ -708,7 +706,7 @@ static void writable_then_readable(void **state)
 {
 	struct ring *r = *state;
 
-	desc_put(r, DESC_GPA, 0, BUF_GPA, 4, F_WRITE | F_NEXT, 1);
+	desc_put(r, DESC_GPA, 0, BUF_GPA, 4, VRING_DESC_F_WRITE | VRING_DESC_F_NEXT, 1);
 	desc_put(r, DESC_GPA, 1, BUF_GPA + 0x100, 4, 0, 0);
 	avail_push(r, 0);
 	assert_broken(r);
@@ -718,7 +716,7 @@ static void writable_then_zero_length_readable(void **state)
 {
 	struct ring *r = *state;
 
-	desc_put(r, DESC_GPA, 0, BUF_GPA, 4, F_WRITE | F_NEXT, 1);
+	desc_put(r, DESC_GPA, 0, BUF_GPA, 4, VRING_DESC_F_WRITE | VRING_DESC_F_NEXT, 1);
 	desc_put(r, DESC_GPA, 1, BUF_GPA + 0x100, 0, 0, 0);
 	avail_push(r, 0);
 	assert_broken(r);
@@ -729,7 +727,7 @@ static void indirect_not_negotiated(void **state)
 	struct ring *r = *state;
 
 	desc_put(r, TABLE_GPA, 0, BUF_GPA, 4, 0, 0);
-	desc_put(r, DESC_GPA, 0, TABLE_GPA, 16, F_INDIRECT, 0);
+	desc_put(r, DESC_GPA, 0, TABLE_GPA, 16, VRING_DESC_F_INDIRECT, 0);
 	avail_push(r, 0);
 	assert_broken(r);
 }
@@ -738,7 +736,7 @@ static void indirect_not_negotiated(void **state)
 static void indirect_setup(struct ring *r, uint64_t table, uint32_t len, uint16_t flags)
 {
 	ring_setup(r, QSIZE, false, true);
-	desc_put(r, DESC_GPA, 0, table, len, F_INDIRECT | flags, 1);
+	desc_put(r, DESC_GPA, 0, table, len, VRING_DESC_F_INDIRECT | flags, 1);
 	desc_put(r, DESC_GPA, 1, BUF_GPA, 4, 0, 0);
 	avail_push(r, 0);
 }
@@ -748,8 +746,8 @@ static void nested_indirect(void **state)
 	struct ring *r = *state;
 
 	indirect_setup(r, TABLE_GPA, 32, 0);
-	desc_put(r, TABLE_GPA, 0, BUF_GPA, 4, F_NEXT, 1);
-	desc_put(r, TABLE_GPA, 1, TABLE_GPA + 0x100, 16, F_INDIRECT, 0);
+	desc_put(r, TABLE_GPA, 0, BUF_GPA, 4, VRING_DESC_F_NEXT, 1);
+	desc_put(r, TABLE_GPA, 1, TABLE_GPA + 0x100, 16, VRING_DESC_F_INDIRECT, 0);
 	desc_put(r, TABLE_GPA + 0x100, 0, BUF_GPA, 4, 0, 0);
 	assert_broken(r);
 }
@@ -759,7 +757,7 @@ static void indirect_with_next(void **state)
 	struct ring *r = *state;
 
 	desc_put(r, TABLE_GPA, 0, BUF_GPA, 4, 0, 0);
-	indirect_setup(r, TABLE_GPA, 16, F_NEXT);
+	indirect_setup(r, TABLE_GPA, 16, VRING_DESC_F_NEXT);
 	assert_broken(r);
 }
 
@@ -809,7 +807,7 @@ static void indirect_next_beyond_table(void **state)
 	struct ring *r = *state;
 
 	indirect_setup(r, TABLE_GPA, 32, 0);
-	desc_put(r, TABLE_GPA, 0, BUF_GPA, 4, F_NEXT, 2);
+	desc_put(r, TABLE_GPA, 0, BUF_GPA, 4, VRING_DESC_F_NEXT, 2);
 	desc_put(r, TABLE_GPA, 2, BUF_GPA, 4, 0, 0);
 	assert_broken(r);
 }
@@ -819,9 +817,9 @@ static void indirect_loop(void **state)
 	struct ring *r = *state;
 
 	indirect_setup(r, TABLE_GPA, 48, 0);
-	desc_put(r, TABLE_GPA, 0, BUF_GPA, 4, F_NEXT, 1);
-	desc_put(r, TABLE_GPA, 1, BUF_GPA, 4, F_NEXT, 2);
-	desc_put(r, TABLE_GPA, 2, BUF_GPA, 4, F_NEXT, 1);
+	desc_put(r, TABLE_GPA, 0, BUF_GPA, 4, VRING_DESC_F_NEXT, 1);
+	desc_put(r, TABLE_GPA, 1, BUF_GPA, 4, VRING_DESC_F_NEXT, 2);
+	desc_put(r, TABLE_GPA, 2, BUF_GPA, 4, VRING_DESC_F_NEXT, 1);
 	assert_broken(r);
 }
 
@@ -829,7 +827,7 @@ static void indirect_loop(void **state)
 static void indirect_of_n_buffers(struct ring *r, unsigned n)
 {
 	for (unsigned i = 0; i < n; i++)
-		desc_put(r, TABLE_GPA, i, BUF_GPA + i, 1, i + 1 < n ? F_NEXT : 0, i + 1);
+		desc_put(r, TABLE_GPA, i, BUF_GPA + i, 1, i + 1 < n ? VRING_DESC_F_NEXT : 0, i + 1);
 	indirect_setup(r, TABLE_GPA, 16 * n, 0);
 }
 
@@ -856,8 +854,8 @@ static void buffer_across_mmio_hole(void **state)
 	assert_non_null(r);
 	sparse_ram_init(&r->gm, 5 * GiB);
 	ring_setup(r, QSIZE, false, false);
-	desc_put(r, DESC_GPA, 0, 3 * GiB - 4096, 4096, F_NEXT, 1);
-	desc_put(r, DESC_GPA, 1, 4 * GiB, 4096, F_WRITE, 0);
+	desc_put(r, DESC_GPA, 0, 3 * GiB - 4096, 4096, VRING_DESC_F_NEXT, 1);
+	desc_put(r, DESC_GPA, 1, 4 * GiB, 4096, VRING_DESC_F_WRITE, 0);
 	avail_push(r, 0);
 	assert_int_equal(vq_pop(&r->vq, &r->chain), 1);
 	assert_ptr_equal(r->chain.iov[0].iov_base, r->gm.host + 3 * GiB - 4096);
@@ -886,8 +884,8 @@ static void huge_lengths_sum_exactly(void **state)
 	assert_non_null(r);
 	sparse_ram_init(&r->gm, 8 * GiB); /* 5 GiB from 4 GiB up */
 	for (unsigned i = 0; i < VQ_MAX_IOV; i++)
-		desc_put(r, TABLE_GPA, i, 4 * GiB, UINT32_MAX, i + 1 < VQ_MAX_IOV ? F_NEXT : 0,
-			 i + 1);
+		desc_put(r, TABLE_GPA, i, 4 * GiB, UINT32_MAX,
+			 i + 1 < VQ_MAX_IOV ? VRING_DESC_F_NEXT : 0, i + 1);
 	indirect_setup(r, TABLE_GPA, 16 * VQ_MAX_IOV, 0);
 	assert_int_equal(vq_pop(&r->vq, &r->chain), 1);
 	assert_int_equal(r->chain.out, VQ_MAX_IOV);
@@ -902,7 +900,7 @@ static void broken_stays_broken_until_reset(void **state)
 	const struct guest_mem *mem = r->vq.mem;
 	uint8_t used_before[6 + 8 * QSIZE];
 
-	desc_put(r, DESC_GPA, 0, BUF_GPA, 1, F_NEXT, 0);
+	desc_put(r, DESC_GPA, 0, BUF_GPA, 1, VRING_DESC_F_NEXT, 0);
 	avail_push(r, 0);
 	assert_broken(r);
 

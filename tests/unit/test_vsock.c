@@ -31,7 +31,7 @@
 #define RX_BUF_SIZE 4096
 #define TX_BUF	    0x200000ULL /* one packet at a time: TX is served on the notify */
 #define TX_BUF_MAX  0x100000
-#define HDR	    sizeof(struct vsock_hdr)
+#define HDR	    sizeof(struct virtio_vsock_hdr)
 
 #define GUEST_CID   3
 #define GUEST_PORT  1234
@@ -88,7 +88,7 @@ static void parse_accepts_good_rw(void **state)
 
 	(void)state;
 	assert_int_equal(HDR, 44);
-	raw_hdr(b, GUEST_CID, 2, 1, VSOCK_OP_RW, 16);
+	raw_hdr(b, GUEST_CID, 2, 1, VIRTIO_VSOCK_OP_RW, 16);
 	assert_int_equal(vsock_parse(b, sizeof(b), sizeof(b), GUEST_CID, &h), 0);
 	assert_int_equal(h.src_cid, GUEST_CID);
 	assert_int_equal(h.dst_cid, 2);
@@ -96,12 +96,12 @@ static void parse_accepts_good_rw(void **state)
 	assert_int_equal(h.dst_port, 0x55667788);
 	assert_int_equal(h.len, 16);
 	assert_int_equal(h.type, 1);
-	assert_int_equal(h.op, VSOCK_OP_RW);
+	assert_int_equal(h.op, VIRTIO_VSOCK_OP_RW);
 	assert_int_equal(h.flags, 0x01020304);
 	assert_int_equal(h.buf_alloc, 0xa0b0c0d0);
 	assert_int_equal(h.fwd_cnt, 0x0e0f1011);
 	/* A large guest CID is compared on all 64 bits. */
-	raw_hdr(b, 0x0000000100000003ULL, 2, 1, VSOCK_OP_REQUEST, 0);
+	raw_hdr(b, 0x0000000100000003ULL, 2, 1, VIRTIO_VSOCK_OP_REQUEST, 0);
 	assert_int_equal(vsock_parse(b, HDR, HDR, 0x0000000100000003ULL, &h), 0);
 	assert_int_equal(h.src_cid, 0x0000000100000003ULL);
 	assert_int_equal(vsock_parse(b, HDR, HDR, GUEST_CID, &h), -EINVAL);
@@ -113,33 +113,33 @@ static void parse_rejects_bad_headers(void **state)
 	struct vsock_hdr h;
 
 	(void)state;
-	raw_hdr(b, GUEST_CID, 2, 1, VSOCK_OP_REQUEST, 0);
+	raw_hdr(b, GUEST_CID, 2, 1, VIRTIO_VSOCK_OP_REQUEST, 0);
 	assert_int_equal(vsock_parse(b, HDR, HDR, GUEST_CID, &h), 0);
 	assert_int_equal(vsock_parse(b, HDR - 1, HDR, GUEST_CID, &h), -EINVAL);
 	assert_int_equal(vsock_parse(b, 0, HDR, GUEST_CID, &h), -EINVAL);
 
-	raw_hdr(b, 4, 2, 1, VSOCK_OP_REQUEST, 0);
+	raw_hdr(b, 4, 2, 1, VIRTIO_VSOCK_OP_REQUEST, 0);
 	assert_int_equal(vsock_parse(b, HDR, HDR, GUEST_CID, &h), -EINVAL);
-	raw_hdr(b, GUEST_CID, 1, 1, VSOCK_OP_REQUEST, 0);
+	raw_hdr(b, GUEST_CID, 1, 1, VIRTIO_VSOCK_OP_REQUEST, 0);
 	assert_int_equal(vsock_parse(b, HDR, HDR, GUEST_CID, &h), -EINVAL);
-	raw_hdr(b, GUEST_CID, 2 | (1ULL << 32), 1, VSOCK_OP_REQUEST, 0);
+	raw_hdr(b, GUEST_CID, 2 | (1ULL << 32), 1, VIRTIO_VSOCK_OP_REQUEST, 0);
 	assert_int_equal(vsock_parse(b, HDR, HDR, GUEST_CID, &h), -EINVAL);
-	raw_hdr(b, GUEST_CID, 2, 2 /* SEQPACKET */, VSOCK_OP_REQUEST, 0);
+	raw_hdr(b, GUEST_CID, 2, 2 /* SEQPACKET */, VIRTIO_VSOCK_OP_REQUEST, 0);
 	assert_int_equal(vsock_parse(b, HDR, HDR, GUEST_CID, &h), -EINVAL);
-	raw_hdr(b, GUEST_CID, 2, 0x0101, VSOCK_OP_REQUEST, 0);
+	raw_hdr(b, GUEST_CID, 2, 0x0101, VIRTIO_VSOCK_OP_REQUEST, 0);
 	assert_int_equal(vsock_parse(b, HDR, HDR, GUEST_CID, &h), -EINVAL);
-	raw_hdr(b, GUEST_CID, 2, 1, VSOCK_OP_INVALID, 0);
+	raw_hdr(b, GUEST_CID, 2, 1, VIRTIO_VSOCK_OP_INVALID, 0);
 	assert_int_equal(vsock_parse(b, HDR, HDR, GUEST_CID, &h), -EINVAL);
-	raw_hdr(b, GUEST_CID, 2, 1, VSOCK_OP_CREDIT_REQUEST, 0);
+	raw_hdr(b, GUEST_CID, 2, 1, VIRTIO_VSOCK_OP_CREDIT_REQUEST, 0);
 	assert_int_equal(vsock_parse(b, HDR, HDR, GUEST_CID, &h), 0);
-	raw_hdr(b, GUEST_CID, 2, 1, VSOCK_OP_CREDIT_REQUEST + 1, 0);
+	raw_hdr(b, GUEST_CID, 2, 1, VIRTIO_VSOCK_OP_CREDIT_REQUEST + 1, 0);
 	assert_int_equal(vsock_parse(b, HDR, HDR, GUEST_CID, &h), -EINVAL);
 	raw_hdr(b, GUEST_CID, 2, 1, 0x0105 /* RW in the wrong byte order */, 4);
 	assert_int_equal(vsock_parse(b, sizeof(b), sizeof(b), GUEST_CID, &h), -EINVAL);
 
 	/* Non-RW packets carry no payload. */
-	for (uint16_t op = VSOCK_OP_REQUEST; op <= VSOCK_OP_CREDIT_REQUEST; op++) {
-		if (op == VSOCK_OP_RW)
+	for (uint16_t op = VIRTIO_VSOCK_OP_REQUEST; op <= VIRTIO_VSOCK_OP_CREDIT_REQUEST; op++) {
+		if (op == VIRTIO_VSOCK_OP_RW)
 			continue;
 		raw_hdr(b, GUEST_CID, 2, 1, op, 0);
 		assert_int_equal(vsock_parse(b, HDR, sizeof(b), GUEST_CID, &h), 0);
@@ -154,15 +154,15 @@ static void parse_rw_length_against_chain(void **state)
 	struct vsock_hdr h;
 
 	(void)state;
-	raw_hdr(b, GUEST_CID, 2, 1, VSOCK_OP_RW, 0);
+	raw_hdr(b, GUEST_CID, 2, 1, VIRTIO_VSOCK_OP_RW, 0);
 	assert_int_equal(vsock_parse(b, HDR, HDR + 9, GUEST_CID, &h), -EINVAL);
-	raw_hdr(b, GUEST_CID, 2, 1, VSOCK_OP_RW, 9);
+	raw_hdr(b, GUEST_CID, 2, 1, VIRTIO_VSOCK_OP_RW, 9);
 	assert_int_equal(vsock_parse(b, HDR, HDR + 9, GUEST_CID, &h), 0);
-	raw_hdr(b, GUEST_CID, 2, 1, VSOCK_OP_RW, 10);
+	raw_hdr(b, GUEST_CID, 2, 1, VIRTIO_VSOCK_OP_RW, 10);
 	assert_int_equal(vsock_parse(b, HDR, HDR + 9, GUEST_CID, &h), -EINVAL);
-	raw_hdr(b, GUEST_CID, 2, 1, VSOCK_OP_RW, 1);
+	raw_hdr(b, GUEST_CID, 2, 1, VIRTIO_VSOCK_OP_RW, 1);
 	assert_int_equal(vsock_parse(b, HDR, HDR, GUEST_CID, &h), -EINVAL);
-	raw_hdr(b, GUEST_CID, 2, 1, VSOCK_OP_RW, 0xffffffff);
+	raw_hdr(b, GUEST_CID, 2, 1, VIRTIO_VSOCK_OP_RW, 0xffffffff);
 	assert_int_equal(vsock_parse(b, HDR, SIZE_MAX, GUEST_CID, &h), 0);
 	assert_int_equal(vsock_parse(b, HDR, HDR + 0xfffffffeULL, GUEST_CID, &h), -EINVAL);
 }
@@ -175,10 +175,10 @@ static void parse_rw_chain_shorter_than_header(void **state)
 	struct vsock_hdr h;
 
 	(void)state;
-	raw_hdr(b, GUEST_CID, 2, 1, VSOCK_OP_RW, 1);
+	raw_hdr(b, GUEST_CID, 2, 1, VIRTIO_VSOCK_OP_RW, 1);
 	assert_int_equal(vsock_parse(b, HDR, HDR - 1, GUEST_CID, &h), -EINVAL);
 	assert_int_equal(vsock_parse(b, HDR, 0, GUEST_CID, &h), -EINVAL);
-	raw_hdr(b, GUEST_CID, 2, 1, VSOCK_OP_RW, 4096);
+	raw_hdr(b, GUEST_CID, 2, 1, VIRTIO_VSOCK_OP_RW, 4096);
 	assert_int_equal(vsock_parse(b, HDR, 10, GUEST_CID, &h), -EINVAL);
 }
 
@@ -281,11 +281,11 @@ static struct vsock_hdr guest_hdr(struct fixture *f, uint16_t op, uint32_t src_p
 {
 	return (struct vsock_hdr){
 	    .src_cid = GUEST_CID,
-	    .dst_cid = VSOCK_HOST_CID,
+	    .dst_cid = VMADDR_CID_HOST,
 	    .src_port = src_port,
 	    .dst_port = dst_port,
 	    .len = len,
-	    .type = VSOCK_TYPE_STREAM,
+	    .type = VIRTIO_VSOCK_TYPE_STREAM,
 	    .op = op,
 	    .flags = flags,
 	    .buf_alloc = f->guest_buf_alloc,
@@ -358,7 +358,7 @@ static void tx_ctrl(struct fixture *f, uint16_t op, uint32_t src_port, uint32_t 
 static void tx_rw(struct fixture *f, uint32_t src_port, uint32_t dst_port, const void *data,
 		  size_t len)
 {
-	struct vsock_hdr h = guest_hdr(f, VSOCK_OP_RW, src_port, dst_port, (uint32_t)len, 0);
+	struct vsock_hdr h = guest_hdr(f, VIRTIO_VSOCK_OP_RW, src_port, dst_port, (uint32_t)len, 0);
 
 	tx_send(f, &h, data, len);
 }
@@ -371,7 +371,7 @@ static void rx_offer(struct fixture *f, unsigned n, uint32_t size)
 		uint64_t addr = RX_BUF + (uint64_t)slot * RX_BUF_SIZE;
 
 		memset(gm_ptr(&f->gm, addr, RX_BUF_SIZE), 0xee, RX_BUF_SIZE);
-		put_desc(f, RXQ, slot, addr, size, D_WRITE, 0);
+		put_desc(f, RXQ, slot, addr, size, VRING_DESC_F_WRITE, 0);
 		publish(f, RXQ, slot);
 	}
 	virtio_mmio_notify(&f->mmio, RXQ);
@@ -450,20 +450,20 @@ static void expect_rx(struct fixture *f, uint16_t op, uint32_t src, uint32_t dst
 	 * sends one then is its choice (the spec allows both). */
 	do {
 		assert_true(rx_wait(f, h, payload, cap, WAIT_MS) >= (int)HDR);
-		if (h->op == VSOCK_OP_CREDIT_UPDATE && op != VSOCK_OP_CREDIT_UPDATE) {
-			assert_int_equal(h->src_cid, VSOCK_HOST_CID);
+		if (h->op == VIRTIO_VSOCK_OP_CREDIT_UPDATE && op != VIRTIO_VSOCK_OP_CREDIT_UPDATE) {
+			assert_int_equal(h->src_cid, VMADDR_CID_HOST);
 			assert_int_equal(h->len, 0);
 		}
-	} while (h->op == VSOCK_OP_CREDIT_UPDATE && op != VSOCK_OP_CREDIT_UPDATE);
-	assert_int_equal(h->src_cid, VSOCK_HOST_CID);
+	} while (h->op == VIRTIO_VSOCK_OP_CREDIT_UPDATE && op != VIRTIO_VSOCK_OP_CREDIT_UPDATE);
+	assert_int_equal(h->src_cid, VMADDR_CID_HOST);
 	assert_int_equal(h->dst_cid, GUEST_CID);
-	assert_int_equal(h->type, VSOCK_TYPE_STREAM);
+	assert_int_equal(h->type, VIRTIO_VSOCK_TYPE_STREAM);
 	assert_int_equal(h->op, op);
 	assert_int_equal(h->src_port, src);
 	assert_int_equal(h->dst_port, dst);
-	if (op != VSOCK_OP_RST) /* an RST for no connection advertises nothing */
+	if (op != VIRTIO_VSOCK_OP_RST) /* an RST for no connection advertises nothing */
 		assert_int_equal(h->buf_alloc, DEV_BUF);
-	if (op != VSOCK_OP_RW)
+	if (op != VIRTIO_VSOCK_OP_RW)
 		assert_int_equal(h->len, 0);
 }
 
@@ -553,8 +553,8 @@ static int guest_connect(struct fixture *f, int *lfd)
 	uint8_t buf[RX_BUF_SIZE];
 
 	*lfd = host_listen(f, HOST_PORT);
-	tx_ctrl(f, VSOCK_OP_REQUEST, GUEST_PORT, HOST_PORT, 0);
-	expect_rx(f, VSOCK_OP_RESPONSE, HOST_PORT, GUEST_PORT, &h, buf, sizeof(buf));
+	tx_ctrl(f, VIRTIO_VSOCK_OP_REQUEST, GUEST_PORT, HOST_PORT, 0);
+	expect_rx(f, VIRTIO_VSOCK_OP_RESPONSE, HOST_PORT, GUEST_PORT, &h, buf, sizeof(buf));
 	return host_accept(*lfd);
 }
 
@@ -586,8 +586,8 @@ static void guest_connect_rw_shutdown(void **state)
 	driver_start(f);
 	rx_offer(f, 4, RX_BUF_SIZE);
 	lfd = host_listen(f, HOST_PORT);
-	tx_ctrl(f, VSOCK_OP_REQUEST, GUEST_PORT, HOST_PORT, 0);
-	expect_rx(f, VSOCK_OP_RESPONSE, HOST_PORT, GUEST_PORT, &h, buf, 0);
+	tx_ctrl(f, VIRTIO_VSOCK_OP_REQUEST, GUEST_PORT, HOST_PORT, 0);
+	expect_rx(f, VIRTIO_VSOCK_OP_RESPONSE, HOST_PORT, GUEST_PORT, &h, buf, 0);
 	assert_int_equal(h.fwd_cnt, 0);
 	hfd = host_accept(lfd);
 
@@ -597,15 +597,15 @@ static void guest_connect_rw_shutdown(void **state)
 	host_expect_nothing(hfd);
 
 	host_write(hfd, "world", 5);
-	expect_rx(f, VSOCK_OP_RW, HOST_PORT, GUEST_PORT, &h, buf, sizeof(buf));
+	expect_rx(f, VIRTIO_VSOCK_OP_RW, HOST_PORT, GUEST_PORT, &h, buf, sizeof(buf));
 	assert_int_equal(h.len, 5);
 	assert_memory_equal(buf, "world", 5);
 	assert_int_equal(h.fwd_cnt, 5); /* the 5 bytes of "hello" went to the host */
 
-	tx_ctrl(f, VSOCK_OP_SHUTDOWN, GUEST_PORT, HOST_PORT,
-		VSOCK_SHUTDOWN_RCV | VSOCK_SHUTDOWN_SEND);
+	tx_ctrl(f, VIRTIO_VSOCK_OP_SHUTDOWN, GUEST_PORT, HOST_PORT,
+		VIRTIO_VSOCK_SHUTDOWN_RCV | VIRTIO_VSOCK_SHUTDOWN_SEND);
 	host_expect_closed(f, hfd);
-	expect_rx(f, VSOCK_OP_RST, HOST_PORT, GUEST_PORT, &h, buf, 0);
+	expect_rx(f, VIRTIO_VSOCK_OP_RST, HOST_PORT, GUEST_PORT, &h, buf, 0);
 	assert_int_equal(f->vs.nconns, 0);
 	assert_no_rx(f);
 	close(hfd);
@@ -620,8 +620,8 @@ static void guest_connect_nobody_listening(void **state)
 
 	driver_start(f);
 	rx_offer(f, 4, RX_BUF_SIZE);
-	tx_ctrl(f, VSOCK_OP_REQUEST, GUEST_PORT, HOST_PORT + 1, 0);
-	expect_rx(f, VSOCK_OP_RST, HOST_PORT + 1, GUEST_PORT, &h, buf, 0);
+	tx_ctrl(f, VIRTIO_VSOCK_OP_REQUEST, GUEST_PORT, HOST_PORT + 1, 0);
+	expect_rx(f, VIRTIO_VSOCK_OP_RST, HOST_PORT + 1, GUEST_PORT, &h, buf, 0);
 	assert_int_equal(f->vs.nconns, 0);
 	assert_no_rx(f);
 }
@@ -634,8 +634,8 @@ static void guest_connect_without_host_side(void **state)
 
 	driver_start(f);
 	rx_offer(f, 4, RX_BUF_SIZE);
-	tx_ctrl(f, VSOCK_OP_REQUEST, GUEST_PORT, HOST_PORT, 0);
-	expect_rx(f, VSOCK_OP_RST, HOST_PORT, GUEST_PORT, &h, buf, 0);
+	tx_ctrl(f, VIRTIO_VSOCK_OP_REQUEST, GUEST_PORT, HOST_PORT, 0);
+	expect_rx(f, VIRTIO_VSOCK_OP_RST, HOST_PORT, GUEST_PORT, &h, buf, 0);
 	assert_int_equal(f->vs.nconns, 0);
 }
 
@@ -657,17 +657,17 @@ static void host_connect_handshake(void **state)
 	port = h.src_port;
 	assert_true(port >= 1u << 30);
 	f->used_seen[RXQ]--; /* look at it again, with the common checks */
-	expect_rx(f, VSOCK_OP_REQUEST, port, 5000, &h, buf, 0);
+	expect_rx(f, VIRTIO_VSOCK_OP_REQUEST, port, 5000, &h, buf, 0);
 	assert_int_equal(h.fwd_cnt, 0);
 	assert_no_rx(f); /* no data before the guest accepted */
 	host_expect_nothing(cfd);
 
-	tx_ctrl(f, VSOCK_OP_RESPONSE, 5000, port, 0);
+	tx_ctrl(f, VIRTIO_VSOCK_OP_RESPONSE, 5000, port, 0);
 	len = snprintf(ok, sizeof(ok), "OK %u\n", port);
 	host_read_exact(f, cfd, got, (size_t)len);
 	assert_memory_equal(got, ok, (size_t)len);
 	host_expect_nothing(cfd);
-	expect_rx(f, VSOCK_OP_RW, port, 5000, &h, buf, sizeof(buf));
+	expect_rx(f, VIRTIO_VSOCK_OP_RW, port, 5000, &h, buf, sizeof(buf));
 	assert_int_equal(h.len, 4);
 	assert_memory_equal(buf, "ping", 4);
 
@@ -681,7 +681,7 @@ static void host_connect_handshake(void **state)
 		int cfd2 = host_client(f);
 
 		host_write(cfd2, "CONNECT 5001\r\n", 14);
-		expect_rx(f, VSOCK_OP_REQUEST, port + 1, 5001, &h, buf, 0);
+		expect_rx(f, VIRTIO_VSOCK_OP_REQUEST, port + 1, 5001, &h, buf, 0);
 		close(cfd2);
 	}
 	close(cfd);
@@ -735,7 +735,7 @@ static void hostile_rw_beyond_credit_resets(void **state)
 	rx_offer(f, 4, RX_BUF_SIZE);
 	hfd = guest_connect(f, &lfd);
 	tx_rw(f, GUEST_PORT, HOST_PORT, big, DEV_BUF + 1);
-	expect_rx(f, VSOCK_OP_RST, HOST_PORT, GUEST_PORT, &h, buf, 0);
+	expect_rx(f, VIRTIO_VSOCK_OP_RST, HOST_PORT, GUEST_PORT, &h, buf, 0);
 	host_expect_closed(f, hfd); /* and not one byte of the packet */
 	assert_int_equal(f->vs.nconns, 0);
 	free(big);
@@ -753,13 +753,13 @@ static void hostile_wrong_src_cid_dropped(void **state)
 	driver_start(f);
 	rx_offer(f, 4, RX_BUF_SIZE);
 	hfd = guest_connect(f, &lfd);
-	h = guest_hdr(f, VSOCK_OP_RW, GUEST_PORT, HOST_PORT, 4, 0);
+	h = guest_hdr(f, VIRTIO_VSOCK_OP_RW, GUEST_PORT, HOST_PORT, 4, 0);
 	h.src_cid = GUEST_CID + 1;
 	tx_send(f, &h, "evil", 4);
-	h = guest_hdr(f, VSOCK_OP_RW, GUEST_PORT, HOST_PORT, 4, 0);
+	h = guest_hdr(f, VIRTIO_VSOCK_OP_RW, GUEST_PORT, HOST_PORT, 4, 0);
 	h.dst_cid = 1;
 	tx_send(f, &h, "evil", 4);
-	h = guest_hdr(f, VSOCK_OP_RST, GUEST_PORT, HOST_PORT, 0, 0);
+	h = guest_hdr(f, VIRTIO_VSOCK_OP_RST, GUEST_PORT, HOST_PORT, 0, 0);
 	h.src_cid = GUEST_CID + 1;
 	tx_send(f, &h, NULL, 0);
 	pump(f, QUIET_MS);
@@ -784,13 +784,13 @@ static void hostile_unknown_connection_rst(void **state)
 	driver_start(f);
 	rx_offer(f, 8, RX_BUF_SIZE);
 	tx_rw(f, GUEST_PORT, HOST_PORT, "x", 1);
-	expect_rx(f, VSOCK_OP_RST, HOST_PORT, GUEST_PORT, &h, buf, 0);
-	tx_ctrl(f, VSOCK_OP_CREDIT_REQUEST, 77, 88, 0);
-	expect_rx(f, VSOCK_OP_RST, 88, 77, &h, buf, 0);
-	tx_ctrl(f, VSOCK_OP_RESPONSE, 1u << 30, 5000, 0);
-	expect_rx(f, VSOCK_OP_RST, 5000, 1u << 30, &h, buf, 0);
+	expect_rx(f, VIRTIO_VSOCK_OP_RST, HOST_PORT, GUEST_PORT, &h, buf, 0);
+	tx_ctrl(f, VIRTIO_VSOCK_OP_CREDIT_REQUEST, 77, 88, 0);
+	expect_rx(f, VIRTIO_VSOCK_OP_RST, 88, 77, &h, buf, 0);
+	tx_ctrl(f, VIRTIO_VSOCK_OP_RESPONSE, 1u << 30, 5000, 0);
+	expect_rx(f, VIRTIO_VSOCK_OP_RST, 5000, 1u << 30, &h, buf, 0);
 	/* No RST in answer to an RST. */
-	tx_ctrl(f, VSOCK_OP_RST, GUEST_PORT, HOST_PORT, 0);
+	tx_ctrl(f, VIRTIO_VSOCK_OP_RST, GUEST_PORT, HOST_PORT, 0);
 	assert_no_rx(f);
 	assert_int_equal(f->vs.nconns, 0);
 }
@@ -804,8 +804,8 @@ static void hostile_cyclic_tx_chain_needs_reset(void **state)
 	rx_offer(f, 4, RX_BUF_SIZE);
 	hfd = guest_connect(f, &lfd);
 	hdr_encode(gm_ptr(&f->gm, TX_BUF, HDR), &(struct vsock_hdr){0});
-	put_desc(f, TXQ, 5, TX_BUF, HDR, D_NEXT, 6);
-	put_desc(f, TXQ, 6, TX_BUF, HDR, D_NEXT, 5);
+	put_desc(f, TXQ, 5, TX_BUF, HDR, VRING_DESC_F_NEXT, 6);
+	put_desc(f, TXQ, 6, TX_BUF, HDR, VRING_DESC_F_NEXT, 5);
 	publish(f, TXQ, 5);
 	virtio_mmio_notify(&f->mmio, TXQ);
 	assert_true(rd(f, VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_NEEDS_RESET);
@@ -846,7 +846,7 @@ static void hostile_small_rx_buffers(void **state)
 	/* A control packet into a buffer smaller than its header: returned empty. */
 	rx_offer(f, 1, 16);
 	lfd = host_listen(f, HOST_PORT);
-	tx_ctrl(f, VSOCK_OP_REQUEST, GUEST_PORT, HOST_PORT, 0);
+	tx_ctrl(f, VIRTIO_VSOCK_OP_REQUEST, GUEST_PORT, HOST_PORT, 0);
 	assert_int_equal(rx_wait(f, &h, buf, sizeof(buf), WAIT_MS), 0);
 	assert_true(all_bytes(gm_ptr(&f->gm, RX_BUF, 16), 16, 0xee));
 	hfd = host_accept(lfd);
@@ -860,7 +860,7 @@ static void hostile_small_rx_buffers(void **state)
 	assert_true(all_bytes(gm_ptr(&f->gm, RX_BUF + RX_BUF_SIZE, HDR), HDR, 0xee));
 	/* With a real buffer, the data arrives whole. */
 	rx_offer(f, 1, RX_BUF_SIZE);
-	expect_rx(f, VSOCK_OP_RW, HOST_PORT, GUEST_PORT, &h, buf, sizeof(buf));
+	expect_rx(f, VIRTIO_VSOCK_OP_RW, HOST_PORT, GUEST_PORT, &h, buf, sizeof(buf));
 	assert_int_equal(h.len, 4);
 	assert_memory_equal(buf, "data", 4);
 	close(hfd);
@@ -877,8 +877,8 @@ static size_t collect_rw(struct fixture *f, uint8_t *dst, size_t cap)
 	size_t total = 0;
 
 	while (rx_wait(f, &h, buf, sizeof(buf), QUIET_MS) >= 0) {
-		assert_int_equal(h.op, VSOCK_OP_RW);
-		assert_int_equal(h.src_cid, VSOCK_HOST_CID);
+		assert_int_equal(h.op, VIRTIO_VSOCK_OP_RW);
+		assert_int_equal(h.src_cid, VMADDR_CID_HOST);
 		assert_int_equal(h.src_port, HOST_PORT);
 		assert_int_equal(h.dst_port, GUEST_PORT);
 		assert_true(h.len > 0 && total + h.len <= cap);
@@ -916,7 +916,7 @@ static void flow_control_respects_guest_credit(void **state)
 		total += n;
 		assert_int_equal(total, total < SENT ? f->guest_fwd_cnt + ALLOC : (size_t)SENT);
 		f->guest_fwd_cnt = (uint32_t)total;
-		tx_ctrl(f, VSOCK_OP_CREDIT_UPDATE, GUEST_PORT, HOST_PORT, 0);
+		tx_ctrl(f, VIRTIO_VSOCK_OP_CREDIT_UPDATE, GUEST_PORT, HOST_PORT, 0);
 	}
 	assert_int_equal(total, SENT);
 	assert_memory_equal(got, data, SENT);
@@ -955,7 +955,7 @@ static void credit_updates_per_half_buffer(void **state)
 	tx_rw(f, GUEST_PORT, HOST_PORT, data, CHUNK);
 	host_read_exact(f, hfd, got, CHUNK);
 	sent += CHUNK;
-	expect_rx(f, VSOCK_OP_CREDIT_UPDATE, HOST_PORT, GUEST_PORT, &h, buf, 0);
+	expect_rx(f, VIRTIO_VSOCK_OP_CREDIT_UPDATE, HOST_PORT, GUEST_PORT, &h, buf, 0);
 	assert_int_equal(h.fwd_cnt, sent);
 	assert_no_rx(f);
 	/* A guest that spends its whole credit at once: once all is passed on, it has been
@@ -964,11 +964,11 @@ static void credit_updates_per_half_buffer(void **state)
 		tx_rw(f, GUEST_PORT, HOST_PORT, data, CHUNK);
 	for (size_t n = 0; n < DEV_BUF; n += CHUNK)
 		host_read_exact(f, hfd, got, CHUNK);
-	expect_rx(f, VSOCK_OP_CREDIT_UPDATE, HOST_PORT, GUEST_PORT, &h, buf, 0);
+	expect_rx(f, VIRTIO_VSOCK_OP_CREDIT_UPDATE, HOST_PORT, GUEST_PORT, &h, buf, 0);
 	assert_true(h.fwd_cnt >= sent + HALF);
 	told = h.fwd_cnt;
 	if (rx_wait(f, &h, buf, sizeof(buf), QUIET_MS) >= 0) {
-		assert_int_equal(h.op, VSOCK_OP_CREDIT_UPDATE);
+		assert_int_equal(h.op, VIRTIO_VSOCK_OP_CREDIT_UPDATE);
 		assert_true(h.fwd_cnt > told);
 		told = h.fwd_cnt;
 		assert_no_rx(f);
@@ -1002,13 +1002,13 @@ static void guest_close_with_host_socket_full(void **state)
 	assert_int_equal(setsockopt(hfd, SOL_SOCKET, SO_RCVBUF, &sndbuf, sizeof(sndbuf)), 0);
 	for (size_t off = 0; off < SENT; off += CHUNK)
 		tx_rw(f, GUEST_PORT, HOST_PORT, data + off, CHUNK);
-	tx_ctrl(f, VSOCK_OP_SHUTDOWN, GUEST_PORT, HOST_PORT,
-		VSOCK_SHUTDOWN_RCV | VSOCK_SHUTDOWN_SEND);
+	tx_ctrl(f, VIRTIO_VSOCK_OP_SHUTDOWN, GUEST_PORT, HOST_PORT,
+		VIRTIO_VSOCK_SHUTDOWN_RCV | VIRTIO_VSOCK_SHUTDOWN_SEND);
 	assert_int_equal(f->vs.nconns, 1); /* still passing bytes on */
 	host_read_exact(f, hfd, got, SENT);
 	assert_memory_equal(got, data, SENT);
 	host_expect_closed(f, hfd);
-	expect_rx(f, VSOCK_OP_RST, HOST_PORT, GUEST_PORT, &h, buf, 0);
+	expect_rx(f, VIRTIO_VSOCK_OP_RST, HOST_PORT, GUEST_PORT, &h, buf, 0);
 	assert_int_equal(f->vs.nconns, 0);
 	free(data);
 	free(got);
@@ -1045,9 +1045,9 @@ static int host_established(struct fixture *f, uint32_t *port)
 
 	host_write(cfd, "CONNECT 5000\n", 13);
 	assert_true(rx_wait(f, &h, buf, sizeof(buf), WAIT_MS) == (int)HDR);
-	assert_int_equal(h.op, VSOCK_OP_REQUEST);
+	assert_int_equal(h.op, VIRTIO_VSOCK_OP_REQUEST);
 	*port = h.src_port;
-	tx_ctrl(f, VSOCK_OP_RESPONSE, 5000, *port, 0);
+	tx_ctrl(f, VIRTIO_VSOCK_OP_RESPONSE, 5000, *port, 0);
 	len = snprintf(ok, sizeof(ok), "OK %u\n", *port);
 	host_read_exact(f, cfd, got, (size_t)len);
 	assert_memory_equal(got, ok, (size_t)len);
@@ -1131,11 +1131,11 @@ static void host_client_gone_while_connecting(void **state)
 	cfd = host_client(f);
 	host_write(cfd, "CONNECT 5000\n", 13);
 	assert_true(rx_wait(f, &h, buf, sizeof(buf), WAIT_MS) == (int)HDR);
-	assert_int_equal(h.op, VSOCK_OP_REQUEST);
+	assert_int_equal(h.op, VIRTIO_VSOCK_OP_REQUEST);
 	port = h.src_port;
 	close(cfd);
 	assert_true(count_events(f, QUIET_MS) <= 4);
-	expect_rx(f, VSOCK_OP_RST, port, 5000, &h, buf, 0);
+	expect_rx(f, VIRTIO_VSOCK_OP_RST, port, 5000, &h, buf, 0);
 	assert_int_equal(f->vs.nconns, 0);
 }
 
@@ -1156,18 +1156,18 @@ static void host_client_half_closed_while_connecting(void **state)
 	host_write(cfd, "CONNECT 5000\nhello", 18);
 	assert_int_equal(shutdown(cfd, SHUT_WR), 0);
 	assert_true(rx_wait(f, &h, buf, sizeof(buf), WAIT_MS) == (int)HDR);
-	assert_int_equal(h.op, VSOCK_OP_REQUEST);
+	assert_int_equal(h.op, VIRTIO_VSOCK_OP_REQUEST);
 	port = h.src_port;
 	assert_true(count_events(f, QUIET_MS) <= 4);
-	tx_ctrl(f, VSOCK_OP_RESPONSE, 5000, port, 0);
+	tx_ctrl(f, VIRTIO_VSOCK_OP_RESPONSE, 5000, port, 0);
 	len = snprintf(ok, sizeof(ok), "OK %u\n", port);
 	host_read_exact(f, cfd, got, (size_t)len);
 	assert_memory_equal(got, ok, (size_t)len);
-	expect_rx(f, VSOCK_OP_RW, port, 5000, &h, buf, sizeof(buf));
+	expect_rx(f, VIRTIO_VSOCK_OP_RW, port, 5000, &h, buf, sizeof(buf));
 	assert_int_equal(h.len, 5);
 	assert_memory_equal(buf, "hello", 5);
-	expect_rx(f, VSOCK_OP_SHUTDOWN, port, 5000, &h, buf, 0);
-	assert_int_equal(h.flags, VSOCK_SHUTDOWN_SEND);
+	expect_rx(f, VIRTIO_VSOCK_OP_SHUTDOWN, port, 5000, &h, buf, 0);
+	assert_int_equal(h.flags, VIRTIO_VSOCK_SHUTDOWN_SEND);
 	close(cfd);
 }
 
@@ -1191,12 +1191,12 @@ static void host_hangup_without_guest_credit(void **state)
 	assert_true(count_events(f, QUIET_MS) <= 4);
 	assert_no_rx(f);
 	f->guest_buf_alloc = GUEST_ALLOC;
-	tx_ctrl(f, VSOCK_OP_CREDIT_UPDATE, 5000, port, 0);
-	expect_rx(f, VSOCK_OP_RW, port, 5000, &h, buf, sizeof(buf));
+	tx_ctrl(f, VIRTIO_VSOCK_OP_CREDIT_UPDATE, 5000, port, 0);
+	expect_rx(f, VIRTIO_VSOCK_OP_RW, port, 5000, &h, buf, sizeof(buf));
 	assert_int_equal(h.len, 1);
 	assert_int_equal(buf[0], 'x');
-	expect_rx(f, VSOCK_OP_SHUTDOWN, port, 5000, &h, buf, 0);
-	expect_rx(f, VSOCK_OP_RST, port, 5000, &h, buf, 0);
+	expect_rx(f, VIRTIO_VSOCK_OP_SHUTDOWN, port, 5000, &h, buf, 0);
+	expect_rx(f, VIRTIO_VSOCK_OP_RST, port, 5000, &h, buf, 0);
 	assert_int_equal(f->vs.nconns, 0);
 }
 
@@ -1215,10 +1215,10 @@ static void host_hangup_without_rx_buffers(void **state)
 	close(hfd);
 	assert_true(count_events(f, QUIET_MS) <= 4);
 	rx_offer(f, 8, RX_BUF_SIZE);
-	expect_rx(f, VSOCK_OP_RW, HOST_PORT, GUEST_PORT, &h, buf, sizeof(buf));
+	expect_rx(f, VIRTIO_VSOCK_OP_RW, HOST_PORT, GUEST_PORT, &h, buf, sizeof(buf));
 	assert_int_equal(buf[0], 'y');
-	expect_rx(f, VSOCK_OP_SHUTDOWN, HOST_PORT, GUEST_PORT, &h, buf, 0);
-	expect_rx(f, VSOCK_OP_RST, HOST_PORT, GUEST_PORT, &h, buf, 0);
+	expect_rx(f, VIRTIO_VSOCK_OP_SHUTDOWN, HOST_PORT, GUEST_PORT, &h, buf, 0);
+	expect_rx(f, VIRTIO_VSOCK_OP_RST, HOST_PORT, GUEST_PORT, &h, buf, 0);
 	assert_int_equal(f->vs.nconns, 0);
 	close(lfd);
 }
@@ -1236,13 +1236,13 @@ static void resets_owed_are_capped(void **state)
 
 	driver_start(f);
 	for (uint32_t i = 0; i < SENT; i++)
-		tx_ctrl(f, VSOCK_OP_SHUTDOWN, 10000 + i, 77, VSOCK_SHUTDOWN_SEND);
+		tx_ctrl(f, VIRTIO_VSOCK_OP_SHUTDOWN, 10000 + i, 77, VIRTIO_VSOCK_SHUTDOWN_SEND);
 	assert_int_equal(f->vs.rst_len, VSOCK_RST_MAX);
 	assert_int_equal(f->vs.rst_dropped, SENT - VSOCK_RST_MAX);
 	while (got < VSOCK_RST_MAX) {
 		rx_offer(f, QSIZE, RX_BUF_SIZE);
 		for (unsigned i = 0; i < QSIZE; i++, got++) {
-			expect_rx(f, VSOCK_OP_RST, 77, 10000 + got, &h, buf, 0);
+			expect_rx(f, VIRTIO_VSOCK_OP_RST, 77, 10000 + got, &h, buf, 0);
 		}
 	}
 	rx_offer(f, 1, RX_BUF_SIZE);
@@ -1262,10 +1262,10 @@ static void credit_requests_coalesce(void **state)
 	rx_offer(f, 1, RX_BUF_SIZE);
 	hfd = guest_connect(f, &lfd);
 	for (int i = 0; i < 500; i++)
-		tx_ctrl(f, VSOCK_OP_CREDIT_REQUEST, GUEST_PORT, HOST_PORT, 0);
+		tx_ctrl(f, VIRTIO_VSOCK_OP_CREDIT_REQUEST, GUEST_PORT, HOST_PORT, 0);
 	tx_rw(f, GUEST_PORT, HOST_PORT, "abc", 3);
 	rx_offer(f, 4, RX_BUF_SIZE);
-	expect_rx(f, VSOCK_OP_CREDIT_UPDATE, HOST_PORT, GUEST_PORT, &h, buf, 0);
+	expect_rx(f, VIRTIO_VSOCK_OP_CREDIT_UPDATE, HOST_PORT, GUEST_PORT, &h, buf, 0);
 	assert_int_equal(h.fwd_cnt, 3);
 	assert_no_rx(f);
 	close(hfd);
@@ -1279,7 +1279,7 @@ static void tx_served_a_budget_per_notify(void **state)
 {
 	enum { RING = 256, SENT = 200 };
 	struct fixture *f = *state;
-	struct vsock_hdr h = guest_hdr(f, VSOCK_OP_RST, 1, 2, 0, 0);
+	struct vsock_hdr h = guest_hdr(f, VIRTIO_VSOCK_OP_RST, 1, 2, 0, 0);
 	uint16_t idx = 0;
 
 	mmio_driver_start(&f->mmio, 3, RING, RING(0), RING(1) - RING(0));
@@ -1311,8 +1311,8 @@ static void connections_refused_when_budget_spent(void **state)
 	rx_offer(f, 8, RX_BUF_SIZE);
 	hfd = guest_connect(f, &lfd);
 	assert_int_equal(fd_budget_used(&f->fds), 1);
-	tx_ctrl(f, VSOCK_OP_REQUEST, GUEST_PORT + 1, HOST_PORT, 0);
-	expect_rx(f, VSOCK_OP_RST, HOST_PORT, GUEST_PORT + 1, &h, buf, 0);
+	tx_ctrl(f, VIRTIO_VSOCK_OP_REQUEST, GUEST_PORT + 1, HOST_PORT, 0);
+	expect_rx(f, VIRTIO_VSOCK_OP_RST, HOST_PORT, GUEST_PORT + 1, &h, buf, 0);
 	cfd = host_client(f);
 	host_expect_closed(f, cfd);
 	assert_int_equal(f->vs.nconns, 1);
@@ -1351,7 +1351,7 @@ static void listener_backs_off_when_out_of_descriptors(void **state)
 	assert_true(events <= 16);
 	host_write(cfd, "CONNECT 5000\n", 13);
 	assert_true(rx_wait(f, &h, buf, sizeof(buf), WAIT_MS) == (int)HDR);
-	assert_int_equal(h.op, VSOCK_OP_REQUEST);
+	assert_int_equal(h.op, VIRTIO_VSOCK_OP_REQUEST);
 	assert_int_equal(h.dst_port, 5000);
 	close(cfd);
 }
