@@ -34,8 +34,8 @@ static void mmio_failed(struct virtio_dev *dev)
 
 	if (m->status & VIRTIO_CONFIG_S_NEEDS_RESET)
 		return;
-	log_warn("virtio-%s: the driver broke the virtqueue rules; device needs a reset",
-		 dev->ops->name);
+	log_warn_guest("virtio-%s: the driver broke the virtqueue rules; device needs a reset",
+		       dev->ops->name);
 	m->status |= VIRTIO_CONFIG_S_NEEDS_RESET;
 	if (m->status & VIRTIO_CONFIG_S_DRIVER_OK) {
 		m->interrupt_status |= VIRTIO_MMIO_INT_CONFIG;
@@ -227,8 +227,8 @@ static void mmio_write_reg(struct virtio_mmio *m, uint64_t offset, uint32_t valu
 		if (value == 0) {
 			vq->ready = false;
 		} else if (!vq->ready && vq_enable(vq) < 0) {
-			log_warn("virtio-%s: queue %u: invalid size or ring addresses",
-				 m->dev->ops->name, m->queue_sel);
+			log_warn_guest("virtio-%s: queue %u: invalid size or ring addresses",
+				       m->dev->ops->name, m->queue_sel);
 			m->dev->failed(m->dev);
 		}
 		break;

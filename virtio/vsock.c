@@ -284,11 +284,12 @@ static struct vsock_conn *conn_new(struct virtio_vsock *vs, int fd, enum conn_st
 	struct vsock_conn *c;
 
 	if (vs->nconns >= VSOCK_MAX_CONNS) {
-		log_warn("vsock: %u connections open; refusing another", vs->nconns);
+		log_warn_guest("vsock: %u connections open; refusing another", vs->nconns);
 		return NULL;
 	}
 	if (!fd_budget_take(vs->fds)) {
-		log_warn("vsock: the guest holds every descriptor it may; refusing a connection");
+		log_warn_guest("vsock: the guest holds every descriptor it may; refusing a "
+			       "connection");
 		return NULL;
 	}
 	c = calloc(1, sizeof(*c));
@@ -641,8 +642,8 @@ static void listener_back_off(struct virtio_vsock *vs, int err)
 	if (timerfd_settime(vs->backoff.fd, 0, &when, NULL) < 0)
 		return; /* keep watching: spinning beats never accepting again */
 	evloop_del(vs->loop, &vs->listener);
-	log_warn("vsock: cannot accept host clients (%s); trying again in %u ms", strerror(err),
-		 vs->backoff_ms);
+	log_warn_guest("vsock: cannot accept host clients (%s); trying again in %u ms",
+		       strerror(err), vs->backoff_ms);
 }
 
 static void listener_ready(struct ev_handler *h, uint32_t events)

@@ -2,6 +2,7 @@
 #ifndef CLAWVM_LOG_H
 #define CLAWVM_LOG_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 
 enum log_level { LOG_ERR, LOG_WARN, LOG_INFO, LOG_DEBUG };
@@ -18,5 +19,17 @@ void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(p
 #define log_warn(...)  log_msg(LOG_WARN, __VA_ARGS__)
 #define log_info(...)  log_msg(LOG_INFO, __VA_ARGS__)
 #define log_debug(...) log_msg(LOG_DEBUG, __VA_ARGS__)
+
+/* A warning a guest can cause again and again (a refused connection, a broken ring after
+ * each reset): of each call site only the 1st, 2nd, 4th, 8th... are logged, with the count
+ * so far, so that a guest grows the log by the logarithm of its tries at most. */
+#define log_warn_guest(fmt, ...)                                                                   \
+	do {                                                                                       \
+		static atomic_ullong log_count_;                                                   \
+		unsigned long long log_n_ = atomic_fetch_add(&log_count_, 1) + 1;                  \
+                                                                                                   \
+		if ((log_n_ & (log_n_ - 1)) == 0)                                                  \
+			log_msg(LOG_WARN, fmt " (%llu so far)", ##__VA_ARGS__, log_n_);            \
+	} while (0)
 
 #endif

@@ -4,6 +4,8 @@
 #include "tests/unit/unit.h"
 
 #include <endian.h>
+#include <stdio.h>
+#include <unistd.h>
 
 #include "tests/unit/mmio_driver.h"
 #include "virtio/rng.h"
@@ -354,6 +356,46 @@ static void rng_hostile_ring_needs_reset(void **state)
 	assert_int_equal(used[1], 0);
 }
 
+/* A driver that breaks its ring, resets, and breaks it again, 100 times: the warning a
+ * guest causes at will is logged only at the 1st, 2nd, 4th... time (the count is per call
+ * site and this process's other tests add to it): at most 7 of these 100, not 100. */
+static void guest_caused_warnings_are_rate_limited(void **state)
+{
+	struct fixture *f = *state;
+	char path[] = "/tmp/clawvm-mmio-log-XXXXXX", line[256];
+	int fd = mkstemp(path), saved = dup(2), lines = 0;
+	FILE *log;
+
+	assert_true(fd >= 0 && saved >= 0);
+	assert_int_equal(dup2(fd, 2), 2);
+	for (int i = 0; i < 100; i++) {
+		wr(f, VIRTIO_MMIO_STATUS, 0);
+		negotiate(f, 0, 1);
+		setup_queue(f, DESC + 8); /* misaligned: the device needs a reset */
+		assert_true(rd(f, VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_NEEDS_RESET);
+	}
+	fflush(stderr);
+	assert_int_equal(dup2(saved, 2), 2);
+	close(saved);
+	log = fdopen(fd, "r");
+	assert_non_null(log);
+	rewind(log);
+	while (fgets(line, sizeof(line), log)) {
+		const char *count = strstr(line, "(");
+		unsigned long long n;
+
+		if (!strstr(line, "virtio-rng: queue 0: invalid size or ring addresses"))
+			continue;
+		lines++;
+		assert_non_null(count);
+		assert_int_equal(sscanf(count, "(%llu so far)", &n), 1);
+		assert_true(n > 0 && (n & (n - 1)) == 0);
+	}
+	fclose(log);
+	unlink(path);
+	assert_true(lines >= 5 && lines <= 7);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -365,6 +407,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(rng_fills_buffer, setup, teardown),
 	    cmocka_unit_test_setup_teardown(queue_num_above_max_refused, setup, teardown),
 	    cmocka_unit_test_setup_teardown(rng_serves_a_budget_per_notify, setup, teardown),
+	    cmocka_unit_test_setup_teardown(guest_caused_warnings_are_rate_limited, setup,
+					    teardown),
 	    cmocka_unit_test_setup_teardown(rng_readable_buffer_gets_nothing, setup, teardown),
 	    cmocka_unit_test_setup_teardown(rng_hostile_ring_needs_reset, setup, teardown),
 	};
