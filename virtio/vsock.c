@@ -36,6 +36,7 @@
 #define VSOCK_QUEUE_SIZE      256
 #define VSOCK_BUF	      (256 * 1024) /* per-connection buffer we advertise */
 #define VSOCK_MAX_CONNS	      1024
+#define VSOCK_HOST_CONNS      64    /* of them, kept for host clients: the guest cannot take all */
 #define VSOCK_LINE_MAX	      64    /* "CONNECT <port>\n" */
 #define VSOCK_READ_MAX	      65536 /* one RX packet's payload at most */
 #define VSOCK_FIRST_HOST_PORT (1u << 30)
@@ -56,6 +57,7 @@ struct vsock_conn {
 	struct ev_handler h; /* the host socket */
 	enum conn_state state;
 	bool dead;	   /* a driver reset ended it: only the loop may free it */
+	bool host;	   /* a host client's connection (hybrid socket), not the guest's */
 	bool watched;	   /* h.fd is in the loop's epoll set, for `events` */
 	bool client_rdhup; /* C_CONNECTING: the host client shut down its sending side */
 	uint32_t events;
@@ -248,6 +250,7 @@ static void conn_free(struct vsock_conn *c)
 		}
 	}
 	vs->nconns--;
+	vs->nhost -= c->host;
 	ctrl_unlink(c);
 	conn_destroy(c);
 }
@@ -281,13 +284,15 @@ static void conn_ready(struct ev_handler *h, uint32_t events);
  * VSOCK_MAX_CONNS, each one descriptor of the budget. */
 static struct vsock_conn *conn_new(struct virtio_vsock *vs, int fd, enum conn_state state)
 {
+	bool host = state == C_HANDSHAKE; /* a host client's, else the guest's */
 	struct vsock_conn *c;
 
-	if (vs->nconns >= VSOCK_MAX_CONNS) {
+	if (vs->nconns >= VSOCK_MAX_CONNS ||
+	    (!host && vs->nconns - vs->nhost >= VSOCK_MAX_CONNS - VSOCK_HOST_CONNS)) {
 		log_warn_guest("vsock: %u connections open; refusing another", vs->nconns);
 		return NULL;
 	}
-	if (!fd_budget_take(vs->fds)) {
+	if (!(host ? fd_budget_take_host(vs->fds) : fd_budget_take(vs->fds))) {
 		log_warn_guest("vsock: the guest holds every descriptor it may; refusing a "
 			       "connection");
 		return NULL;
@@ -300,10 +305,12 @@ static struct vsock_conn *conn_new(struct virtio_vsock *vs, int fd, enum conn_st
 	}
 	c->vs = vs;
 	c->state = state;
+	c->host = host;
 	c->h = (struct ev_handler){.fd = fd, .ready = conn_ready, .opaque = c};
 	c->next = vs->conns;
 	vs->conns = c;
 	vs->nconns++;
+	vs->nhost += host;
 	return c;
 }
 
@@ -863,6 +870,7 @@ static void vsock_reset(struct virtio_dev *dev)
 		vs->dead = c;
 	}
 	vs->nconns = 0;
+	vs->nhost = 0;
 	vs->ctrl_head = vs->ctrl_tail = NULL;
 	vs->rst_len = 0;
 	vs->rx_starved = false;

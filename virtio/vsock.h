@@ -46,7 +46,7 @@ struct virtio_vsock {
 	char *uds_path;	       /* NULL: no host side */
 	struct ev_handler listener;
 	struct vsock_conn *conns; /* every live connection, host- or guest-initiated */
-	unsigned nconns;
+	unsigned nconns, nhost;	  /* live connections; of them, host clients' */
 	/* Connections a driver reset ended (on a vCPU thread): the loop frees them (reaper). */
 	struct vsock_conn *dead;
 	struct ev_handler reaper; /* eventfd: the reset found connections to reap */

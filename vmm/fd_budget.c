@@ -7,6 +7,7 @@ void fd_budget_init_limit(struct fd_budget *b, unsigned limit)
 {
 	atomic_init(&b->used, 0);
 	b->limit = limit;
+	b->host_reserve = 0;
 }
 
 void fd_budget_init(struct fd_budget *b, unsigned reserve)
@@ -19,17 +20,28 @@ void fd_budget_init(struct fd_budget *b, unsigned reserve)
 	if (soft > (1u << 30))
 		soft = 1u << 30; /* RLIM_INFINITY: the kernel's nr_open caps it anyway */
 	fd_budget_init_limit(b, soft > reserve ? (unsigned)soft - reserve : 0);
+	b->host_reserve = b->limit / 2 < FD_BUDGET_HOST ? b->limit / 2 : FD_BUDGET_HOST;
 }
 
-bool fd_budget_take(struct fd_budget *b)
+static bool take_below(struct fd_budget *b, unsigned max)
 {
 	unsigned used = atomic_load(&b->used);
 
 	do {
-		if (used >= b->limit)
+		if (used >= max)
 			return false;
 	} while (!atomic_compare_exchange_weak(&b->used, &used, used + 1));
 	return true;
+}
+
+bool fd_budget_take(struct fd_budget *b)
+{
+	return take_below(b, b->limit - b->host_reserve);
+}
+
+bool fd_budget_take_host(struct fd_budget *b)
+{
+	return take_below(b, b->limit);
 }
 
 void fd_budget_give(struct fd_budget *b)

@@ -12,20 +12,28 @@
 /* Descriptors the VMM keeps for itself below the open-file limit: its fixed ones (at most
  * about 160 with 32 vCPUs and 11 devices, see docs/threat-model.md) with room to spare. */
 #define FD_BUDGET_RESERVE 256
+/* Of the budget, descriptors only host clients (clawvm exec, an orchestrator) may take, so
+ * that a guest holding all it may never locks the host out of its own sandbox. */
+#define FD_BUDGET_HOST 64
 
 struct fd_budget {
 	atomic_uint used;
-	unsigned limit; /* `used` never passes it */
+	unsigned limit;	       /* `used` never passes it */
+	unsigned host_reserve; /* the last this many go to fd_budget_take_host only */
 };
 
 /* The budget for this process: the soft RLIMIT_NOFILE (read now, so raise it first) less
- * `reserve`; 0 if the limit is not above the reserve. */
+ * `reserve`; 0 if the limit is not above the reserve. FD_BUDGET_HOST of it (at most half)
+ * are kept for host clients. */
 void fd_budget_init(struct fd_budget *b, unsigned reserve);
-/* A budget of exactly `limit` descriptors (tests, and callers that know better). */
+/* A budget of exactly `limit` descriptors, none kept for host clients (tests). */
 void fd_budget_init_limit(struct fd_budget *b, unsigned limit);
-/* Takes one descriptor from the budget; false (nothing taken) when it is spent. */
+/* Takes one descriptor for something the guest holds; false (nothing taken) when all but
+ * the host's reserve is spent. */
 __attribute__((warn_unused_result)) bool fd_budget_take(struct fd_budget *b);
-/* Gives back one taken by fd_budget_take. */
+/* Takes one descriptor for a host client's connection: the host's reserve too. */
+__attribute__((warn_unused_result)) bool fd_budget_take_host(struct fd_budget *b);
+/* Gives back one taken by fd_budget_take or fd_budget_take_host. */
 void fd_budget_give(struct fd_budget *b);
 /* Descriptors taken now. */
 unsigned fd_budget_used(struct fd_budget *b);

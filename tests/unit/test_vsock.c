@@ -1326,6 +1326,33 @@ static void connections_refused_when_budget_spent(void **state)
 	close(lfd);
 }
 
+/* The guest cannot spend the descriptors kept for host clients: with the guest's share
+ * held, a guest connection is refused but a host client (clawvm exec) still gets through. */
+static void host_clients_keep_their_reserve(void **state)
+{
+	struct fixture *f = *state;
+	struct vsock_hdr h;
+	uint8_t buf[RX_BUF_SIZE];
+	int lfd, hfd, cfd;
+
+	f->fds.limit = 2;
+	f->fds.host_reserve = 1;
+	driver_start(f);
+	rx_offer(f, 8, RX_BUF_SIZE);
+	hfd = guest_connect(f, &lfd);
+	tx_ctrl(f, VIRTIO_VSOCK_OP_REQUEST, GUEST_PORT + 1, HOST_PORT, 0);
+	expect_rx(f, VIRTIO_VSOCK_OP_RST, HOST_PORT, GUEST_PORT + 1, &h, buf, 0);
+	cfd = host_client(f);
+	host_write(cfd, "CONNECT 5000\n", 13);
+	assert_true(rx_wait(f, &h, buf, sizeof(buf), WAIT_MS) == (int)HDR);
+	assert_int_equal(h.op, VIRTIO_VSOCK_OP_REQUEST);
+	assert_int_equal(f->vs.nconns, 2);
+	assert_int_equal(f->vs.nhost, 1);
+	close(cfd);
+	close(hfd);
+	close(lfd);
+}
+
 /* accept() failing for want of descriptors (EMFILE) leaves the client pending and the
  * listener readable: the listener must back off, not spin, and accept once it can. */
 static void listener_backs_off_when_out_of_descriptors(void **state)
@@ -1394,6 +1421,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(credit_requests_coalesce, setup, teardown),
 	    cmocka_unit_test_setup_teardown(tx_served_a_budget_per_notify, setup, teardown),
 	    cmocka_unit_test_setup_teardown(connections_refused_when_budget_spent, setup, teardown),
+	    cmocka_unit_test_setup_teardown(host_clients_keep_their_reserve, setup, teardown),
 	    cmocka_unit_test_setup_teardown(listener_backs_off_when_out_of_descriptors, setup,
 					    teardown),
 	};
