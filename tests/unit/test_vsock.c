@@ -1034,19 +1034,31 @@ static long count_events(struct fixture *f, int ms)
 	return events;
 }
 
+/* A host client that sends `bytes` (a CONNECT line, and maybe more), shut down for sending
+ * if `half_close`, and whose REQUEST the guest sees; its host port in *port. */
+static int host_connect_request(struct fixture *f, const char *bytes, bool half_close,
+				uint32_t *port)
+{
+	struct vsock_hdr h;
+	uint8_t buf[RX_BUF_SIZE];
+	int cfd = host_client(f);
+
+	host_write(cfd, bytes, strlen(bytes));
+	if (half_close)
+		assert_int_equal(shutdown(cfd, SHUT_WR), 0);
+	assert_true(rx_wait(f, &h, buf, sizeof(buf), WAIT_MS) == (int)HDR);
+	assert_int_equal(h.op, VIRTIO_VSOCK_OP_REQUEST);
+	*port = h.src_port;
+	return cfd;
+}
+
 /* A host client connected to guest port 5000 and accepted by the guest; its host port in
  * *port. */
 static int host_established(struct fixture *f, uint32_t *port)
 {
-	struct vsock_hdr h;
-	uint8_t buf[RX_BUF_SIZE];
 	char ok[32], got[32];
-	int cfd = host_client(f), len;
+	int cfd = host_connect_request(f, "CONNECT 5000\n", false, port), len;
 
-	host_write(cfd, "CONNECT 5000\n", 13);
-	assert_true(rx_wait(f, &h, buf, sizeof(buf), WAIT_MS) == (int)HDR);
-	assert_int_equal(h.op, VIRTIO_VSOCK_OP_REQUEST);
-	*port = h.src_port;
 	tx_ctrl(f, VIRTIO_VSOCK_OP_RESPONSE, 5000, *port, 0);
 	len = snprintf(ok, sizeof(ok), "OK %u\n", *port);
 	host_read_exact(f, cfd, got, (size_t)len);
@@ -1128,11 +1140,7 @@ static void host_client_gone_while_connecting(void **state)
 
 	driver_start(f);
 	rx_offer(f, 8, RX_BUF_SIZE);
-	cfd = host_client(f);
-	host_write(cfd, "CONNECT 5000\n", 13);
-	assert_true(rx_wait(f, &h, buf, sizeof(buf), WAIT_MS) == (int)HDR);
-	assert_int_equal(h.op, VIRTIO_VSOCK_OP_REQUEST);
-	port = h.src_port;
+	cfd = host_connect_request(f, "CONNECT 5000\n", false, &port);
 	close(cfd);
 	assert_true(count_events(f, QUIET_MS) <= 4);
 	expect_rx(f, VIRTIO_VSOCK_OP_RST, port, 5000, &h, buf, 0);
@@ -1152,12 +1160,7 @@ static void host_client_half_closed_while_connecting(void **state)
 
 	driver_start(f);
 	rx_offer(f, 8, RX_BUF_SIZE);
-	cfd = host_client(f);
-	host_write(cfd, "CONNECT 5000\nhello", 18);
-	assert_int_equal(shutdown(cfd, SHUT_WR), 0);
-	assert_true(rx_wait(f, &h, buf, sizeof(buf), WAIT_MS) == (int)HDR);
-	assert_int_equal(h.op, VIRTIO_VSOCK_OP_REQUEST);
-	port = h.src_port;
+	cfd = host_connect_request(f, "CONNECT 5000\nhello", true, &port);
 	assert_true(count_events(f, QUIET_MS) <= 4);
 	tx_ctrl(f, VIRTIO_VSOCK_OP_RESPONSE, 5000, port, 0);
 	len = snprintf(ok, sizeof(ok), "OK %u\n", port);
@@ -1335,6 +1338,8 @@ static void host_clients_keep_their_reserve(void **state)
 	uint8_t buf[RX_BUF_SIZE];
 	int lfd, hfd, cfd;
 
+	uint32_t port;
+
 	f->fds.limit = 2;
 	f->fds.host_reserve = 1;
 	driver_start(f);
@@ -1342,10 +1347,7 @@ static void host_clients_keep_their_reserve(void **state)
 	hfd = guest_connect(f, &lfd);
 	tx_ctrl(f, VIRTIO_VSOCK_OP_REQUEST, GUEST_PORT + 1, HOST_PORT, 0);
 	expect_rx(f, VIRTIO_VSOCK_OP_RST, HOST_PORT, GUEST_PORT + 1, &h, buf, 0);
-	cfd = host_client(f);
-	host_write(cfd, "CONNECT 5000\n", 13);
-	assert_true(rx_wait(f, &h, buf, sizeof(buf), WAIT_MS) == (int)HDR);
-	assert_int_equal(h.op, VIRTIO_VSOCK_OP_REQUEST);
+	cfd = host_connect_request(f, "CONNECT 5000\n", false, &port);
 	assert_int_equal(f->vs.nconns, 2);
 	assert_int_equal(f->vs.nhost, 1);
 	close(cfd);
