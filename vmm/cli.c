@@ -22,7 +22,6 @@
 #include "vmm/layout.h"
 #include "vmm/log.h"
 
-#define CLAWVM_VERSION	"0.1.0"
 #define DEFAULT_CPUS	1
 #define DEFAULT_MEM_MIB 512
 
