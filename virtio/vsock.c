@@ -239,16 +239,22 @@ static void ctrl_unlink(struct vsock_conn *c)
 	c->ctrl_next = NULL;
 }
 
-static void conn_free(struct vsock_conn *c)
+/* Takes `c` off `list` (vs->conns or vs->dead). */
+static void conn_unlink(struct vsock_conn **list, struct vsock_conn *c)
 {
-	struct virtio_vsock *vs = c->vs;
-
-	for (struct vsock_conn **p = &vs->conns; *p; p = &(*p)->next) {
+	for (struct vsock_conn **p = list; *p; p = &(*p)->next) {
 		if (*p == c) {
 			*p = c->next;
 			break;
 		}
 	}
+}
+
+static void conn_free(struct vsock_conn *c)
+{
+	struct virtio_vsock *vs = c->vs;
+
+	conn_unlink(&vs->conns, c);
 	vs->nconns--;
 	vs->nhost -= c->host;
 	ctrl_unlink(c);
@@ -258,14 +264,7 @@ static void conn_free(struct vsock_conn *c)
 /* Frees a connection a driver reset ended. */
 static void conn_reap(struct vsock_conn *c)
 {
-	struct virtio_vsock *vs = c->vs;
-
-	for (struct vsock_conn **p = &vs->dead; *p; p = &(*p)->next) {
-		if (*p == c) {
-			*p = c->next;
-			break;
-		}
-	}
+	conn_unlink(&c->vs->dead, c);
 	conn_destroy(c);
 }
 
@@ -625,10 +624,9 @@ static void conn_ready(struct ev_handler *h, uint32_t events)
 static void backoff_ready(struct ev_handler *h, uint32_t events)
 {
 	struct virtio_vsock *vs = h->opaque;
-	uint64_t expirations;
 
 	(void)events;
-	if (read(h->fd, &expirations, sizeof(expirations)) != sizeof(expirations))
+	if (!evloop_drain(h))
 		return;
 	if (evloop_add(vs->loop, &vs->listener, EPOLLIN) < 0)
 		log_warn("vsock: cannot watch `%s` again; host clients cannot connect",
@@ -639,14 +637,10 @@ static void backoff_ready(struct ev_handler *h, uint32_t events)
  * the listener stays readable and the loop would spin. Stop watching it for a while. */
 static void listener_back_off(struct virtio_vsock *vs, int err)
 {
-	struct itimerspec when = {0};
-
 	vs->backoff_ms = vs->backoff_ms ? vs->backoff_ms * 2 : 10;
 	if (vs->backoff_ms > 1000)
 		vs->backoff_ms = 1000;
-	when.it_value.tv_sec = vs->backoff_ms / 1000;
-	when.it_value.tv_nsec = (long)(vs->backoff_ms % 1000) * 1000000;
-	if (timerfd_settime(vs->backoff.fd, 0, &when, NULL) < 0)
+	if (evloop_timer_once(vs->backoff.fd, vs->backoff_ms) < 0)
 		return; /* keep watching: spinning beats never accepting again */
 	evloop_del(vs->loop, &vs->listener);
 	log_warn_guest("vsock: cannot accept host clients (%s); trying again in %u ms",
@@ -680,10 +674,9 @@ static void listener_ready(struct ev_handler *h, uint32_t events)
 static void reaper_ready(struct ev_handler *h, uint32_t events)
 {
 	struct virtio_vsock *vs = h->opaque;
-	uint64_t count;
 
 	(void)events;
-	if (read(h->fd, &count, sizeof(count)) != sizeof(count))
+	if (!evloop_drain(h))
 		return;
 	pthread_mutex_lock(&vs->dev.lock);
 	while (vs->dead)

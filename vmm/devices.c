@@ -39,10 +39,9 @@ static void slot_notified(struct ev_handler *h, uint32_t events)
 {
 	struct virtio_slot *s = h->opaque;
 	unsigned index = (unsigned)(h - s->notify);
-	uint64_t count;
 
 	(void)events;
-	if (read(h->fd, &count, sizeof(count)) != sizeof(count))
+	if (!evloop_drain(h))
 		return;
 	if (virtio_mmio_notify(&s->mmio, index))
 		slot_kick(s, index);

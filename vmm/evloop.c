@@ -3,7 +3,9 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/epoll.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include "vmm/evloop.h"
@@ -70,6 +72,21 @@ void evloop_del(struct evloop *l, struct ev_handler *h)
 		if (batch[i].data.ptr == h)
 			batch[i].data.ptr = NULL;
 	}
+}
+
+bool evloop_drain(struct ev_handler *h)
+{
+	uint64_t count;
+
+	return read(h->fd, &count, sizeof(count)) == sizeof(count);
+}
+
+int evloop_timer_once(int fd, unsigned ms)
+{
+	struct itimerspec when = {
+	    .it_value = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L}};
+
+	return timerfd_settime(fd, 0, &when, NULL) < 0 ? -errno : 0;
 }
 
 int evloop_run_once(struct evloop *l, int timeout_ms)

@@ -8,6 +8,7 @@
 #define CLAWVM_EVLOOP_H
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 struct ev_handler {
@@ -36,6 +37,11 @@ __attribute__((warn_unused_result)) int evloop_mod(struct evloop *l, struct ev_h
 						   uint32_t events);
 /* Stops watching h->fd (before it is closed); h may be freed right after. */
 void evloop_del(struct evloop *l, struct ev_handler *h);
+/* For handlers of an eventfd or a timerfd: reads (and so clears) its counter; false if it
+ * held nothing, a spurious wake-up. */
+bool evloop_drain(struct ev_handler *h);
+/* Arms the timerfd `fd` to fire once, `ms` milliseconds from now. */
+__attribute__((warn_unused_result)) int evloop_timer_once(int fd, unsigned ms);
 /* Waits up to timeout_ms (-1: forever) and runs the handlers of ready fds. */
 int evloop_run_once(struct evloop *l, int timeout_ms);
 

@@ -509,10 +509,9 @@ static void vm_stop_by_signal(struct vm *vm, int signo)
 static void vm_grace_over(struct ev_handler *h, uint32_t events)
 {
 	struct vm *vm = h->opaque;
-	uint64_t expirations;
 
 	(void)events;
-	if (read(h->fd, &expirations, sizeof(expirations)) != sizeof(expirations))
+	if (!evloop_drain(h))
 		return;
 	log_warn("the sandbox did not end within %d s of signal %d; stopping it",
 		 VM_STOP_GRACE_MS / 1000, vm->grace_signal);
@@ -520,16 +519,20 @@ static void vm_grace_over(struct ev_handler *h, uint32_t events)
 }
 
 /* SIGTERM and SIGHUP mean "end": passed on to the command, they also start the grace
- * period (once), after which the VM is stopped whatever the guest does. */
+ * period (once), after which the VM is stopped whatever the guest does. Its timerfd is made
+ * then, on the loop's thread: most sandboxes never need one. */
 static void vm_arm_grace(struct vm *vm, int signo)
 {
-	struct itimerspec when = {.it_value = {.tv_sec = VM_STOP_GRACE_MS / 1000,
-					       .tv_nsec = (VM_STOP_GRACE_MS % 1000) * 1000000L}};
-
-	if ((signo != SIGTERM && signo != SIGHUP) || vm->grace_signal || vm->grace.fd < 0)
+	if ((signo != SIGTERM && signo != SIGHUP) || vm->grace_signal)
 		return;
 	vm->grace_signal = signo;
-	if (timerfd_settime(vm->grace.fd, 0, &when, NULL) < 0)
+	vm->grace = (struct ev_handler){
+	    .fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC),
+	    .ready = vm_grace_over,
+	    .opaque = vm,
+	};
+	if (vm->grace.fd < 0 || evloop_add(&vm->loop, &vm->grace, EPOLLIN) < 0 ||
+	    evloop_timer_once(vm->grace.fd, VM_STOP_GRACE_MS) < 0)
 		log_warn("cannot arm the stop timer: %m; only the guest can end the sandbox now");
 }
 
@@ -595,12 +598,6 @@ int vm_run(struct vm *vm)
 		close(sfd);
 		return VM_EXIT_FAILURE;
 	}
-	vm->grace =
-	    (struct ev_handler){.fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC),
-				.ready = vm_grace_over,
-				.opaque = vm};
-	if (vm->grace.fd < 0 || evloop_add(&vm->loop, &vm->grace, EPOLLIN) < 0)
-		log_warn("no stop timer (%m): a guest that ignores SIGTERM keeps clawvm waiting");
 	vcpu_install_kick_handler();
 	signal(SIGPIPE, SIG_IGN);
 
