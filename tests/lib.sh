@@ -1,7 +1,79 @@
-# Shared by the integration test scripts (sourced): TAP-style results and the exact-output
-# check. Each script sets `clawvm` and `work` before calling these.
+# shellcheck shell=bash
+# The shell test library, sourced by every test script that boots sandboxes (integration,
+# soak): TAP-style results, the exact-output check, runs bounded in time and retried after
+# an emulator fault, and results that outlive a test host that hung. Each script sets
+# `clawvm` and `work` before calling these.
 pass=0
 fail=0
+
+# --- results that outlive a hung test host ------------------------------------------------
+#
+# Now and then the emulator under the nested test host freezes it whole (tests/nested/host,
+# watch_for_dead_cpu), which then runs the same command again in a new test host. Each
+# result is kept in CLAWVM_TEST_STATE (a directory the harness keeps across those attempts;
+# unset elsewhere), one file per result, numbered in the order the script gives them. In the
+# next attempt, `begin` says which checks still have to run: a check whose results are all
+# kept is not run again, its lines are printed as they were, marked as kept. A script that
+# finished is replayed whole. So a hang costs the check it hit, not the suite.
+result_no=0
+result_dir=
+if [ -n "${CLAWVM_TEST_STATE:-}" ]; then
+	result_dir=$CLAWVM_TEST_STATE/$(basename "$(dirname "$0")")-$(basename "$0")
+	mkdir -p "$result_dir" || result_dir=
+fi
+kept=" [kept from an earlier test host, which hung later]"
+
+# replay N: print results N (from 0) as kept, and count them. Fails if one is missing.
+replay() {
+	local line
+	[ -n "$result_dir" ] && [ -f "$result_dir/$1" ] || return 1
+	line=$(head -n 1 "$result_dir/$1")
+	printf '%s%s\n' "$line" "$kept"
+	tail -n +2 "$result_dir/$1"
+	case $line in
+	"ok "*) pass=$((pass + 1)) ;;
+	*) fail=$((fail + 1)) ;;
+	esac
+}
+
+# begin [N]: whether the next check, which gives N results (default 1), has to run. It does
+# not when an earlier test host kept all N: they are printed instead. If it runs, all N run
+# (a `check` among them too), since a later one may need what an earlier one left. Use as
+#   if begin; then ...; ok ... / not_ok ...; fi
+begin() {
+	local n=${1:-1} i
+	[ -n "$result_dir" ] && [ "$result_no" -ge "$group_end" ] || return 0
+	for ((i = result_no; i < result_no + n; i++)); do
+		[ -f "$result_dir/$i" ] || {
+			group_end=$((result_no + n))
+			return 0
+		}
+	done
+	for ((i = result_no; i < result_no + n; i++)); do
+		replay "$i"
+	done
+	result_no=$((result_no + n))
+	return 1
+}
+# The checks inside a group that runs run, kept or not: their results belong together.
+group_end=0
+
+# keep TEXT: the result just printed, as result number result_no.
+keep() {
+	if [ -n "$result_dir" ]; then
+		printf '%s\n' "$1" >"$result_dir/.tmp" && mv -f "$result_dir/.tmp" "$result_dir/$result_no"
+	fi
+	result_no=$((result_no + 1))
+}
+
+# A script that finished in an earlier test host is not run again: its results are printed.
+if [ -n "$result_dir" ] && [ -f "$result_dir/finished" ]; then
+	while replay "$result_no"; do result_no=$((result_no + 1)); done
+	echo "$pass passed, $fail failed"
+	[ "$fail" = 0 ]
+	exit
+fi
+
 # A run's time bound, seconds. A normal check takes 4-10 s in the nested test host, the
 # slowest default one (100 MiB through stdout) about 60 s.
 check_timeout=180
@@ -26,20 +98,28 @@ retried() {
 	return 0
 }
 ok() {
+	local line
 	tick
-	echo "ok - $1 $took$(retried)"
+	line="ok - $1 $took$(retried)"
+	echo "$line"
+	keep "$line"
 	pass=$((pass + 1))
 }
 not_ok() {
+	local text
 	tick
-	echo "not ok - $1 $took$(retried)"
-	shift
-	printf '  %s\n' "$@"
-	# What the last guest's kernel said, to tell a boot that hung from a test that failed.
-	if [ -s "$work/console" ]; then
-		echo "  last guest console lines:"
-		tail -n 8 "$work/console" | sed 's/^/    /'
-	fi
+	text=$(
+		echo "not ok - $1 $took$(retried)"
+		shift
+		printf '  %s\n' "$@"
+		# What the last guest's kernel said, to tell a boot that hung from a test that failed.
+		if [ -s "$work/console" ]; then
+			echo "  last guest console lines:"
+			tail -n 8 "$work/console" | sed 's/^/    /'
+		fi
+	)
+	echo "$text"
+	keep "$text"
 	fail=$((fail + 1))
 }
 
@@ -50,6 +130,7 @@ not_ok() {
 check() {
 	local name=$1 want_status=$2 want_out=$3 out status
 	shift 4
+	begin || return 0
 	out=$(crash_retry "${CHECK_RUNNER:-cvm}" "$@" 2>"$work/err")
 	status=$?
 	if [ "$status" = "$want_status" ] && [ "$out" = "$want_out" ] && [ ! -s "$work/err" ]; then
@@ -114,6 +195,7 @@ crash_retry() {
 }
 
 finish() {
+	[ -z "$result_dir" ] || : >"$result_dir/finished"
 	echo "$pass passed, $fail failed"
 	[ "$fail" = 0 ]
 }
