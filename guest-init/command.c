@@ -1,5 +1,5 @@
-/* The pure half of guest-init: parse the argv file the VMM appended to the initramfs, give
- * the command its environment, turn a wait status into the status a shell would report. */
+/* The pure half of guest-init: parse a file of NUL-terminated strings the VMM appended to
+ * the initramfs, turn a wait status into the status a shell would report. */
 #include "command.h"
 
 #include <errno.h>
@@ -141,18 +141,6 @@ void command_argv_release(struct command_argv *cmd)
 	free(cmd->argv);
 	free(cmd->buf);
 	memset(cmd, 0, sizeof(*cmd));
-}
-
-const char *const *command_env(void)
-{
-	static const char *const env[] = {
-	    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-	    "HOME=/root",
-	    "TERM=linux",
-	    NULL,
-	};
-
-	return env;
 }
 
 int command_exit_status(int wstatus)

@@ -1,6 +1,7 @@
-/* The pure half of guest-init: what command to run, in which environment, and which exit
- * status to report for it. No mounts, no ttys, no reboot, so the unit tests can call all
- * of it from an ordinary process. */
+/* The pure half of guest-init: the files of NUL-terminated strings the VMM appends to the
+ * initramfs (/clawvm/mounts), the exit status to report for a command, and which signals
+ * it gets. No mounts, no ttys, no reboot, so the unit tests can call all of it from an
+ * ordinary process. */
 #ifndef CLAWVM_GUEST_INIT_COMMAND_H
 #define CLAWVM_GUEST_INIT_COMMAND_H
 
@@ -34,10 +35,6 @@ int command_argv_read(const char *path, size_t max_bytes, struct command_argv *o
 		      size_t err_len) __attribute__((warn_unused_result));
 
 void command_argv_release(struct command_argv *cmd);
-
-/* The whole environment of the command, NULL-terminated: nothing of what the kernel passed
- * to PID 1 (unknown command-line parameters with a '=') leaks into it. */
-const char *const *command_env(void);
 
 /* The status a shell would report for a wait(2) status: the exit code, or 128+N when
  * signal N killed the process. -1 when wstatus says the process has not terminated. */

@@ -1,12 +1,13 @@
 /* guest-init: the static PID 1 of a clawvm guest (catatonit is the model).
  *
- * It mounts the kernel filesystems, reads the command the VMM put in /clawvm/argv, runs it
- * with stdout and stderr on ttyS1, forwards signals to it and reaps every zombie, then
- * kills what is left, reports the command's exit status on the status port and reboots,
- * which makes the VMM exit. Its own messages go to the kernel console (ttyS0).
+ * It mounts the kernel filesystems and the shares the VMM put in /clawvm/mounts, serves the
+ * exec channel on vsock (api/exec.md), forwards signals to the `main` command and reaps
+ * every zombie; when the `main` command ends it kills what is left, reports the command's
+ * exit status on the status port and reboots, which makes the VMM exit. Its own messages go
+ * to the kernel console (ttyS0).
  *
- * Once the command runs, PID 1 never exits on an error: the kernel would panic and the VMM
- * would never learn the status. */
+ * Once it serves, PID 1 never exits on an error: the kernel would panic and the VMM would
+ * never learn the status. */
 #include "command.h"
 #include "exec.h"
 #include "shares.h"
@@ -27,7 +28,6 @@
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -70,9 +70,6 @@ static const struct {
     {"/proc/self/fd/1", "/dev/stdout"},
     {"/proc/self/fd/2", "/dev/stderr"},
 };
-
-/* The command's stdout and stderr; kept open in PID 1 to drain it before the reboot. */
-static int stdio_tty_fd = -1;
 
 __attribute__((format(printf, 1, 2))) static void console_msg(const char *fmt, ...)
 {
@@ -153,38 +150,6 @@ static void ensure_std_fds(void)
 	}
 }
 
-/* Raw, so that the command's bytes reach the VMM unchanged: no "\n" -> "\r\n", 8 bits, no
- * flow control the emulated UART would never release. */
-__attribute__((warn_unused_result)) static int open_stdio_tty(void)
-{
-	struct termios tio;
-	int fd = open(CLAWVM_STDIO_TTY, O_RDWR | O_NOCTTY | O_CLOEXEC);
-
-	if (fd < 0) {
-		console_msg("open `%s`: %s", CLAWVM_STDIO_TTY, strerror(errno));
-		return -1;
-	}
-	if (tcgetattr(fd, &tio) < 0) {
-		/* Not a terminal (a file in a test): no line discipline, bytes pass as they are. */
-		if (errno != ENOTTY)
-			console_msg("tcgetattr `%s`: %s", CLAWVM_STDIO_TTY, strerror(errno));
-		stdio_tty_fd = fd;
-		return 0;
-	}
-	cfmakeraw(&tio);
-	tio.c_cflag &= ~(tcflag_t)CRTSCTS;
-	tio.c_cflag |= CLOCAL | CREAD;
-	cfsetispeed(&tio, B115200);
-	cfsetospeed(&tio, B115200);
-	if (tcsetattr(fd, TCSANOW, &tio) < 0) {
-		console_msg("raw mode on `%s`: %s", CLAWVM_STDIO_TTY, strerror(errno));
-		close(fd);
-		return -1;
-	}
-	stdio_tty_fd = fd;
-	return 0;
-}
-
 /* Tells the VMM that the exec channel listens (guest_abi.h): its session connects now. */
 static void report_ready(void)
 {
@@ -216,8 +181,6 @@ static void report_status(int status)
 /* The end of every path once PID 1 runs: flush, report, reboot. Never returns. */
 __attribute__((noreturn)) static void power_off(int status)
 {
-	if (stdio_tty_fd >= 0 && tcdrain(stdio_tty_fd) < 0 && errno != ENOTTY)
-		console_msg("drain `%s`: %s", CLAWVM_STDIO_TTY, strerror(errno));
 	sync();
 	report_status(status);
 	reboot(RB_AUTOBOOT);
@@ -226,38 +189,10 @@ __attribute__((noreturn)) static void power_off(int status)
 		pause();
 }
 
-__attribute__((noreturn)) static void exec_command(char **argv, int null_fd)
+/* Reaps every zombie it can without blocking: the exec server's commands (whose EXIT
+ * frames follow from it) and orphans. */
+static void reap_zombies(struct exec_server *srv)
 {
-	sigset_t none;
-
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
-	if (dup2(null_fd, STDIN_FILENO) < 0 || dup2(stdio_tty_fd, STDOUT_FILENO) < 0 ||
-	    dup2(stdio_tty_fd, STDERR_FILENO) < 0) {
-		console_msg("child: dup2: %s", strerror(errno));
-		_exit(COMMAND_EXIT_INIT_FAILED);
-	}
-	/* Its own session and process group: signals aimed at PID 1's group skip it. */
-	if (setsid() < 0)
-		console_msg("child: setsid: %s", strerror(errno));
-	if (chdir("/") < 0)
-		console_msg("child: chdir /: %s", strerror(errno));
-
-	/* execvp searches the PATH of the environment in force, so install it first. */
-	environ = (char **)command_env();
-	execvp(argv[0], argv);
-
-	int exec_errno = errno;
-	dprintf(STDERR_FILENO, "clawvm: cannot run '%s': %s\n", argv[0], strerror(exec_errno));
-	_exit(exec_errno == ENOENT ? CLAWVM_EXIT_NOT_FOUND : CLAWVM_EXIT_NOT_EXECUTABLE);
-}
-
-/* Reaps every zombie it can without blocking: the command's, the exec server's (whose
- * EXIT frames follow from it), and orphans. Returns true once the command was reaped, with
- * its status in *status. */
-static bool reap_zombies(pid_t command_pid, struct exec_server *srv, int *status)
-{
-	bool command_done = false;
 	int wstatus;
 	pid_t pid;
 
@@ -265,52 +200,22 @@ static bool reap_zombies(pid_t command_pid, struct exec_server *srv, int *status
 		if (pid < 0) {
 			if (errno == EINTR)
 				continue;
-			/* ECHILD: nobody left, and so the command is gone too. */
-			if (errno == ECHILD && command_pid > 0 && !command_done) {
-				console_msg("the command vanished without a wait status");
-				*status = COMMAND_EXIT_INIT_FAILED;
-				command_done = true;
-			}
-			break;
+			break; /* ECHILD: nobody left */
 		}
-		if (pid == command_pid) {
-			int exit_status = command_exit_status(wstatus);
-
-			if (exit_status >= 0) {
-				*status = exit_status;
-				command_done = true;
-			}
-		} else if (srv) {
-			exec_server_child_exited(srv, pid, wstatus);
-		}
-	}
-	return command_done;
-}
-
-/* Forwards the signals PID 1 receives: to the command from /clawvm/argv if there is one,
- * else to the `main` exec. */
-static void forward_signal(int sig, pid_t command_pid, struct exec_server *srv)
-{
-	if (!command_signal_forwarded(sig))
-		return;
-	if (command_pid > 0) {
-		if (kill(command_pid, sig) < 0 && errno != ESRCH)
-			console_msg("forward signal %d: %s", sig, strerror(errno));
-	} else if (srv) {
-		exec_server_signal_main(srv, sig);
+		exec_server_child_exited(srv, pid, wstatus);
 	}
 }
 
-/* Serves exec connections and waits for the command (command_pid, or 0 when there is
- * none) or the `main` exec to end, passing signals on; reaps orphans on the way. */
-static int supervise(pid_t command_pid, int sfd, struct exec_server *srv)
+/* Serves exec connections until the `main` command ends, passing the signals PID 1
+ * receives on to it; reaps orphans on the way. Returns the `main` command's status. */
+static int supervise(int sfd, struct exec_server *srv)
 {
 	int status = COMMAND_EXIT_INIT_FAILED;
 
 	for (;;) {
 		struct pollfd fds[2] = {
 		    {.fd = sfd, .events = POLLIN},
-		    {.fd = srv ? exec_server_fd(srv) : -1, .events = POLLIN},
+		    {.fd = exec_server_fd(srv), .events = POLLIN},
 		};
 
 		/* Without a signalfd, reaping falls back to a poll every 100 ms. */
@@ -321,7 +226,8 @@ static int supervise(pid_t command_pid, int sfd, struct exec_server *srv)
 			ssize_t n = read(sfd, &si, sizeof(si));
 
 			if (n == (ssize_t)sizeof(si)) {
-				forward_signal((int)si.ssi_signo, command_pid, srv);
+				if (command_signal_forwarded((int)si.ssi_signo))
+					exec_server_signal_main(srv, (int)si.ssi_signo);
 				continue;
 			}
 			if (n < 0 && (errno == EAGAIN || errno == EINTR))
@@ -333,11 +239,10 @@ static int supervise(pid_t command_pid, int sfd, struct exec_server *srv)
 			close(sfd);
 			sfd = -1;
 		}
-		if (srv && fds[1].revents)
+		if (fds[1].revents)
 			exec_server_dispatch(srv);
-		if (reap_zombies(command_pid, srv, &status))
-			return status;
-		if (srv && exec_server_main_done(srv, &status))
+		reap_zombies(srv);
+		if (exec_server_main_done(srv, &status))
 			return status;
 	}
 }
@@ -377,7 +282,7 @@ static void kill_leftovers(void)
 	}
 }
 
-/* The exec channel, when the machine has vsock: NULL (said once on the console) if not. */
+/* The exec channel: NULL (said on the console) if the machine has no vsock. */
 static struct exec_server *start_exec_server(void)
 {
 	struct exec_server *srv;
@@ -428,38 +333,11 @@ static int mount_shares(void)
 	return ret;
 }
 
-/* The command from /clawvm/argv, its output on ttyS1 as before the exec channel. */
-static pid_t start_command(struct command_argv *cmd)
-{
-	pid_t pid;
-	int null_fd;
-
-	if (open_stdio_tty() < 0)
-		power_off(COMMAND_EXIT_INIT_FAILED);
-	null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
-	if (null_fd < 0) {
-		console_msg("open `/dev/null`: %s", strerror(errno));
-		power_off(COMMAND_EXIT_INIT_FAILED);
-	}
-	pid = fork();
-	if (pid < 0) {
-		console_msg("fork: %s", strerror(errno));
-		power_off(COMMAND_EXIT_INIT_FAILED);
-	}
-	if (pid == 0)
-		exec_command(cmd->argv, null_fd);
-	close(null_fd);
-	return pid;
-}
-
 int main(void)
 {
-	char err[512];
-	struct command_argv cmd;
 	struct exec_server *srv;
 	sigset_t all, watched;
-	pid_t command_pid;
-	int argv_ret, sfd;
+	int sfd;
 
 	if (getpid() != 1) {
 		fprintf(stderr,
@@ -486,20 +364,13 @@ int main(void)
 	}
 	ensure_std_fds();
 
-	argv_ret =
-	    command_argv_read(CLAWVM_ARGV_PATH, COMMAND_ARGV_MAX_BYTES, &cmd, err, sizeof(err));
 	if (mount_shares() < 0)
 		power_off(COMMAND_EXIT_INIT_FAILED);
+	/* Commands come only over the exec channel: without it there is nothing to run. */
 	srv = start_exec_server();
-	if (srv)
-		report_ready();
-	if (argv_ret < 0 && !(argv_ret == -ENOENT && srv)) {
-		console_msg("no command to run: %s", err);
+	if (!srv)
 		power_off(COMMAND_EXIT_INIT_FAILED);
-	}
-	if (argv_ret < 0)
-		console_msg("no `%s`: waiting for exec connections on vsock port %d",
-			    CLAWVM_ARGV_PATH, CLAWVM_EXEC_PORT);
+	report_ready();
 
 	sigemptyset(&watched);
 	sigaddset(&watched, SIGCHLD);
@@ -513,10 +384,8 @@ int main(void)
 		power_off(COMMAND_EXIT_INIT_FAILED);
 	}
 
-	command_pid = argv_ret == 0 ? start_command(&cmd) : 0;
-
 	/* From here on we never bail: every path ends in power_off(). */
-	int status = supervise(command_pid, sfd, srv);
+	int status = supervise(sfd, srv);
 	kill_leftovers();
 	power_off(status);
 }

@@ -60,6 +60,7 @@ struct vsock_conn {
 	bool host;	   /* a host client's connection (hybrid socket), not the guest's */
 	bool watched;	   /* h.fd is in the loop's epoll set, for `events` */
 	bool client_rdhup; /* C_CONNECTING: the host client shut down its sending side */
+	bool handshake;	   /* it spoke CONNECT: it is answered with an OK line */
 	uint32_t events;
 	unsigned ctrl;	     /* CTRL_* owed */
 	uint32_t local_port; /* our side, CID 2 */
@@ -539,11 +540,24 @@ static bool conn_read_host(struct vsock_conn *c)
 	return true;
 }
 
+/* A host connection asks the guest's `port` for a connection (REQUEST). */
+static void conn_connect(struct vsock_conn *c, uint32_t port)
+{
+	struct virtio_vsock *vs = c->vs;
+
+	c->peer_port = port;
+	c->local_port = vs->next_host_port++;
+	if (vs->next_host_port < VSOCK_FIRST_HOST_PORT)
+		vs->next_host_port = VSOCK_FIRST_HOST_PORT;
+	c->state = C_CONNECTING;
+	ctrl_owe(c, CTRL_REQUEST);
+	conn_update_events(c);
+}
+
 /* "CONNECT <port>\n" from a host client. Read only up to the newline (peeked first), so
  * that bytes the client sends after it stay in the socket for the guest. */
 static void conn_read_line(struct vsock_conn *c)
 {
-	struct virtio_vsock *vs = c->vs;
 	size_t room = sizeof(c->line) - 1 - c->line_len;
 	char peek[VSOCK_LINE_MAX], *nl, *end;
 	unsigned long port;
@@ -582,13 +596,8 @@ static void conn_read_line(struct vsock_conn *c)
 		conn_free(c);
 		return;
 	}
-	c->peer_port = (uint32_t)port;
-	c->local_port = vs->next_host_port++;
-	if (vs->next_host_port < VSOCK_FIRST_HOST_PORT)
-		vs->next_host_port = VSOCK_FIRST_HOST_PORT;
-	c->state = C_CONNECTING;
-	ctrl_owe(c, CTRL_REQUEST);
-	conn_update_events(c);
+	c->handshake = true;
+	conn_connect(c, (uint32_t)port);
 }
 
 static void conn_ready(struct ev_handler *h, uint32_t events)
@@ -670,6 +679,22 @@ static void listener_ready(struct ev_handler *h, uint32_t events)
 	pthread_mutex_unlock(&vs->dev.lock);
 }
 
+int virtio_vsock_connect_fd(struct virtio_vsock *vs, int fd, uint32_t port)
+{
+	struct vsock_conn *c;
+
+	pthread_mutex_lock(&vs->dev.lock);
+	c = conn_new(vs, fd, C_HANDSHAKE);
+	if (c)
+		conn_connect(c, port);
+	pthread_mutex_unlock(&vs->dev.lock);
+	if (!c) {
+		close(fd);
+		return -EMFILE;
+	}
+	return 0;
+}
+
 /* Frees the connections a driver reset ended (the reset runs on a vCPU thread). */
 static void reaper_ready(struct ev_handler *h, uint32_t events)
 {
@@ -742,7 +767,7 @@ static void guest_packet(struct virtio_vsock *vs, const struct vsock_hdr *h,
 			int len = snprintf(ok, sizeof(ok), "OK %u\n", c->local_port);
 
 			c->state = C_ESTABLISHED;
-			if (write(c->h.fd, ok, (size_t)len) != len) {
+			if (c->handshake && write(c->h.fd, ok, (size_t)len) != len) {
 				conn_reset(c);
 				return;
 			}

@@ -73,6 +73,14 @@ __attribute__((warn_unused_result)) int virtio_vsock_init(struct virtio_vsock *v
 							  struct fd_budget *fds);
 void virtio_vsock_destroy(struct virtio_vsock *vs);
 
+/* Connects `fd`, a stream socket of the VMM's own (one end of a socketpair), to the guest's
+ * `port`, as a host client that said CONNECT would be, but without the handshake: the bytes
+ * written to its other end go to the guest once the guest accepts, and the end sees EOF if
+ * the guest refuses. The device owns `fd` from then on (also on failure: -EMFILE when no
+ * connection or descriptor is left, and fd is closed). On the event loop's thread. */
+__attribute__((warn_unused_result)) int virtio_vsock_connect_fd(struct virtio_vsock *vs, int fd,
+								uint32_t port);
+
 /* Parses a header from a TX chain's first bytes; -EINVAL if it is not a packet this device
  * accepts from the guest (wrong CIDs, type, op, or a length beyond the chain). Pure. */
 __attribute__((warn_unused_result)) int vsock_parse(const void *buf, size_t len, size_t chain_len,

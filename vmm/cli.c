@@ -278,9 +278,8 @@ int cli_parse_run(int argc, char **argv, struct run_args *args, const char *self
 	    .kvm_path = "/dev/kvm",
 	    .cpus = DEFAULT_CPUS,
 	    .mem_mib = DEFAULT_MEM_MIB,
-	    .stdout_fd = STDOUT_FILENO,
 	    .vsock_cid = VSOCK_DEFAULT_GUEST_CID,
-	    .signal_fd = -1,
+	    .exec_fd = -1,
 	    .ready_fd = -1,
 	};
 	if (mem_max < cfg->mem_mib)
@@ -364,7 +363,7 @@ int cli_parse_run(int argc, char **argv, struct run_args *args, const char *self
 			return -1;
 		}
 	}
-	cfg->argv = argv + optind;
+	args->argv = argv + optind;
 	if (!cfg->kernel_path) {
 		snprintf(args->default_kernel, sizeof(args->default_kernel), "%s/kernel/vmlinux",
 			 self_dir);
@@ -428,7 +427,7 @@ static int cli_run(int argc, char **argv)
 		return VM_EXIT_FAILURE;
 	}
 	t0 = log_clock_us();
-	ret = session_run(&args.vm, args.vm.argv, args.tty);
+	ret = session_run(&args.vm, args.argv, args.tty);
 	log_debug("session %llu ms", (unsigned long long)(log_clock_us() - t0) / 1000);
 	return ret;
 }
@@ -499,7 +498,7 @@ static int cli_exec(int argc, char **argv)
 			fd == -EPROTO ? "the guest refused the connection" : strerror(-fd));
 		return VM_EXIT_FAILURE;
 	}
-	vm_signal_set(&mask);
+	session_signal_set(&mask);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 	signal(SIGPIPE, SIG_IGN);

@@ -9,6 +9,7 @@
 
 struct run_args {
 	struct vm_config vm;
+	char *const *argv;	       /* the command, NULL-terminated */
 	bool tty;		       /* -t */
 	char default_kernel[PATH_MAX]; /* storage for defaults found beside the binary */
 	char default_initrd[PATH_MAX];

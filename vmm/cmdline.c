@@ -59,7 +59,7 @@ void cmdline_add_defaults(struct cmdline *c, int verbose)
 {
 	static const char *const defaults[] = {
 	    "console=ttyS0",   /* kernel messages to the first UART (--console-log) */
-	    "8250.nr_uarts=2", /* ttyS0 console, ttyS1 the command's output: probe no more */
+	    "8250.nr_uarts=1", /* ttyS0, the console: probe no more */
 	    "reboot=k",	       /* reboot through the i8042 reset line, which ends the VMM */
 	    "panic=-1",	       /* on panic reboot at once: the VMM reports it */
 	    "nomodule",	       /* there are no modules */

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -70,7 +71,8 @@ err:
 }
 
 struct client {
-	int fd, in_fd, out_fd, err_fd, sig_fd;
+	int fd, in_fd, out_fd, err_fd;
+	struct exec_client_opts opts;
 	uint8_t *tx;
 	size_t tx_head, tx_len, tx_cap;
 	uint8_t *rx;
@@ -105,21 +107,46 @@ static int tx_append(struct client *c, uint8_t type, const void *payload, uint32
 	return 0;
 }
 
-/* Blocking write of all of buf, also to a non-blocking fd. */
-static int write_all(int fd, const uint8_t *buf, size_t len)
+static int forward_signal(struct client *c);
+static int flush_tx(struct client *c);
+
+/* Writes all of buf to fd (the command's output), waiting while it is full. Signals are
+ * still passed on meanwhile, so that a reader who stopped reading cannot keep a SIGTERM
+ * from the command (and from the VM's stop timer); opts.abort_fd ends the wait. fd may be
+ * in blocking mode (clawvm's stdout is not ours to change): then each write follows a
+ * POLLOUT and takes at most PIPE_BUF bytes, which a pipe with room never blocks on. */
+static int write_all(struct client *c, int fd, const uint8_t *buf, size_t len)
 {
+	int flags = fcntl(fd, F_GETFL);
+	bool nonblock = flags >= 0 && (flags & O_NONBLOCK);
+
 	while (len > 0) {
-		ssize_t n = write(fd, buf, len);
+		struct pollfd p[3] = {{.fd = fd, .events = POLLOUT},
+				      {.fd = c->opts.sig_fd, .events = POLLIN},
+				      {.fd = c->opts.abort_fd, .events = POLLIN}};
+		size_t chunk = nonblock || len < PIPE_BUF ? len : PIPE_BUF;
+		ssize_t n;
+		int ret;
 
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno == EAGAIN) {
-			struct pollfd p = {.fd = fd, .events = POLLOUT};
-
-			if (poll(&p, 1, -1) < 0 && errno != EINTR)
-				return -errno;
-			continue;
+		if (poll(p, 3, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
 		}
+		if (p[2].revents)
+			return -ECANCELED;
+		if (p[1].revents) {
+			ret = forward_signal(c);
+			if (ret == 0)
+				ret = flush_tx(c);
+			if (ret < 0)
+				return ret;
+		}
+		if (!p[0].revents)
+			continue;
+		n = write(fd, buf, chunk);
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
 		if (n < 0)
 			return -errno;
 		buf += n;
@@ -128,13 +155,13 @@ static int write_all(int fd, const uint8_t *buf, size_t len)
 	return 0;
 }
 
-static int relay_output(int fd, bool *broken, const uint8_t *p, uint32_t len)
+static int relay_output(struct client *c, int fd, bool *broken, const uint8_t *p, uint32_t len)
 {
 	int ret;
 
 	if (fd < 0 || *broken)
 		return 0;
-	ret = write_all(fd, p, len);
+	ret = write_all(c, fd, p, len);
 	if (ret == -EPIPE) {
 		*broken = true;
 		return 0;
@@ -149,9 +176,9 @@ static int handle_frame(struct client *c, uint8_t type, const uint8_t *p, uint32
 	case EXEC_FRAME_STARTED:
 		return len == 4 ? 0 : -EPROTO;
 	case EXEC_FRAME_STDOUT:
-		return relay_output(c->out_fd, &c->out_broken, p, len);
+		return relay_output(c, c->out_fd, &c->out_broken, p, len);
 	case EXEC_FRAME_STDERR:
-		return relay_output(c->err_fd, &c->err_broken, p, len);
+		return relay_output(c, c->err_fd, &c->err_broken, p, len);
 	case EXEC_FRAME_EXIT:
 		if (len != 4)
 			return -EPROTO;
@@ -228,7 +255,8 @@ static int forward_signal(struct client *c)
 {
 	struct signalfd_siginfo si;
 	uint8_t p[4];
-	ssize_t n = read(c->sig_fd, &si, sizeof(si));
+	ssize_t n = read(c->opts.sig_fd, &si, sizeof(si));
+	int ret;
 
 	if (n < 0 && (errno == EINTR || errno == EAGAIN))
 		return 0;
@@ -244,7 +272,10 @@ static int forward_signal(struct client *c)
 		return tx_append(c, EXEC_FRAME_WINSIZE, p, sizeof(p));
 	}
 	exec_put_le32(p, si.ssi_signo);
-	return tx_append(c, EXEC_FRAME_SIGNAL, p, sizeof(p));
+	ret = tx_append(c, EXEC_FRAME_SIGNAL, p, sizeof(p));
+	if (ret == 0 && c->opts.forwarded)
+		c->opts.forwarded((int)si.ssi_signo, c->opts.opaque);
+	return ret;
 }
 
 static int flush_tx(struct client *c)
@@ -285,7 +316,7 @@ static int run_loop(struct client *c, int *status)
 	int ret;
 
 	for (;;) {
-		struct pollfd p[3];
+		struct pollfd p[4];
 		nfds_t np = 1;
 		bool tx_pending = !c->tx_broken && c->tx_head < c->tx_len;
 		bool want_in = !c->in_done && c->tx_len - c->tx_head < TX_LIMIT;
@@ -293,8 +324,10 @@ static int run_loop(struct client *c, int *status)
 		p[0] = (struct pollfd){.fd = c->fd, .events = POLLIN | (tx_pending ? POLLOUT : 0)};
 		if (want_in)
 			p[np++] = (struct pollfd){.fd = c->in_fd, .events = POLLIN};
-		if (c->sig_fd >= 0)
-			p[np++] = (struct pollfd){.fd = c->sig_fd, .events = POLLIN};
+		if (c->opts.sig_fd >= 0)
+			p[np++] = (struct pollfd){.fd = c->opts.sig_fd, .events = POLLIN};
+		if (c->opts.abort_fd >= 0)
+			p[np++] = (struct pollfd){.fd = c->opts.abort_fd, .events = POLLIN};
 		if (poll(p, np, -1) < 0) {
 			if (errno == EINTR)
 				continue;
@@ -303,7 +336,9 @@ static int run_loop(struct client *c, int *status)
 		for (nfds_t i = 1; i < np; i++) {
 			if (!p[i].revents)
 				continue;
-			ret = p[i].fd == c->sig_fd ? forward_signal(c) : read_stdin(c);
+			if (p[i].fd == c->opts.abort_fd)
+				return -ECANCELED;
+			ret = p[i].fd == c->opts.sig_fd ? forward_signal(c) : read_stdin(c);
 			if (ret < 0)
 				return ret;
 		}
@@ -318,15 +353,15 @@ static int run_loop(struct client *c, int *status)
 	}
 }
 
-int exec_client_run_signals(int fd, const struct exec_request *req, int in_fd, int out_fd,
-			    int err_fd, int sig_fd, int *status)
+int exec_client_run_opts(int fd, const struct exec_request *req, int in_fd, int out_fd, int err_fd,
+			 const struct exec_client_opts *opts, int *status)
 {
 	struct client c = {
 	    .fd = fd,
 	    .in_fd = in_fd,
 	    .out_fd = out_fd,
 	    .err_fd = err_fd,
-	    .sig_fd = sig_fd,
+	    .opts = *opts,
 	    .in_done = in_fd < 0,
 	};
 	int ret;
@@ -345,6 +380,14 @@ int exec_client_run_signals(int fd, const struct exec_request *req, int in_fd, i
 	free(c.tx);
 	free(c.rx);
 	return ret;
+}
+
+int exec_client_run_signals(int fd, const struct exec_request *req, int in_fd, int out_fd,
+			    int err_fd, int sig_fd, int *status)
+{
+	const struct exec_client_opts opts = {.sig_fd = sig_fd, .abort_fd = -1};
+
+	return exec_client_run_opts(fd, req, in_fd, out_fd, err_fd, &opts, status);
 }
 
 int exec_client_run(int fd, const struct exec_request *req, int in_fd, int out_fd, int err_fd,

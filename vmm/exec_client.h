@@ -28,4 +28,19 @@ int exec_client_run_signals(int fd, const struct exec_request *req, int in_fd, i
 			    int err_fd, int sig_fd, int *status)
     __attribute__((warn_unused_result));
 
+/* What exec_client_run_opts does besides relaying. */
+typedef void exec_signal_fn(int signo, void *opaque);
+struct exec_client_opts {
+	int sig_fd;		   /* a signalfd whose signals are passed on, or -1 */
+	exec_signal_fn *forwarded; /* called after each SIGNAL frame queued, or NULL */
+	void *opaque;		   /* for `forwarded` */
+	int abort_fd;		   /* readable: give up at once (-ECANCELED), or -1 */
+};
+
+/* exec_client_run_signals with those options. Signals are passed on also while the output
+ * waits for a full out_fd or err_fd. */
+int exec_client_run_opts(int fd, const struct exec_request *req, int in_fd, int out_fd, int err_fd,
+			 const struct exec_client_opts *opts, int *status)
+    __attribute__((warn_unused_result));
+
 #endif

@@ -1,4 +1,4 @@
-/* What the VMM hands guest-init (the command's argv, the shares to mount) as a small newc
+/* What the VMM hands guest-init (the shares to mount) as a small newc
  * cpio archive appended to the guest image (the kernel unpacks concatenated archives in
  * order). Every file is a list of NUL-terminated strings. */
 #ifndef CLAWVM_INITRD_H
@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* A file of the archive: `name` below clawvm/ (such as "clawvm/argv"), holding each of
+/* A file of the archive: `name` below clawvm/ (such as "clawvm/mounts"), holding each of
  * `strings` (NULL-terminated) with its NUL. */
 struct initrd_file {
 	const char *name;

@@ -1,10 +1,15 @@
-/* The `clawvm run` session. The VM boots without a command; a client thread connects to
- * guest-init's exec port through the VM's own hybrid-vsock socket (in a private directory
- * unless --vsock-uds names one) once guest-init says it listens, and runs the command as
- * the `main` exec: when it ends, guest-init reports its status and powers off, which ends
- * vm_run. Until the exec session runs, a stop signal stops the VM; from then on it goes to
- * the command (SIGWINCH becomes a window-size change). */
+/* The `clawvm run` session. The VM boots without a command; the session's end of a
+ * socketpair is the command's connection: the VM hands the other end to its vsock device as
+ * a host connection to guest-init's exec port once guest-init says it listens, and the
+ * session runs the command over it as the `main` exec. When it ends, guest-init reports its
+ * status and powers off, which ends vm_run.
+ *
+ * The session owns clawvm's signals (read from a signalfd on its thread; every thread
+ * blocks them): until the command's connection is handed over, a stop signal stops the VM;
+ * from then on it goes to the command (SIGWINCH becomes a window-size change), and SIGTERM
+ * or SIGHUP also stop the VM VM_STOP_GRACE_MS later if it has not ended. */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -14,152 +19,198 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <termios.h>
-#include <time.h>
-#include <fcntl.h>
 #include <unistd.h>
 
-#include "clawvm/guest_abi.h"
 #include "vmm/exec_client.h"
 #include "vmm/log.h"
 #include "vmm/session.h"
 
-#define CONNECT_RETRY_NS (5 * 1000 * 1000)
+/* The signals the session reads rather than dies of. */
+static const int session_signals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGWINCH};
 
 struct session {
 	struct vm *vm;
-	const char *uds;
 	struct exec_request req;
-	int sig_read_fd;
-	int ready_fd;	 /* eventfd: guest-init's exec channel listens, or the VM ended */
-	atomic_int done; /* the VM ended: stop trying to connect */
-	int ret;	 /* exec_client result, or -ECANCELED if never connected */
+	int fd;		 /* our end of the command's connection */
+	int sig_fd;	 /* signalfd of session_signals */
+	int ready_fd;	 /* eventfd: the connection went to guest-init, or the VM ended */
+	int abort_fd;	 /* eventfd: the VM ended otherwise than by its command's end */
+	atomic_int done; /* the VM ended */
+	int ret;	 /* exec_client result, or -ECANCELED if the command never ran */
 	int status;
+	/* The client thread reaches the VM through `live` under `lock`: NULL once the VM
+	 * is being destroyed. */
+	pthread_mutex_t lock;
+	struct vm *live;
 };
+
+enum session_stop { STOP_NOW, STOP_LATER, STOP_ERROR };
+
+/* Stops the VM from the client thread, if it is still there. */
+static void session_stop(struct session *s, enum session_stop how, int signo, const char *why)
+{
+	pthread_mutex_lock(&s->lock);
+	if (s->live && how == STOP_NOW)
+		vm_stop_signal(s->live, signo);
+	else if (s->live && how == STOP_LATER)
+		vm_stop_later(s->live, signo);
+	else if (s->live)
+		vm_stop(s->live, VM_END_ERROR, "%s", why);
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* SIGTERM and SIGHUP mean "end": passed on to the command, they also set the VM's end. */
+static void session_forwarded(int signo, void *opaque)
+{
+	if (signo == SIGTERM || signo == SIGHUP)
+		session_stop(opaque, STOP_LATER, signo, NULL);
+}
+
+/* Until guest-init listens: a stop signal stops the VM. True once the command may run. */
+static bool session_wait_ready(struct session *s)
+{
+	struct pollfd p[2] = {{.fd = s->ready_fd, .events = POLLIN},
+			      {.fd = s->sig_fd, .events = POLLIN}};
+	struct signalfd_siginfo si;
+	uint64_t count;
+
+	for (;;) {
+		if (poll(p, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			session_stop(s, STOP_ERROR, 0, "the session cannot wait for the guest");
+			return false;
+		}
+		if (p[0].revents)
+			return read(s->ready_fd, &count, sizeof(count)) == sizeof(count) &&
+			       !atomic_load(&s->done);
+		if (read(s->sig_fd, &si, sizeof(si)) != sizeof(si) || si.ssi_signo == SIGWINCH)
+			continue; /* a terminal resize, nobody to tell yet */
+		session_stop(s, STOP_NOW, (int)si.ssi_signo, NULL);
+		return false;
+	}
+}
 
 static void *session_client(void *arg)
 {
 	struct session *s = arg;
-	struct timespec pause = {.tv_nsec = CONNECT_RETRY_NS};
-	struct pollfd ready = {.fd = s->ready_fd, .events = POLLIN};
-	uint64_t count;
-	int fd;
+	const struct exec_client_opts opts = {
+	    .sig_fd = s->sig_fd,
+	    .forwarded = session_forwarded,
+	    .opaque = s,
+	    .abort_fd = s->abort_fd,
+	};
+	char why[128];
 
 	s->ret = -ECANCELED;
-	/* Not a connection before guest-init says its exec channel listens: a booting guest
-	 * may drop the request unanswered (its vsock driver not yet up) and the handshake
-	 * would wait forever. The word comes once; the VM's end wakes us too. */
-	while (poll(&ready, 1, -1) < 0 && errno == EINTR)
-		;
-	if (read(s->ready_fd, &count, sizeof(count)) != sizeof(count) || atomic_load(&s->done))
+	if (!session_wait_ready(s))
 		return NULL;
-	log_debug("guest-init listens");
-	for (;;) {
-		fd = exec_client_connect(s->uds, CLAWVM_EXEC_PORT);
-		if (fd >= 0)
-			break;
-		if (atomic_load(&s->done))
-			return NULL;
-		nanosleep(&pause, NULL);
+	s->ret = exec_client_run_opts(s->fd, &s->req, STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO,
+				      &opts, &s->status);
+	if (s->ret < 0 && !atomic_load(&s->done)) {
+		snprintf(why, sizeof(why), "the exec channel to the guest failed: %s",
+			 strerror(-s->ret));
+		session_stop(s, STOP_ERROR, 0, why);
 	}
-	log_debug("the exec session is connected");
-	vm_forward_signals(s->vm);
-	s->ret = exec_client_run_signals(fd, &s->req, STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO,
-					 s->sig_read_fd, &s->status);
-	close(fd);
-	if (s->ret < 0 && !atomic_load(&s->done))
-		vm_stop(s->vm, VM_END_ERROR, "the exec channel to the guest failed: %s",
-			strerror(-s->ret));
 	return NULL;
+}
+
+/* The request for argv: the `main` command, with a terminal of clawvm's size if `tty`. */
+static void session_request(struct exec_request *req, char *const *argv, bool tty)
+{
+	static char term_var[128];
+	static const char *term[1];
+	struct winsize ws;
+	uint32_t argc = 0;
+
+	while (argv[argc])
+		argc++;
+	*req = (struct exec_request){
+	    .flags = EXEC_FLAG_MAIN | (tty ? EXEC_FLAG_PTY : 0),
+	    .argc = argc,
+	    .argv = (const char **)argv,
+	};
+	if (!tty)
+		return;
+	if (ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) == 0) {
+		req->rows = ws.ws_row;
+		req->cols = ws.ws_col;
+	}
+	if (getenv("TERM")) {
+		snprintf(term_var, sizeof(term_var), "TERM=%s", getenv("TERM"));
+		term[0] = term_var;
+		req->envp = term;
+		req->envc = 1;
+	}
+}
+
+void session_signal_set(sigset_t *set)
+{
+	sigemptyset(set);
+	for (size_t i = 0; i < sizeof(session_signals) / sizeof(session_signals[0]); i++)
+		sigaddset(set, session_signals[i]);
 }
 
 int session_run(struct vm_config *cfg, char *const *argv, bool tty)
 {
-	char dir[] = "/tmp/clawvm-XXXXXX", uds[64];
-	struct session s = {.sig_read_fd = -1, .ready_fd = -1};
+	struct session s = {.fd = -1, .sig_fd = -1, .ready_fd = -1, .abort_fd = -1};
+	int pair[2] = {-1, -1}, status = VM_EXIT_FAILURE;
 	struct termios saved;
-	bool raw = false, own_dir = false;
-	int sig_pipe[2] = {-1, -1}, status, argc = 0;
+	bool raw = false;
 	pthread_t client;
 	sigset_t mask;
 
-	while (argv[argc])
-		argc++;
-	if (!cfg->vsock_uds) {
-		if (!mkdtemp(dir)) {
-			log_err("cannot make a private directory in /tmp: %m");
-			return VM_EXIT_FAILURE;
-		}
-		own_dir = true;
-		snprintf(uds, sizeof(uds), "%s/vsock", dir);
-		cfg->vsock_uds = uds;
-	}
-	if (pipe2(sig_pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
-		log_err("pipe: %m");
-		status = VM_EXIT_FAILURE;
-		goto out_dir;
-	}
+	/* Blocked in every thread (the client's and the VM's inherit the mask): the
+	 * signalfd is the only place they arrive. */
+	session_signal_set(&mask);
+	pthread_sigmask(SIG_BLOCK, &mask, NULL);
+	signal(SIGPIPE, SIG_IGN); /* a closed stdout must not kill clawvm before it reports */
+	s.sig_fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 	s.ready_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (s.ready_fd < 0) {
-		log_err("eventfd: %m");
-		status = VM_EXIT_FAILURE;
-		goto out_pipe;
+	s.abort_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	pthread_mutex_init(&s.lock, NULL);
+	if (s.sig_fd < 0 || s.ready_fd < 0 || s.abort_fd < 0 ||
+	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, pair) < 0) {
+		log_err("cannot set up the session: %m");
+		goto out;
 	}
-	cfg->signal_fd = sig_pipe[1];
+	s.fd = pair[0];
+	cfg->exec_fd = pair[1];
 	cfg->ready_fd = s.ready_fd;
-	cfg->argv = NULL;
-	s.uds = cfg->vsock_uds;
-	s.sig_read_fd = sig_pipe[0];
-	s.req = (struct exec_request){
-	    .flags = EXEC_FLAG_MAIN | (tty ? EXEC_FLAG_PTY : 0),
-	    .argc = (uint32_t)argc,
-	    .argv = (const char **)argv,
-	};
-	if (tty) {
-		struct winsize ws;
-		static const char *term[1];
-
-		if (ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) == 0) {
-			s.req.rows = ws.ws_row;
-			s.req.cols = ws.ws_col;
-		}
-		if (getenv("TERM")) {
-			static char term_var[128];
-
-			snprintf(term_var, sizeof(term_var), "TERM=%s", getenv("TERM"));
-			term[0] = term_var;
-			s.req.envp = term;
-			s.req.envc = 1;
-		}
-	}
-	if (vm_create(cfg, &s.vm) < 0) {
-		status = VM_EXIT_FAILURE;
-		goto out_pipe;
-	}
+	session_request(&s.req, argv, tty);
+	if (vm_create(cfg, &s.vm) < 0)
+		goto out;
+	s.live = s.vm;
 	if (tty && isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &saved) == 0) {
 		struct termios t = saved;
 
 		cfmakeraw(&t);
 		raw = tcsetattr(STDIN_FILENO, TCSANOW, &t) == 0;
 	}
-	/* The client thread must not take the signals the VM's event loop reads: block them
-	 * before it starts, so it inherits the mask (vm_run blocks the same set). */
-	vm_signal_set(&mask);
-	pthread_sigmask(SIG_BLOCK, &mask, NULL);
-	signal(SIGPIPE, SIG_IGN); /* a closed stdout must not kill clawvm before it reports */
 	if (pthread_create(&client, NULL, session_client, &s) != 0) {
 		log_err("cannot start the exec client thread");
 		vm_destroy(s.vm);
-		status = VM_EXIT_FAILURE;
 		goto out_tty;
 	}
 	status = vm_run(s.vm);
 	atomic_store(&s.done, 1);
-	/* Wakes the client if it still waits for the guest to listen. */
-	if (eventfd_write(s.ready_fd, 1) < 0)
+	/* Wakes the client if it still waits for the guest to listen; if the VM was stopped
+	 * (a signal, an error), it also gives up relaying output nobody may ever read. After
+	 * the command's own end, what it wrote is all relayed first. */
+	if (eventfd_write(s.ready_fd, 1) < 0 ||
+	    (s.vm->end != VM_END_RESET && eventfd_write(s.abort_fd, 1) < 0))
 		log_debug("eventfd: %m");
-	/* Closing the VM's vsock connections ends the client's session if it still runs. */
+	pthread_mutex_lock(&s.lock);
+	s.live = NULL;
+	pthread_mutex_unlock(&s.lock);
+	/* With the VM's copies of the connection closed (its vsock device's and ours below),
+	 * the client's session ends if it still runs. */
 	vm_destroy(s.vm);
+	close(pair[1]);
+	pair[1] = -1;
 	pthread_join(client, NULL);
 	log_debug("the VM is gone");
 	if (s.ret == 0)
@@ -167,13 +218,17 @@ int session_run(struct vm_config *cfg, char *const *argv, bool tty)
 out_tty:
 	if (raw)
 		tcsetattr(STDIN_FILENO, TCSANOW, &saved);
-out_pipe:
+out:
+	for (int i = 0; i < 2; i++) {
+		if (pair[i] >= 0)
+			close(pair[i]);
+	}
+	if (s.sig_fd >= 0)
+		close(s.sig_fd);
 	if (s.ready_fd >= 0)
 		close(s.ready_fd);
-	close(sig_pipe[0]);
-	close(sig_pipe[1]);
-out_dir:
-	if (own_dir)
-		rmdir(dir);
+	if (s.abort_fd >= 0)
+		close(s.abort_fd);
+	pthread_mutex_destroy(&s.lock);
 	return status;
 }

@@ -3,6 +3,7 @@
 #ifndef CLAWVM_SESSION_H
 #define CLAWVM_SESSION_H
 
+#include <signal.h>
 #include <stdbool.h>
 
 #include "vmm/vm.h"
@@ -11,5 +12,9 @@
  * status (the command's, or 125). With `tty`, the command gets a pseudo-terminal and
  * clawvm's terminal is put in raw mode for the session. */
 int session_run(struct vm_config *cfg, char *const *argv, bool tty);
+
+/* The signals a session passes on to its command rather than dies of (SIGINT, SIGTERM,
+ * SIGHUP, SIGQUIT; SIGWINCH for a terminal's size). */
+void session_signal_set(sigset_t *set);
 
 #endif

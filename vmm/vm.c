@@ -3,7 +3,6 @@
  * for its end and turns that into an exit status. */
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -13,7 +12,6 @@
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
-#include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/timerfd.h>
 #include <time.h>
@@ -32,10 +30,6 @@
 
 #define COM1_PORT 0x3f8
 #define COM1_IRQ  4
-#define COM2_PORT 0x2f8
-#define COM2_IRQ  3
-
-static const int vm_stop_signals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGWINCH};
 
 void vm_stop(struct vm *vm, enum vm_end why, const char *fmt, ...)
 {
@@ -59,37 +53,6 @@ void vm_stop(struct vm *vm, enum vm_end why, const char *fmt, ...)
 	}
 }
 
-/* Writes all of buf to fd for the guest; gives up quietly if the reader is gone, or once the
- * VM is stopping. A reader that stopped reading (a full pipe) stalls the vCPU that writes,
- * but must not keep the VMM's shutdown waiting for it: the write waits in poll() with a
- * timeout and the stopping flag is checked between waits (a blocking write() could miss the
- * stop's one kick, if it came just before). */
-static void write_all(struct vm *vm, int fd, const void *buf, size_t len)
-{
-	const uint8_t *p = buf;
-
-	while (len) {
-		struct pollfd out = {.fd = fd, .events = POLLOUT};
-		ssize_t n;
-		int ready;
-
-		if (atomic_load(&vm->stopping))
-			return;
-		ready = poll(&out, 1, 100);
-		if (ready == 0 || (ready < 0 && errno == EINTR))
-			continue;
-		if (ready < 0 || (out.revents & (POLLERR | POLLHUP | POLLNVAL)))
-			return;
-		n = write(fd, p, len);
-		if (n < 0 && (errno == EINTR || errno == EAGAIN))
-			continue;
-		if (n <= 0)
-			return;
-		p += n;
-		len -= (size_t)n;
-	}
-}
-
 static void console_output(void *opaque, uint8_t byte)
 {
 	struct vm *vm = opaque;
@@ -102,25 +65,12 @@ static void console_output(void *opaque, uint8_t byte)
 	console_log_write(&vm->console_log, &byte, 1);
 }
 
-static void stdio_output(void *opaque, uint8_t byte)
-{
-	struct vm *vm = opaque;
-
-	write_all(vm, vm->cfg->stdout_fd, &byte, 1);
-}
-
 static void console_irq(void *opaque)
 {
 	kvm_irq_pulse(&((struct vm *)opaque)->kvm, COM1_IRQ);
 }
 
-static void stdio_irq(void *opaque)
-{
-	kvm_irq_pulse(&((struct vm *)opaque)->kvm, COM2_IRQ);
-}
-
 static const struct uart_ops console_uart_ops = {.output = console_output, .irq = console_irq};
-static const struct uart_ops stdio_uart_ops = {.output = stdio_output, .irq = stdio_irq};
 
 static uint32_t uart_port_read(void *opaque, uint16_t offset, unsigned size)
 {
@@ -212,24 +162,19 @@ static void vm_list_shares(struct vm *vm)
 	vm->mount_records[r] = NULL;
 }
 
-/* The guest image, then (4-byte aligned) the archive with the command and the mounts. */
+/* The guest image, then (4-byte aligned) the archive with the mounts, if any. */
 static int vm_load_initrd(struct vm *vm, struct boot_info *bi)
 {
 	const char *path = vm->cfg->initrd_path;
-	struct initrd_file files[2];
-	unsigned nfiles = 0;
+	struct initrd_file mounts = {&CLAWVM_MOUNTS_PATH[1], vm->mount_records};
 	size_t archive_size = 0;
 	uint64_t image_size, padded, total, gpa;
 	struct stat st;
 	uint8_t *dst;
 	int fd, ret;
 
-	if (vm->cfg->argv)
-		files[nfiles++] = (struct initrd_file){&CLAWVM_ARGV_PATH[1], vm->cfg->argv};
 	if (vm->mount_records[0])
-		files[nfiles++] = (struct initrd_file){&CLAWVM_MOUNTS_PATH[1], vm->mount_records};
-	if (nfiles)
-		archive_size = initrd_archive_size(files, nfiles);
+		archive_size = initrd_archive_size(&mounts, 1);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		log_err("initrd `%s`: %m", path);
@@ -267,7 +212,7 @@ static int vm_load_initrd(struct vm *vm, struct boot_info *bi)
 	}
 	memset(dst + image_size, 0, padded - image_size);
 	if (archive_size &&
-	    initrd_archive(dst + padded, archive_size, files, nfiles) != archive_size) {
+	    initrd_archive(dst + padded, archive_size, &mounts, 1) != archive_size) {
 		ret = -EFAULT;
 		goto out;
 	}
@@ -296,13 +241,10 @@ static int vm_add_devices(struct vm *vm, struct cmdline *cl)
 	int ret;
 
 	uart_init(&vm->console, &console_uart_ops, vm);
-	uart_init(&vm->stdio, &stdio_uart_ops, vm);
 	vm->kbd = (struct i8042){.reset = vm_reset, .opaque = vm};
 	atomic_init(&vm->status.status, -1);
 
 	ret = iobus_add(&vm->io, COM1_PORT, UART_PORT_COUNT, &uart_port_ops, &vm->console);
-	if (!ret)
-		ret = iobus_add(&vm->io, COM2_PORT, UART_PORT_COUNT, &uart_port_ops, &vm->stdio);
 	if (!ret)
 		ret = iobus_add(&vm->io, I8042_DATA_PORT, I8042_COMMAND_PORT - I8042_DATA_PORT + 1,
 				&i8042_ops, &vm->kbd);
@@ -311,7 +253,6 @@ static int vm_add_devices(struct vm *vm, struct cmdline *cl)
 	if (!ret)
 		ret = iobus_add(&vm->io, CLAWVM_STATUS_PORT, CLAWVM_STATUS_PORT_LEN,
 				&status_port_ops, &vm->status);
-	vm->ready.fd = vm->cfg->ready_fd;
 	if (!ret)
 		ret = iobus_add(&vm->io, CLAWVM_READY_PORT, 1, &ready_port_ops, &vm->ready);
 	if (ret) {
@@ -358,13 +299,16 @@ int vm_create(const struct vm_config *cfg, struct vm **out)
 	vm->kvm.dev_fd = vm->kvm.vm_fd = -1;
 	vm->console_log.fd = -1;
 	vm->grace.fd = -1;
+	vm->ready.fd = -1;
 	vm->loop.epfd = -1;
 	vm->nr_vcpus = 0;
 	pthread_mutex_init(&vm->end_lock, NULL);
 	vm->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (vm->stop_fd < 0) {
+	vm->ready.fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	vm->grace.fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (vm->stop_fd < 0 || vm->ready.fd < 0 || vm->grace.fd < 0) {
 		ret = -errno;
-		log_err("eventfd: %m");
+		log_err("eventfd/timerfd: %m");
 		goto err;
 	}
 	if (cfg->console_log) {
@@ -495,7 +439,7 @@ static int vm_result(struct vm *vm)
 	}
 }
 
-static void vm_stop_by_signal(struct vm *vm, int signo)
+void vm_stop_signal(struct vm *vm, int signo)
 {
 	pthread_mutex_lock(&vm->end_lock);
 	if (vm->end == VM_END_NONE)
@@ -504,67 +448,54 @@ static void vm_stop_by_signal(struct vm *vm, int signo)
 	vm_stop(vm, VM_END_SIGNAL, NULL);
 }
 
-/* A SIGTERM or SIGHUP passed on to the command, and the VM still runs after the grace
- * period: the guest ignored it, or cannot act on it (it may be stuck). */
+/* vm_stop_later's time is up, and the VM still runs: the guest ignored the signal, or
+ * cannot act on it (it may be stuck). */
 static void vm_grace_over(struct ev_handler *h, uint32_t events)
 {
 	struct vm *vm = h->opaque;
+	int signo = atomic_load(&vm->grace_signal);
 
 	(void)events;
 	if (!evloop_drain(h))
 		return;
 	log_warn("the sandbox did not end within %d s of signal %d; stopping it",
-		 VM_STOP_GRACE_MS / 1000, vm->grace_signal);
-	vm_stop_by_signal(vm, vm->grace_signal);
+		 VM_STOP_GRACE_MS / 1000, signo);
+	vm_stop_signal(vm, signo);
 }
 
-/* SIGTERM and SIGHUP mean "end": passed on to the command, they also start the grace
- * period (once), after which the VM is stopped whatever the guest does. Its timerfd is made
- * then, on the loop's thread: most sandboxes never need one. */
-static void vm_arm_grace(struct vm *vm, int signo)
+void vm_stop_later(struct vm *vm, int signo)
 {
-	if ((signo != SIGTERM && signo != SIGHUP) || vm->grace_signal)
+	int none = 0;
+
+	if (!atomic_compare_exchange_strong(&vm->grace_signal, &none, signo))
 		return;
-	vm->grace_signal = signo;
-	vm->grace = (struct ev_handler){
-	    .fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC),
-	    .ready = vm_grace_over,
-	    .opaque = vm,
-	};
-	if (vm->grace.fd < 0 || evloop_add(&vm->loop, &vm->grace, EPOLLIN) < 0 ||
-	    evloop_timer_once(vm->grace.fd, VM_STOP_GRACE_MS) < 0)
+	if (evloop_timer_once(vm->grace.fd, VM_STOP_GRACE_MS) < 0)
 		log_warn("cannot arm the stop timer: %m; only the guest can end the sandbox now");
 }
 
-static void vm_signalled(struct ev_handler *h, uint32_t events)
+/* guest-init listens on its exec port: the session's connection goes to it now. */
+static void vm_guest_ready(struct ev_handler *h, uint32_t events)
 {
 	struct vm *vm = h->opaque;
-	struct signalfd_siginfo si;
+	uint64_t one = 1;
+	int fd;
 
 	(void)events;
-	if (read(h->fd, &si, sizeof(si)) != sizeof(si))
+	if (!evloop_drain(h) || vm->exec_handed)
 		return;
-	if (atomic_load(&vm->forwarding) && vm->cfg->signal_fd >= 0) {
-		if (write(vm->cfg->signal_fd, &si, sizeof(si)) != sizeof(si))
-			log_warn("could not pass signal %u on to the command", si.ssi_signo);
-		vm_arm_grace(vm, (int)si.ssi_signo);
-		return;
+	vm->exec_handed = true;
+	if (vm->cfg->exec_fd >= 0) {
+		fd = fcntl(vm->cfg->exec_fd, F_DUPFD_CLOEXEC, 0);
+		if (fd < 0 || virtio_vsock_connect_fd(&vm->vsock, fd, CLAWVM_EXEC_PORT) < 0) {
+			if (fd < 0)
+				log_err("dup: %m");
+			vm_stop(vm, VM_END_ERROR, "cannot connect the command to the guest");
+			return;
+		}
+		log_debug("guest-init listens: the command's connection goes to it");
 	}
-	if (si.ssi_signo == SIGWINCH)
-		return; /* a terminal resize, nobody to tell yet */
-	vm_stop_by_signal(vm, (int)si.ssi_signo);
-}
-
-void vm_signal_set(sigset_t *set)
-{
-	sigemptyset(set);
-	for (size_t i = 0; i < sizeof(vm_stop_signals) / sizeof(vm_stop_signals[0]); i++)
-		sigaddset(set, vm_stop_signals[i]);
-}
-
-void vm_forward_signals(struct vm *vm)
-{
-	atomic_store(&vm->forwarding, 1);
+	if (vm->cfg->ready_fd >= 0 && write(vm->cfg->ready_fd, &one, sizeof(one)) < 0)
+		log_debug("eventfd: %m");
 }
 
 static void vm_stopped(struct ev_handler *h, uint32_t events)
@@ -577,27 +508,23 @@ int vm_run(struct vm *vm)
 {
 	uint64_t start = log_clock_us();
 	sigset_t mask;
-	int sfd, ret = 0;
+	int ret = 0;
 
 	log_debug("the guest starts");
-	/* Stop signals are read from a signalfd here; vCPU threads inherit the mask. */
-	vm_signal_set(&mask);
+	/* vCPU threads inherit the mask and take the kick signal only inside KVM_RUN. */
+	sigemptyset(&mask);
 	sigaddset(&mask, VCPU_KICK_SIGNAL);
 	pthread_sigmask(SIG_BLOCK, &mask, NULL);
-	sigdelset(&mask, VCPU_KICK_SIGNAL);
-	sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
-	if (sfd < 0) {
-		log_err("signalfd: %m");
-		return VM_EXIT_FAILURE;
-	}
-	vm->signal_handler = (struct ev_handler){.fd = sfd, .ready = vm_signalled, .opaque = vm};
 	vm->stop_handler =
 	    (struct ev_handler){.fd = vm->stop_fd, .ready = vm_stopped, .opaque = vm};
-	if (evloop_add(&vm->loop, &vm->signal_handler, EPOLLIN) < 0 ||
-	    evloop_add(&vm->loop, &vm->stop_handler, EPOLLIN) < 0) {
-		close(sfd);
+	vm->ready_handler =
+	    (struct ev_handler){.fd = vm->ready.fd, .ready = vm_guest_ready, .opaque = vm};
+	vm->grace.ready = vm_grace_over;
+	vm->grace.opaque = vm;
+	if (evloop_add(&vm->loop, &vm->stop_handler, EPOLLIN) < 0 ||
+	    evloop_add(&vm->loop, &vm->ready_handler, EPOLLIN) < 0 ||
+	    evloop_add(&vm->loop, &vm->grace, EPOLLIN) < 0)
 		return VM_EXIT_FAILURE;
-	}
 	vcpu_install_kick_handler();
 	signal(SIGPIPE, SIG_IGN);
 
@@ -618,7 +545,6 @@ int vm_run(struct vm *vm)
 	for (unsigned i = 0; i < vm->nr_vcpus; i++)
 		vcpu_destroy(&vm->vcpus[i]);
 	vm->nr_vcpus = 0;
-	close(sfd);
 	log_debug("the guest ran for %llu ms", (unsigned long long)(log_clock_us() - start) / 1000);
 	return vm_result(vm);
 }
@@ -631,7 +557,6 @@ void vm_destroy(struct vm *vm)
 		vcpu_destroy(&vm->vcpus[i]);
 	if (vm->io.count) {
 		uart_destroy(&vm->console);
-		uart_destroy(&vm->stdio);
 	}
 	if (vm->vsock_ready)
 		virtio_vsock_destroy(&vm->vsock);
@@ -639,10 +564,10 @@ void vm_destroy(struct vm *vm)
 	for (unsigned i = 0; i < vm->fs_ready; i++)
 		virtio_fs_destroy(&vm->fs[i]);
 	devices_destroy(&vm->devices);
-	if (vm->grace.fd >= 0) {
-		evloop_del(&vm->loop, &vm->grace);
+	if (vm->grace.fd >= 0)
 		close(vm->grace.fd);
-	}
+	if (vm->ready.fd >= 0)
+		close(vm->ready.fd);
 	evloop_destroy(&vm->loop);
 	kvm_close(&vm->kvm);
 	if (vm->mem.host)

@@ -48,15 +48,13 @@ struct vm_config {
 	const char *kernel_path;
 	const char *initrd_path;
 	const char *console_log; /* NULL: console only kept for error messages */
-	char *const *argv;	 /* the command, NULL-terminated */
 	int verbose;
-	int stdout_fd;	       /* where the command's output goes */
 	uint64_t vsock_cid;    /* the guest's vsock CID */
 	const char *vsock_uds; /* hybrid vsock host socket, or NULL */
-	int signal_fd;	       /* -1, or where stop signals go (as signalfd_siginfo records) once
-				vm_forward_signals() was called, instead of stopping the VM */
-	int ready_fd;	       /* -1, or an eventfd the VM adds 1 to when guest-init's exec
-				channel listens (CLAWVM_READY_PORT) */
+	int exec_fd;	       /* -1, or a connected stream socket: when guest-init's exec
+				channel listens (CLAWVM_READY_PORT), a copy of it becomes a
+				host connection to the guest's CLAWVM_EXEC_PORT */
+	int ready_fd;	       /* -1, or an eventfd the VM adds 1 to once that is done */
 	const char *rootfs;    /* the guest root as a read-only share; NULL: the initramfs */
 	struct vm_share shares[VM_MAX_SHARES];
 	unsigned nshares;
@@ -87,7 +85,6 @@ struct vm {
 	struct kernel_image kernel;
 	struct iobus io;
 	struct uart console; /* ttyS0, kernel messages */
-	struct uart stdio;   /* ttyS1, the command's output */
 	struct i8042 kbd;
 	struct status_port status;
 	struct ready_port ready;
@@ -106,13 +103,14 @@ struct vm {
 	struct vm_share fs_shares[VM_MAX_SHARES + 1];
 	char fs_tags[VM_MAX_SHARES + 1][24];
 	char *mount_records[3 * (VM_MAX_SHARES + 1) + 1];
-	struct ev_handler stop_handler, signal_handler;
-	struct ev_handler grace; /* timerfd: a SIGTERM passed on, and the VM still runs */
-	int grace_signal;	 /* the signal that started it, 0 before */
+	struct ev_handler stop_handler;
+	struct ev_handler ready_handler; /* ready.fd, an eventfd: guest-init listens */
+	bool exec_handed;		 /* cfg->exec_fd went to the vsock device */
+	struct ev_handler grace;	 /* timerfd: vm_stop_later's time */
+	atomic_int grace_signal;	 /* the signal vm_stop_later was given, 0 before */
 
 	atomic_int stopping;
-	atomic_int forwarding; /* signals go to cfg->signal_fd */
-	int stop_fd;	       /* eventfd: a vCPU thread ended the VM */
+	int stop_fd; /* eventfd: a vCPU thread ended the VM */
 	pthread_mutex_t end_lock;
 	enum vm_end end;
 	int end_signal;
@@ -133,11 +131,13 @@ void vm_destroy(struct vm *vm);
 void vm_stop(struct vm *vm, enum vm_end why, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* The signals clawvm reads from a signalfd rather than dies of (stop signals, SIGWINCH). */
-void vm_signal_set(sigset_t *set);
+/* Ends the VM because of signal `signo`: clawvm exits with 128 + signo. Thread-safe. */
+void vm_stop_signal(struct vm *vm, int signo);
 
-/* From now on, stop signals go to cfg->signal_fd (an exec session runs). Thread-safe. */
-void vm_forward_signals(struct vm *vm);
+/* Ends the VM VM_STOP_GRACE_MS from now, as vm_stop_signal(signo) would, unless it ended
+ * before: signal `signo` was passed on to the command, which may ignore it. The first call
+ * counts. Thread-safe. */
+void vm_stop_later(struct vm *vm, int signo);
 
 /* vCPUs (vcpu.c). */
 __attribute__((warn_unused_result)) int vcpu_create(struct vm *vm, struct vcpu *v, unsigned index);

@@ -9,22 +9,15 @@
 #define CLAWVM_STATUS_PORT     0x0600
 #define CLAWVM_STATUS_PORT_LEN 4
 
-/* The command to run: a file in the initramfs that the VMM appends, as a second newc cpio
- * archive, after the guest image. argv strings, each ending in NUL, nothing else. */
-#define CLAWVM_ARGV_PATH "/clawvm/argv"
-
-/* The shared folders to mount (virtio-fs), in the same archive: one record per share, in
- * mount order, each three NUL-terminated strings: the virtio-fs tag, the absolute guest
+/* The shared folders to mount (virtio-fs): a file in the initramfs that the VMM appends,
+ * as a second newc cpio archive, after the guest image. One record per share, in mount
+ * order, each three NUL-terminated strings: the virtio-fs tag, the absolute guest
  * path, and "ro" or "rw". A record for "/" is the root: guest-init mounts it read-only
  * under an overlay whose upper layer is tmpfs and switches into it before any other. */
 #define CLAWVM_MOUNTS_PATH "/clawvm/mounts"
 
-/* The UART that carries the command's stdout and stderr (ttyS1: port 0x2f8, IRQ 3).
- * ttyS0 is the kernel console. */
-#define CLAWVM_STDIO_TTY "/dev/ttyS1"
-
 /* The vsock port guest-init listens on for the exec channel (api/exec.md): one connection
- * runs one command. */
+ * runs one command. It is the only way a command reaches the guest. */
 #define CLAWVM_EXEC_PORT 1024
 
 /* guest-init writes 1 here with one 8-bit `outb` once it listens on CLAWVM_EXEC_PORT, so

@@ -136,14 +136,13 @@ static void fills_config(void **state)
 	assert_int_equal(PARSE(&ra, "--cpus", "2", "--memory", "256", "--", "echo", "hi"), 0);
 	assert_int_equal(cfg->cpus, 2);
 	assert_int_equal(cfg->mem_mib, 256);
-	assert_ptr_equal(cfg->argv, &args[6]);
-	assert_string_equal(cfg->argv[0], "echo");
-	assert_string_equal(cfg->argv[1], "hi");
-	assert_null(cfg->argv[2]);
+	assert_ptr_equal(ra.argv, &args[6]);
+	assert_string_equal(ra.argv[0], "echo");
+	assert_string_equal(ra.argv[1], "hi");
+	assert_null(ra.argv[2]);
 	assert_string_equal(cfg->kvm_path, "/dev/kvm");
 	assert_null(cfg->console_log);
 	assert_int_equal(cfg->verbose, 0);
-	assert_int_equal(cfg->stdout_fd, STDOUT_FILENO);
 	assert_string_equal(cfg->kernel_path, SELF_DIR "/kernel/vmlinux");
 	assert_string_equal(cfg->initrd_path, SELF_DIR "/guest/init.cpio");
 	assert_string_equal(cfg->rootfs, SELF_DIR "/guest/rootfs");
@@ -163,8 +162,8 @@ static void defaults(void **state)
 	assert_string_equal(ra.vm.initrd_path, SELF_DIR "/guest/init.cpio");
 	assert_ptr_equal(ra.vm.initrd_path, ra.default_initrd);
 	assert_string_equal(ra.vm.rootfs, SELF_DIR "/guest/rootfs");
-	assert_string_equal(ra.vm.argv[0], "true");
-	assert_null(ra.vm.argv[1]);
+	assert_string_equal(ra.argv[0], "true");
+	assert_null(ra.argv[1]);
 }
 
 static void all_options(void **state)
@@ -182,7 +181,7 @@ static void all_options(void **state)
 	assert_int_equal(ra.vm.verbose, 1);
 	assert_int_equal(ra.vm.cpus, 32);
 	assert_int_equal(ra.vm.mem_mib, 64);
-	assert_string_equal(ra.vm.argv[0], "sh");
+	assert_string_equal(ra.argv[0], "sh");
 }
 
 static void stops_at_command(void **state)
@@ -192,15 +191,15 @@ static void stops_at_command(void **state)
 	(void)state;
 	assert_int_equal(PARSE(&ra, "echo", "--cpus", "3"), 0);
 	assert_int_equal(ra.vm.cpus, 1);
-	assert_ptr_equal(ra.vm.argv, &args[1]);
-	assert_string_equal(ra.vm.argv[0], "echo");
-	assert_string_equal(ra.vm.argv[1], "--cpus");
-	assert_string_equal(ra.vm.argv[2], "3");
-	assert_null(ra.vm.argv[3]);
+	assert_ptr_equal(ra.argv, &args[1]);
+	assert_string_equal(ra.argv[0], "echo");
+	assert_string_equal(ra.argv[1], "--cpus");
+	assert_string_equal(ra.argv[2], "3");
+	assert_null(ra.argv[3]);
 	/* Options after `--` are the command's too. */
 	assert_int_equal(PARSE(&ra, "--cpus", "4", "--", "--cpus", "5"), 0);
 	assert_int_equal(ra.vm.cpus, 4);
-	assert_string_equal(ra.vm.argv[0], "--cpus");
+	assert_string_equal(ra.argv[0], "--cpus");
 }
 
 static void help(void **state)

@@ -1,6 +1,6 @@
-/* The argv archive guest-init reads: parsed back with a small newc reader written here
- * (independently of the writer), and, where the host has it, listed and extracted by
- * cpio(1). */
+/* The archive of string records guest-init reads (/clawvm/mounts): parsed back with a small newc
+ * reader written here (independently of the writer), and, where the host has it, listed and
+ * extracted by cpio(1). */
 #include "unit.h"
 
 #include <stdio.h>
@@ -14,17 +14,17 @@
 #define NEWC_HEADER 110
 #define MAX_ENTRIES 8
 
-/* The archive of the argv file alone, as the VMM builds it for a command. */
-static size_t initrd_argv_size(char *const argv[])
+/* The archive of the mounts file alone, as the VMM builds it. */
+static size_t initrd_strings_size(char *const strings[])
 {
-	const struct initrd_file file = {&CLAWVM_ARGV_PATH[1], argv};
+	const struct initrd_file file = {&CLAWVM_MOUNTS_PATH[1], strings};
 
 	return initrd_archive_size(&file, 1);
 }
 
-static size_t initrd_argv_archive(uint8_t *dst, size_t cap, char *const argv[])
+static size_t initrd_strings_archive(uint8_t *dst, size_t cap, char *const strings[])
 {
-	const struct initrd_file file = {&CLAWVM_ARGV_PATH[1], argv};
+	const struct initrd_file file = {&CLAWVM_MOUNTS_PATH[1], strings};
 
 	return initrd_archive(dst, cap, &file, 1);
 }
@@ -95,29 +95,29 @@ static unsigned newc_parse(const uint8_t *a, size_t len, struct newc_entry *e, s
 	return n;
 }
 
-/* The argv strings, each with its NUL, back to back. */
-static size_t argv_blob(char *const argv[], uint8_t *out)
+/* The strings strings, each with its NUL, back to back. */
+static size_t strings_blob(char *const strings[], uint8_t *out)
 {
 	size_t n = 0;
 
-	for (size_t i = 0; argv[i]; i++) {
-		memcpy(out + n, argv[i], strlen(argv[i]) + 1);
-		n += strlen(argv[i]) + 1;
+	for (size_t i = 0; strings[i]; i++) {
+		memcpy(out + n, strings[i], strlen(strings[i]) + 1);
+		n += strlen(strings[i]) + 1;
 	}
 	return n;
 }
 
-/* Builds the archive for `argv` in an exact-size heap block and checks every entry. */
-static void check_archive(char *const argv[])
+/* Builds the archive for `strings` in an exact-size heap block and checks every entry. */
+static void check_archive(char *const strings[])
 {
-	size_t size = initrd_argv_size(argv), end;
+	size_t size = initrd_strings_size(strings), end;
 	uint8_t *archive = malloc(size), *expect = malloc(size);
 	struct newc_entry e[MAX_ENTRIES];
 	size_t expect_len;
 
 	assert_non_null(archive);
 	assert_non_null(expect);
-	assert_int_equal(initrd_argv_archive(archive, size, argv), size);
+	assert_int_equal(initrd_strings_archive(archive, size, strings), size);
 	assert_int_equal(size % 4, 0);
 	assert_int_equal(newc_parse(archive, size, e, &end), 3);
 	assert_int_equal(end, size);
@@ -128,14 +128,14 @@ static void check_archive(char *const argv[])
 	assert_int_equal(e[0].filesize, 0);
 	assert_int_equal(e[0].nlink, 2);
 
-	assert_string_equal(e[1].name, &CLAWVM_ARGV_PATH[1]);
-	assert_string_equal(e[1].name, "clawvm/argv");
+	assert_string_equal(e[1].name, &CLAWVM_MOUNTS_PATH[1]);
+	assert_string_equal(e[1].name, "clawvm/mounts");
 	assert_true(S_ISREG(e[1].mode));
 	assert_int_equal(e[1].mode & 0222, 0); /* read-only */
 	assert_true(e[1].mode & 0400);
 	assert_int_equal(e[1].nlink, 1);
 	assert_true(e[1].ino != e[0].ino);
-	expect_len = argv_blob(argv, expect);
+	expect_len = strings_blob(strings, expect);
 	assert_int_equal(e[1].filesize, expect_len);
 	assert_memory_equal(e[1].data, expect, expect_len);
 
@@ -147,10 +147,10 @@ static void check_archive(char *const argv[])
 
 static void echo_hi(void **state)
 {
-	char *argv[] = {"echo", "hi", NULL};
+	char *strings[] = {"echo", "hi", NULL};
 
 	(void)state;
-	check_archive(argv);
+	check_archive(strings);
 }
 
 static void every_padding(void **state)
@@ -177,7 +177,7 @@ static void empty_string_args(void **state)
 	(void)state;
 	check_archive(only_empty);
 	check_archive(empty_middle);
-	size = initrd_argv_archive(archive, sizeof(archive), empty_middle);
+	size = initrd_strings_archive(archive, sizeof(archive), empty_middle);
 	assert_true(size > 0);
 	newc_parse(archive, size, e, &end);
 	assert_int_equal(e[1].filesize, 10);
@@ -186,15 +186,16 @@ static void empty_string_args(void **state)
 
 static void shell_metacharacters_kept(void **state)
 {
-	char *argv[] = {"sh", "-c", "echo \"$HOME\" | tr a-z A-Z; exit 3", "with\nnewline", NULL};
+	char *strings[] = {"sh", "-c", "echo \"$HOME\" | tr a-z A-Z; exit 3", "with\nnewline",
+			   NULL};
 
 	(void)state;
-	check_archive(argv);
+	check_archive(strings);
 }
 
 static void many_long_args(void **state)
 {
-	char *argv[1001];
+	char *strings[1001];
 	char *arg = malloc(101);
 
 	(void)state;
@@ -202,38 +203,38 @@ static void many_long_args(void **state)
 	memset(arg, 'q', 100);
 	arg[100] = '\0';
 	for (size_t i = 0; i < 1000; i++)
-		argv[i] = arg;
-	argv[1000] = NULL;
-	check_archive(argv);
-	assert_int_equal(initrd_argv_size(argv), align4(NEWC_HEADER + 7) +
-						     align4(NEWC_HEADER + 12) + 1000 * 101 +
-						     align4(NEWC_HEADER + 11));
+		strings[i] = arg;
+	strings[1000] = NULL;
+	check_archive(strings);
+	assert_int_equal(initrd_strings_size(strings), align4(NEWC_HEADER + 7) +
+							   align4(NEWC_HEADER + 12) + 1000 * 101 +
+							   align4(NEWC_HEADER + 11));
 	free(arg);
 }
 
 static void no_args(void **state)
 {
-	char *argv[] = {NULL};
+	char *strings[] = {NULL};
 
 	(void)state;
-	check_archive(argv);
+	check_archive(strings);
 }
 
 static void cap_too_small(void **state)
 {
-	char *argv[] = {"echo", "hi", NULL};
-	size_t size = initrd_argv_size(argv);
+	char *strings[] = {"echo", "hi", NULL};
+	size_t size = initrd_strings_size(strings);
 	uint8_t *buf = malloc(size);
 
 	(void)state;
 	assert_non_null(buf);
 	memset(buf, 0xee, size);
-	assert_int_equal(initrd_argv_archive(buf, size - 1, argv), 0);
-	assert_int_equal(initrd_argv_archive(buf, 0, argv), 0);
-	assert_int_equal(initrd_argv_archive(buf, 1, argv), 0);
+	assert_int_equal(initrd_strings_archive(buf, size - 1, strings), 0);
+	assert_int_equal(initrd_strings_archive(buf, 0, strings), 0);
+	assert_int_equal(initrd_strings_archive(buf, 1, strings), 0);
 	/* Refused before anything was written. */
 	assert_true(all_bytes(buf, size, 0xee));
-	assert_int_equal(initrd_argv_archive(buf, size, argv), size);
+	assert_int_equal(initrd_strings_archive(buf, size, strings), size);
 	free(buf);
 }
 
@@ -261,8 +262,8 @@ static char *run_with_stdin(const char *cmd, const uint8_t *archive, size_t size
 
 static void cpio_reads_it(void **state)
 {
-	char *argv[] = {"ls", "-l", "/tmp dir", NULL};
-	size_t size = initrd_argv_size(argv);
+	char *strings[] = {"ls", "-l", "/tmp dir", NULL};
+	size_t size = initrd_strings_size(strings);
 	uint8_t *archive = malloc(size);
 	char *listing, *data;
 
@@ -272,10 +273,10 @@ static void cpio_reads_it(void **state)
 		skip();
 	}
 	assert_non_null(archive);
-	assert_int_equal(initrd_argv_archive(archive, size, argv), size);
+	assert_int_equal(initrd_strings_archive(archive, size, strings), size);
 	listing = run_with_stdin("cpio -it --quiet", archive, size);
-	assert_string_equal(listing, "clawvm\nclawvm/argv\n");
-	data = run_with_stdin("cpio -i --quiet --to-stdout clawvm/argv", archive, size);
+	assert_string_equal(listing, "clawvm\nclawvm/mounts\n");
+	data = run_with_stdin("cpio -i --quiet --to-stdout clawvm/mounts", archive, size);
 	assert_memory_equal(data, "ls\0-l\0/tmp dir\0", 15);
 	assert_int_equal(data[15], '\0');
 	free(listing);
@@ -283,12 +284,12 @@ static void cpio_reads_it(void **state)
 	free(archive);
 }
 
-/* argv and the mounts list in one archive, as a VM with shares gets it. */
-static void argv_and_mounts(void **state)
+/* Two files in one archive (the archive takes any number; the VMM writes the mounts). */
+static void two_files(void **state)
 {
-	char *argv[] = {"make", "-j2", NULL};
+	char *strings[] = {"make", "-j2", NULL};
 	char *mounts[] = {"clawvm0", "/", "ro", "clawvm1", "/workspace dir", "rw", NULL};
-	const struct initrd_file files[] = {{"clawvm/argv", argv}, {"clawvm/mounts", mounts}};
+	const struct initrd_file files[] = {{"clawvm/first", strings}, {"clawvm/mounts", mounts}};
 	size_t size = initrd_archive_size(files, 2), end;
 	uint8_t *archive = malloc(size);
 	struct newc_entry e[MAX_ENTRIES];
@@ -300,7 +301,7 @@ static void argv_and_mounts(void **state)
 	assert_int_equal(initrd_archive(archive, size, files, 2), size);
 	assert_int_equal(newc_parse(archive, size, e, &end), 4);
 	assert_int_equal(end, size);
-	assert_string_equal(e[1].name, "clawvm/argv");
+	assert_string_equal(e[1].name, "clawvm/first");
 	assert_int_equal(e[1].filesize, 9);
 	assert_memory_equal(e[1].data, "make\0-j2\0", 9);
 	assert_string_equal(e[2].name, "clawvm/mounts");
@@ -313,11 +314,15 @@ static void argv_and_mounts(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(echo_hi),		 cmocka_unit_test(every_padding),
-	    cmocka_unit_test(empty_string_args), cmocka_unit_test(shell_metacharacters_kept),
-	    cmocka_unit_test(many_long_args),	 cmocka_unit_test(no_args),
-	    cmocka_unit_test(cap_too_small),	 cmocka_unit_test(cpio_reads_it),
-	    cmocka_unit_test(argv_and_mounts),
+	    cmocka_unit_test(echo_hi),
+	    cmocka_unit_test(every_padding),
+	    cmocka_unit_test(empty_string_args),
+	    cmocka_unit_test(shell_metacharacters_kept),
+	    cmocka_unit_test(many_long_args),
+	    cmocka_unit_test(no_args),
+	    cmocka_unit_test(cap_too_small),
+	    cmocka_unit_test(cpio_reads_it),
+	    cmocka_unit_test(two_files),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

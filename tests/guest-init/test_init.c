@@ -1,5 +1,5 @@
-/* Unit tests for the pure half of guest-init (command.c): the argv file the VMM writes,
- * the command's environment, the exit status reported for a wait status. */
+/* Unit tests for the pure half of guest-init (command.c, shares.c): the files of strings
+ * the VMM writes, the exit status reported for a wait status. */
 #include "command.h"
 #include "shares.h"
 
@@ -200,24 +200,6 @@ static void test_argv_parse_counts_strings(void **state)
 	free(argv);
 }
 
-static void test_env_is_exactly_the_default(void **state)
-{
-	const char *const *env;
-	size_t n = 0;
-
-	(void)state;
-	/* What PID 1 got from the kernel must not leak into the command. */
-	assert_int_equal(setenv("CLAWVM_LEAK_CHECK", "1", 1), 0);
-	env = command_env();
-	while (env[n])
-		n++;
-	assert_int_equal(n, 3);
-	assert_string_equal(env[0],
-			    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
-	assert_string_equal(env[1], "HOME=/root");
-	assert_string_equal(env[2], "TERM=linux");
-}
-
 static void test_exit_status_exited(void **state)
 {
 	(void)state;
@@ -357,7 +339,6 @@ int main(void)
 	    cmocka_unit_test(test_argv_read_missing_file),
 	    cmocka_unit_test(test_argv_read_directory),
 	    cmocka_unit_test(test_argv_parse_counts_strings),
-	    cmocka_unit_test(test_env_is_exactly_the_default),
 	    cmocka_unit_test(test_exit_status_exited),
 	    cmocka_unit_test(test_exit_status_signaled),
 	    cmocka_unit_test(test_exit_status_not_terminated),
