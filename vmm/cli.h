@@ -12,8 +12,8 @@ struct run_args {
 	bool tty;		       /* -t */
 	char default_kernel[PATH_MAX]; /* storage for the defaults found (guest_files.h) */
 	char default_initrd[PATH_MAX];
-	char rootfs[PATH_MAX];			   /* --rootfs, resolved */
-	char share_host[VM_MAX_SHARES][PATH_MAX];  /* -v HOST, resolved */
+	char rootfs[PATH_MAX];			  /* --rootfs or CLAWVM_ROOTFS resolved, or found */
+	char share_host[VM_MAX_SHARES][PATH_MAX]; /* -v HOST, resolved */
 	char share_guest[VM_MAX_SHARES][PATH_MAX]; /* -v GUEST, normalized */
 };
 
