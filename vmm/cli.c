@@ -18,6 +18,7 @@
 #include "clawvm/guest_abi.h"
 #include "vmm/cli.h"
 #include "vmm/exec_client.h"
+#include "vmm/guest_files.h"
 #include "vmm/session.h"
 #include "vmm/layout.h"
 #include "vmm/log.h"
@@ -54,15 +55,14 @@ static const char usage_run[] =
     "                      Mounts below HOST are not crossed\n"
     "  --rootfs DIR        the guest's root: DIR shared read-only under an overlay whose\n"
     "                      upper layer is guest memory, so every run starts clean\n"
-    "                      (default: guest/rootfs beside the clawvm binary, unless\n"
-    "                      --initrd is given)\n"
+    "                      (default: guest/rootfs, unless --initrd is given)\n"
     "  --cpus N            vCPUs, 1 to 32 (default 1)\n"
     "  --memory MiB        guest memory in MiB, 64 up to the host's RAM (default 512)\n"
     "  --kernel PATH       guest kernel: ELF vmlinux (PVH or 64-bit entry) or bzImage\n"
-    "                      (default: kernel/vmlinux beside the clawvm binary)\n"
+    "                      (default: kernel/vmlinux)\n"
     "  --initrd PATH       cpio initramfs whose /init is guest-init; without --rootfs it\n"
-    "                      is the guest's root (default: guest/init.cpio beside the\n"
-    "                      clawvm binary, guest-init alone)\n"
+    "                      is the guest's root (default: guest/init.cpio, which holds\n"
+    "                      guest-init alone)\n"
     "  --console-log FILE  write the guest kernel's console to FILE; at 16 MiB it moves\n"
     "                      to FILE.1 and FILE starts over (at most 32 MiB are kept)\n"
     "  --vsock-uds PATH    host side of the guest's vsock: clients of the Unix socket\n"
@@ -74,6 +74,11 @@ static const char usage_run[] =
     "  -i, --interactive   accepted for docker's sake: stdin is always passed on\n"
     "  --verbose           log what clawvm does, and boot the kernel with loglevel=7\n"
     "  -h, --help          show this help\n"
+    "\n"
+    "Guest files (--kernel, --initrd, --rootfs): the option wins; else CLAWVM_KERNEL,\n"
+    "CLAWVM_INITRD or CLAWVM_ROOTFS, if set and not empty, counts as that option; else\n"
+    "the default is looked for beside the clawvm binary (a build tree), then below\n"
+    "  " CLAWVM_DATADIR "\n"
     "\n"
     "Exit status: the command's (128+N if signal N killed it; 126 if it could not be\n"
     "run, 127 if it was not found); 125 if clawvm itself failed; 128+N if clawvm was\n"
@@ -266,7 +271,35 @@ static const struct option run_options[] = {
     {NULL, 0, NULL, 0},
 };
 
-int cli_parse_run(int argc, char **argv, struct run_args *args, const char *self_dir)
+/* The guest kernel, initramfs and root: from the options, else from the CLAWVM_* variables
+ * that stand for them, else found below `dirs` (guest_files.h). */
+static int cli_guest_files(struct run_args *args, const char *const *dirs)
+{
+	struct vm_config *cfg = &args->vm;
+	const char *rootfs = cfg->rootfs;
+
+	if (guest_file_given(&guest_kernel, &cfg->kernel_path) < 0 ||
+	    guest_file_given(&guest_initrd, &cfg->initrd_path) < 0 ||
+	    guest_file_given(&guest_rootfs, &rootfs) < 0)
+		return -1;
+	/* CLAWVM_ROOTFS, resolved as --rootfs is. */
+	if (rootfs != cfg->rootfs) {
+		if (cli_host_dir(guest_rootfs.env, rootfs, args->rootfs) < 0)
+			return -1;
+		cfg->rootfs = args->rootfs;
+	}
+	if (guest_file_find(&guest_kernel, dirs, args->default_kernel, &cfg->kernel_path) < 0)
+		return -1;
+	/* Without an initramfs the root is a share, and the initramfs holds guest-init alone. */
+	if (!cfg->initrd_path &&
+	    guest_file_find(&guest_rootfs, dirs, args->rootfs, &cfg->rootfs) < 0)
+		return -1;
+	if (guest_file_find(&guest_initrd, dirs, args->default_initrd, &cfg->initrd_path) < 0)
+		return -1;
+	return 0;
+}
+
+int cli_parse_run(int argc, char **argv, struct run_args *args, const char *const *dirs)
 {
 	unsigned long long value, mem_max = host_mem_mib();
 	struct vm_config *cfg = &args->vm;
@@ -364,22 +397,7 @@ int cli_parse_run(int argc, char **argv, struct run_args *args, const char *self
 		}
 	}
 	args->argv = argv + optind;
-	if (!cfg->kernel_path) {
-		snprintf(args->default_kernel, sizeof(args->default_kernel), "%s/kernel/vmlinux",
-			 self_dir);
-		cfg->kernel_path = args->default_kernel;
-	}
-	/* Without --initrd the root is a share: the initramfs needs only guest-init. */
-	if (!cfg->initrd_path && !cfg->rootfs) {
-		snprintf(args->rootfs, sizeof(args->rootfs), "%s/guest/rootfs", self_dir);
-		cfg->rootfs = args->rootfs;
-	}
-	if (!cfg->initrd_path) {
-		snprintf(args->default_initrd, sizeof(args->default_initrd), "%s/guest/init.cpio",
-			 self_dir);
-		cfg->initrd_path = args->default_initrd;
-	}
-	return 0;
+	return cli_guest_files(args, dirs);
 }
 
 /* The directory of the running binary: default guest files are found beside it. */
@@ -401,31 +419,18 @@ static void self_dir(char *dir, size_t cap)
 static int cli_run(int argc, char **argv)
 {
 	char dir[PATH_MAX];
+	/* A build tree's own guest files first, then the installed ones. */
+	const char *const dirs[] = {dir, CLAWVM_DATADIR, NULL};
 	struct run_args args;
 	unsigned long long t0;
 	int ret;
 
 	self_dir(dir, sizeof(dir));
-	ret = cli_parse_run(argc, argv, &args, dir);
+	ret = cli_parse_run(argc, argv, &args, dirs);
 	if (ret != 0)
 		return ret > 0 ? 0 : VM_EXIT_FAILURE;
 	if (args.vm.verbose)
 		log_max_level = LOG_DEBUG;
-	if (access(args.vm.kernel_path, F_OK) < 0 && errno == ENOENT) {
-		log_err("no guest kernel at %s: run ./setup to build it, or pass --kernel PATH",
-			args.vm.kernel_path);
-		return VM_EXIT_FAILURE;
-	}
-	if (access(args.vm.initrd_path, F_OK) < 0 && errno == ENOENT) {
-		log_err("no guest image at %s: run ./setup to build it, or pass --initrd PATH",
-			args.vm.initrd_path);
-		return VM_EXIT_FAILURE;
-	}
-	if (args.vm.rootfs && access(args.vm.rootfs, F_OK) < 0 && errno == ENOENT) {
-		log_err("no guest root at %s: run ./setup to build it, or pass --rootfs DIR",
-			args.vm.rootfs);
-		return VM_EXIT_FAILURE;
-	}
 	t0 = log_clock_us();
 	ret = session_run(&args.vm, args.argv, args.tty);
 	log_debug("session %llu ms", (unsigned long long)(log_clock_us() - t0) / 1000);

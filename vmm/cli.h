@@ -11,10 +11,10 @@ struct run_args {
 	struct vm_config vm;
 	char *const *argv;	       /* the command, NULL-terminated */
 	bool tty;		       /* -t */
-	char default_kernel[PATH_MAX]; /* storage for defaults found beside the binary */
+	char default_kernel[PATH_MAX]; /* storage for the defaults found (guest_files.h) */
 	char default_initrd[PATH_MAX];
-	char rootfs[PATH_MAX];			   /* --rootfs, resolved */
-	char share_host[VM_MAX_SHARES][PATH_MAX];  /* -v HOST, resolved */
+	char rootfs[PATH_MAX];			  /* --rootfs or CLAWVM_ROOTFS resolved, or found */
+	char share_host[VM_MAX_SHARES][PATH_MAX]; /* -v HOST, resolved */
 	char share_guest[VM_MAX_SHARES][PATH_MAX]; /* -v GUEST, normalized */
 };
 
@@ -24,10 +24,12 @@ struct run_args {
 __attribute__((warn_unused_result)) int cli_parse_volume(const char *spec, struct run_args *args,
 							 unsigned index);
 
-/* Parses `clawvm run ...` arguments (argv[0] is "run"). Returns 0 and fills `args`, 1 if
- * help was printed, or -1 after printing one line that says what is wrong. */
+/* Parses `clawvm run ...` arguments (argv[0] is "run"). The guest files not given, by
+ * option or CLAWVM_* variable, are looked for below each of `dirs` (NULL-terminated), in
+ * order. Returns 0 and fills `args`, 1 if help was printed, or -1 after printing one line
+ * that says what is wrong. */
 __attribute__((warn_unused_result)) int cli_parse_run(int argc, char **argv, struct run_args *args,
-						      const char *self_dir);
+						      const char *const *dirs);
 
 /* Parses a whole decimal number in [min, max]; -1 with a message naming `what` if not. */
 __attribute__((warn_unused_result)) int cli_parse_uint(const char *what, const char *text,

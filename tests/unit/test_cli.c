@@ -1,8 +1,11 @@
 /* `clawvm run` argument parsing: every bad value refused with one message, good ones
- * filling the vm_config, and the command's own options left to the command. */
+ * filling the vm_config, and the command's own options left to the command; where the
+ * guest files come from when not given. */
 #include "unit.h"
 
+#include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
@@ -11,8 +14,97 @@
 
 #include "vmm/cli.h"
 
-#define SELF_DIR "/opt/claw"
 #define MAX_ARGS 24
+
+/* Guest files in a temporary tree (made by make_tree): `self` and `data` stand for the
+ * binary's directory and the install's data directory, each with a kernel, an initramfs
+ * and a root; `env` holds a set for the CLAWVM_* variables; `part` holds a root alone;
+ * `none` is empty. */
+static char tree[] = "/tmp/clawvm-test-cli-XXXXXX";
+static char self_dir[64], data_dir[64], env_dir[64], part_dir[64], none_dir[64];
+/* Where cli_parse_run() looks for what it was not given: by default self, then data. */
+static const char *search[3];
+
+/* Writes dir/name (a file, or a directory if `name` ends in "/"), making its parents. */
+static void make_path(const char *dir, const char *name)
+{
+	char path[PATH_MAX];
+	size_t len = (size_t)snprintf(path, sizeof(path), "%s/%s", dir, name);
+	int ret, fd;
+
+	for (char *slash = strchr(path + 1, '/'); slash; slash = strchr(slash + 1, '/')) {
+		*slash = '\0';
+		ret = mkdir(path, 0755);
+		assert_true(ret == 0 || errno == EEXIST);
+		*slash = '/';
+	}
+	if (path[len - 1] == '/')
+		return;
+	fd = open(path, O_CREAT | O_WRONLY, 0644);
+	assert_true(fd >= 0);
+	close(fd);
+}
+
+static int make_tree(void **state)
+{
+	char *const dirs[] = {self_dir, data_dir, env_dir, part_dir, none_dir};
+	const char *const names[] = {"self", "data", "env", "part", "none"};
+	char real[PATH_MAX];
+
+	(void)state;
+	assert_non_null(mkdtemp(tree));
+	assert_non_null(realpath(tree, real)); /* CLAWVM_ROOTFS comes back resolved */
+	for (int i = 0; i < 5; i++) {
+		assert_true(snprintf(dirs[i], sizeof(self_dir), "%s/%s", real, names[i]) <
+			    (int)sizeof(self_dir));
+		make_path(dirs[i], "");
+	}
+	for (int i = 0; i < 3; i++) {
+		make_path(dirs[i], "kernel/vmlinux");
+		make_path(dirs[i], "guest/init.cpio");
+		make_path(dirs[i], "guest/rootfs/");
+	}
+	make_path(part_dir, "guest/rootfs/");
+	return 0;
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static int remove_tree(void **state)
+{
+	(void)state;
+	return nftw(tree, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Each test starts with the default search and no CLAWVM_* variables. */
+static int lookup_reset(void **state)
+{
+	(void)state;
+	search[0] = self_dir;
+	search[1] = data_dir;
+	search[2] = NULL;
+	unsetenv("CLAWVM_KERNEL");
+	unsetenv("CLAWVM_INITRD");
+	unsetenv("CLAWVM_ROOTFS");
+	return 0;
+}
+
+/* dir/name, in one of a few buffers that outlive a statement's other calls. */
+static const char *in(const char *dir, const char *name)
+{
+	static char paths[4][PATH_MAX];
+	static unsigned next;
+	char *path = paths[next++ % 4];
+
+	snprintf(path, PATH_MAX, "%s/%s", dir, name);
+	return path;
+}
 
 /* Writable copies of the words, kept after parsing since vm_config.argv points into them. */
 static char words[MAX_ARGS][64];
@@ -31,7 +123,7 @@ static int parse_raw(struct run_args *ra, const char *const *w)
 	}
 	args[argc] = NULL;
 	memset(ra, 0xa5, sizeof(*ra));
-	return cli_parse_run(argc, args, ra, SELF_DIR);
+	return cli_parse_run(argc, args, ra, search);
 }
 
 /* glibc fully resets getopt only when optind is 0 (see reparse_after_bad_option), and
@@ -143,9 +235,9 @@ static void fills_config(void **state)
 	assert_string_equal(cfg->kvm_path, "/dev/kvm");
 	assert_null(cfg->console_log);
 	assert_int_equal(cfg->verbose, 0);
-	assert_string_equal(cfg->kernel_path, SELF_DIR "/kernel/vmlinux");
-	assert_string_equal(cfg->initrd_path, SELF_DIR "/guest/init.cpio");
-	assert_string_equal(cfg->rootfs, SELF_DIR "/guest/rootfs");
+	assert_string_equal(cfg->kernel_path, in(self_dir, "kernel/vmlinux"));
+	assert_string_equal(cfg->initrd_path, in(self_dir, "guest/init.cpio"));
+	assert_string_equal(cfg->rootfs, in(self_dir, "guest/rootfs"));
 	assert_int_equal(cfg->nshares, 0);
 }
 
@@ -157,11 +249,11 @@ static void defaults(void **state)
 	assert_int_equal(PARSE(&ra, "true"), 0);
 	assert_int_equal(ra.vm.cpus, 1);
 	assert_true(ra.vm.mem_mib >= LAYOUT_MIN_MEM_MIB && ra.vm.mem_mib <= 512);
-	assert_string_equal(ra.vm.kernel_path, SELF_DIR "/kernel/vmlinux");
+	assert_string_equal(ra.vm.kernel_path, in(self_dir, "kernel/vmlinux"));
 	assert_ptr_equal(ra.vm.kernel_path, ra.default_kernel);
-	assert_string_equal(ra.vm.initrd_path, SELF_DIR "/guest/init.cpio");
+	assert_string_equal(ra.vm.initrd_path, in(self_dir, "guest/init.cpio"));
 	assert_ptr_equal(ra.vm.initrd_path, ra.default_initrd);
-	assert_string_equal(ra.vm.rootfs, SELF_DIR "/guest/rootfs");
+	assert_string_equal(ra.vm.rootfs, in(self_dir, "guest/rootfs"));
 	assert_string_equal(ra.argv[0], "true");
 	assert_null(ra.argv[1]);
 }
@@ -169,13 +261,16 @@ static void defaults(void **state)
 static void all_options(void **state)
 {
 	struct run_args ra;
+	char initrd[80];
 
 	(void)state;
-	assert_int_equal(PARSE(&ra, "--kernel", "/k", "--initrd=/i", "--console-log", "/c",
-			       "--verbose", "--cpus=32", "--memory", "64", "sh"),
+	snprintf(initrd, sizeof(initrd), "--initrd=%s", in(data_dir, "guest/init.cpio"));
+	assert_int_equal(PARSE(&ra, "--kernel", in(data_dir, "kernel/vmlinux"), initrd,
+			       "--console-log", "/c", "--verbose", "--cpus=32", "--memory", "64",
+			       "sh"),
 			 0);
-	assert_string_equal(ra.vm.kernel_path, "/k");
-	assert_string_equal(ra.vm.initrd_path, "/i");
+	assert_string_equal(ra.vm.kernel_path, in(data_dir, "kernel/vmlinux"));
+	assert_string_equal(ra.vm.initrd_path, in(data_dir, "guest/init.cpio"));
 	assert_null(ra.vm.rootfs); /* --initrd alone: the initramfs is the root */
 	assert_string_equal(ra.vm.console_log, "/c");
 	assert_int_equal(ra.vm.verbose, 1);
@@ -353,7 +448,7 @@ static void volumes(void **state)
 	assert_string_equal(ra.vm.shares[2].guest, "/w2");
 	assert_false(ra.vm.shares[2].read_only);
 	assert_string_equal(ra.vm.rootfs, want);
-	assert_string_equal(ra.vm.initrd_path, SELF_DIR "/guest/init.cpio");
+	assert_string_equal(ra.vm.initrd_path, in(self_dir, "guest/init.cpio"));
 
 	/* Refused: missing host, a file, relative / root / `..` / kernel guest paths, twice. */
 	snprintf(spec[0], sizeof(spec[0]), "%s/nope:/w", dir);
@@ -389,6 +484,148 @@ static void volumes(void **state)
 	rmdir(dir);
 }
 
+/* Not given, each guest file is taken from beside the binary before the data directory. */
+static void lookup_beside_binary_first(void **state)
+{
+	struct run_args ra;
+
+	(void)state;
+	assert_int_equal(PARSE(&ra, "true"), 0);
+	assert_string_equal(ra.vm.kernel_path, in(self_dir, "kernel/vmlinux"));
+	assert_string_equal(ra.vm.initrd_path, in(self_dir, "guest/init.cpio"));
+	assert_string_equal(ra.vm.rootfs, in(self_dir, "guest/rootfs"));
+}
+
+/* What is not beside the binary comes from the data directory, file by file. */
+static void lookup_data_dir_next(void **state)
+{
+	struct run_args ra;
+
+	(void)state;
+	search[0] = none_dir;
+	assert_int_equal(PARSE(&ra, "true"), 0);
+	assert_string_equal(ra.vm.kernel_path, in(data_dir, "kernel/vmlinux"));
+	assert_string_equal(ra.vm.initrd_path, in(data_dir, "guest/init.cpio"));
+	assert_string_equal(ra.vm.rootfs, in(data_dir, "guest/rootfs"));
+	search[0] = part_dir;
+	assert_int_equal(PARSE(&ra, "true"), 0);
+	assert_string_equal(ra.vm.kernel_path, in(data_dir, "kernel/vmlinux"));
+	assert_string_equal(ra.vm.initrd_path, in(data_dir, "guest/init.cpio"));
+	assert_string_equal(ra.vm.rootfs, in(part_dir, "guest/rootfs"));
+}
+
+static void set_env_files(void)
+{
+	setenv("CLAWVM_KERNEL", in(env_dir, "kernel/vmlinux"), 1);
+	setenv("CLAWVM_INITRD", in(env_dir, "guest/init.cpio"), 1);
+	setenv("CLAWVM_ROOTFS", in(env_dir, "guest/rootfs"), 1);
+}
+
+/* CLAWVM_KERNEL, CLAWVM_INITRD and CLAWVM_ROOTFS win over both directories; an empty one
+ * counts as unset. */
+static void lookup_env_wins(void **state)
+{
+	struct run_args ra;
+
+	(void)state;
+	set_env_files();
+	assert_int_equal(PARSE(&ra, "true"), 0);
+	assert_string_equal(ra.vm.kernel_path, in(env_dir, "kernel/vmlinux"));
+	assert_string_equal(ra.vm.initrd_path, in(env_dir, "guest/init.cpio"));
+	assert_string_equal(ra.vm.rootfs, in(env_dir, "guest/rootfs"));
+	setenv("CLAWVM_KERNEL", "", 1);
+	assert_int_equal(PARSE(&ra, "true"), 0);
+	assert_string_equal(ra.vm.kernel_path, in(self_dir, "kernel/vmlinux"));
+}
+
+/* A variable counts as its option: CLAWVM_INITRD without a root given boots from that
+ * initramfs alone, as --initrd does; CLAWVM_ROOTFS is a root given. */
+static void lookup_env_is_option(void **state)
+{
+	struct run_args ra;
+
+	(void)state;
+	setenv("CLAWVM_INITRD", in(env_dir, "guest/init.cpio"), 1);
+	assert_int_equal(PARSE(&ra, "true"), 0);
+	assert_null(ra.vm.rootfs);
+	assert_string_equal(ra.vm.initrd_path, in(env_dir, "guest/init.cpio"));
+	unsetenv("CLAWVM_INITRD");
+	setenv("CLAWVM_ROOTFS", in(env_dir, "guest/rootfs"), 1);
+	assert_int_equal(PARSE(&ra, "--initrd", in(data_dir, "guest/init.cpio"), "true"), 0);
+	assert_string_equal(ra.vm.rootfs, in(env_dir, "guest/rootfs"));
+	assert_string_equal(ra.vm.initrd_path, in(data_dir, "guest/init.cpio"));
+}
+
+/* Options win over the variables. */
+static void lookup_options_win(void **state)
+{
+	struct run_args ra;
+
+	(void)state;
+	set_env_files();
+	assert_int_equal(PARSE(&ra, "--kernel", in(data_dir, "kernel/vmlinux"), "--initrd",
+			       in(data_dir, "guest/init.cpio"), "--rootfs",
+			       in(data_dir, "guest/rootfs"), "true"),
+			 0);
+	assert_string_equal(ra.vm.kernel_path, in(data_dir, "kernel/vmlinux"));
+	assert_string_equal(ra.vm.initrd_path, in(data_dir, "guest/init.cpio"));
+	assert_string_equal(ra.vm.rootfs, in(data_dir, "guest/rootfs"));
+}
+
+/* Asserts that parsing `w` fails with exactly one line: the error that `fmt` makes. */
+__attribute__((format(printf, 2, 3))) static void refused(const char *const *w, const char *fmt,
+							  ...)
+{
+	char want[3 * PATH_MAX];
+	size_t len = (size_t)snprintf(want, sizeof(want), "clawvm: error: ");
+	const char *text;
+	va_list ap;
+	int ret;
+
+	va_start(ap, fmt);
+	vsnprintf(want + len, sizeof(want) - len - 1, fmt, ap);
+	va_end(ap);
+	strcat(want, "\n");
+	text = parse_stderr(&ret, w);
+	assert_int_equal(ret, -1);
+	assert_string_equal(text, want);
+}
+
+/* A path given that names nothing is refused with where it came from; a default not
+ * found is refused with every place looked, and how else to give it. */
+static void lookup_messages(void **state)
+{
+	static const char *const run_true[] = {"run", "true", NULL};
+
+	(void)state;
+	refused((const char *const[]){"run", "--kernel", "/nonexistent", "true", NULL},
+		"no guest kernel at /nonexistent (from --kernel): No such file or directory");
+	setenv("CLAWVM_KERNEL", in(none_dir, "vmlinux"), 1);
+	refused(run_true, "no guest kernel at %s (from CLAWVM_KERNEL): No such file or directory",
+		in(none_dir, "vmlinux"));
+	setenv("CLAWVM_KERNEL", in(env_dir, "kernel/vmlinux"), 1);
+	setenv("CLAWVM_ROOTFS", in(env_dir, "kernel/vmlinux"), 1);
+	refused(run_true, "CLAWVM_ROOTFS `%s`: not a directory", in(env_dir, "kernel/vmlinux"));
+	unsetenv("CLAWVM_KERNEL");
+	unsetenv("CLAWVM_ROOTFS");
+
+	search[0] = none_dir;
+	search[1] = part_dir;
+	refused(run_true,
+		"no guest kernel: looked in %s and %s; run ./setup or set CLAWVM_KERNEL or pass "
+		"--kernel",
+		in(none_dir, "kernel/vmlinux"), in(part_dir, "kernel/vmlinux"));
+	setenv("CLAWVM_KERNEL", in(env_dir, "kernel/vmlinux"), 1);
+	refused(run_true,
+		"no guest image: looked in %s and %s; run ./setup or set CLAWVM_INITRD or pass "
+		"--initrd",
+		in(none_dir, "guest/init.cpio"), in(part_dir, "guest/init.cpio"));
+	search[1] = NULL;
+	refused(run_true,
+		"no guest root: looked in %s; run ./setup or set CLAWVM_ROOTFS or pass --rootfs",
+		in(none_dir, "guest/rootfs"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -407,7 +644,14 @@ int main(void)
 	    cmocka_unit_test(parse_uint),
 	    cmocka_unit_test(main_exit_statuses),
 	    cmocka_unit_test(volumes),
+	    cmocka_unit_test_teardown(lookup_beside_binary_first, lookup_reset),
+	    cmocka_unit_test_teardown(lookup_data_dir_next, lookup_reset),
+	    cmocka_unit_test_teardown(lookup_env_wins, lookup_reset),
+	    cmocka_unit_test_teardown(lookup_env_is_option, lookup_reset),
+	    cmocka_unit_test_teardown(lookup_options_win, lookup_reset),
+	    cmocka_unit_test_teardown(lookup_messages, lookup_reset),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	lookup_reset(NULL);
+	return cmocka_run_group_tests(tests, make_tree, remove_tree);
 }
