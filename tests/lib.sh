@@ -199,3 +199,10 @@ finish() {
 	echo "$pass passed, $fail failed"
 	[ "$fail" = 0 ]
 }
+
+# --- for the benchmarks (bench/) ---------------------------------------------------------
+
+# now: the time in nanoseconds, for intervals.
+now() { date +%s%N; }
+# median NUMBER...: the middle one (the mean of the middle two for an even count).
+median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
