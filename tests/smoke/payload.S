@@ -1,13 +1,12 @@
 /* Tiny guest "kernels" for the local KVM smoke test (this machine's KVM cannot boot Linux).
  * Built as a PVH ELF (32-bit entry, found through the Xen note, -DPVH) or as a plain ELF
  * entered in 64-bit mode, and in three behaviours:
- *   default      write a line to the command UART (ttyS1), report exit status 42 on
- *                clawvm's status port, pulse the i8042 reset line: what guest-init does
- *   -DPANIC      write a kernel-style panic line to the console (ttyS0) and reset without
+ *   default      write a line to the console (ttyS0), report exit status 42 on clawvm's
+ *                status port, pulse the i8042 reset line: what guest-init does
+ *   -DPANIC      write a kernel-style panic line to the console and reset without
  *                reporting a status: what a panicking guest kernel does with panic=-1
  *   -DTRIPLE     load an empty IDT and trap: a triple fault */
 #define COM1 0x3f8
-#define COM2 0x2f8
 #define STATUS_PORT 0x600
 
 	.section .text
@@ -23,11 +22,7 @@ _start:
 	int3
 #endif
 	lea msg, %esi
-#ifdef PANIC
 	mov $COM1, %dx
-#else
-	mov $COM2, %dx
-#endif
 1:	movb (%esi), %al
 	test %al, %al
 	jz 2f
