@@ -20,7 +20,7 @@ struct fixture {
 	struct guest_mem gm;
 	struct virtio_rng rng;
 	struct virtio_mmio mmio;
-	struct vq_driver vq; /* the driver's side of the rng's queue */
+	struct vqd_mmio drv; /* the rng's driver, once rng_start ran */
 	unsigned irqs;
 	unsigned kicks, kicked; /* trapped QueueNotify writes handed off; the last index */
 };
@@ -47,7 +47,6 @@ static int setup(void **state)
 	virtio_rng_init(&f->rng);
 	virtio_mmio_init(&f->mmio, &f->rng.dev, &f->gm, count_irq, f);
 	f->mmio.kick = record_kick;
-	vqd_init(&f->vq, &f->gm, QSIZE, DESC, AVAIL, USED);
 	*state = f;
 	return 0;
 }
@@ -207,12 +206,24 @@ static void misaligned_ring_needs_reset(void **state)
 	assert_int_equal(rd(f, VIRTIO_MMIO_STATUS), 0);
 }
 
+/* The rng's driver: VERSION_1, its queue of `size` entries at DESC, DRIVER_OK. */
+static void rng_start(struct fixture *f, uint16_t size)
+{
+	assert_int_equal(
+	    vqd_mmio_start(&f->drv, &f->mmio, 1ULL << VIRTIO_F_VERSION_1, 1, size, DESC, 0), 0);
+}
+
+static struct vq_driver *rng_vq(struct fixture *f)
+{
+	return &f->drv.vq[0];
+}
+
 /* A one-descriptor chain at BUF of `len` bytes, in descriptor `desc_index`, published. */
 static void offer(struct fixture *f, uint16_t desc_index, uint32_t len, uint16_t flags,
 		  uint16_t next)
 {
-	vqd_desc(&f->vq, desc_index, BUF, len, flags, next);
-	vqd_publish(&f->vq, desc_index);
+	vqd_desc(rng_vq(f), desc_index, BUF, len, flags, next);
+	vqd_publish(rng_vq(f), desc_index);
 }
 
 static void rng_fills_buffer(void **state)
@@ -220,15 +231,11 @@ static void rng_fills_buffer(void **state)
 	struct fixture *f = *state;
 	uint8_t *buf = gm_ptr(&f->gm, BUF, 4096);
 
-	negotiate(f, 0, 1);
-	setup_queue(f, DESC);
-	wr(f, VIRTIO_MMIO_STATUS,
-	   VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK |
-	       VIRTIO_CONFIG_S_DRIVER_OK);
+	rng_start(f, QSIZE);
 	offer(f, 0, 4096, VRING_DESC_F_WRITE, 0);
-	virtio_mmio_notify(&f->mmio, 0);
-	assert_int_equal(vqd_used_idx(&f->vq), 1);
-	assert_int_equal(vqd_used_elem(&f->vq, 0).len, 4096);
+	vqd_mmio_kick(&f->drv, 0);
+	assert_int_equal(vqd_used_idx(rng_vq(f)), 1);
+	assert_int_equal(vqd_used_elem(rng_vq(f), 0).len, 4096);
 	assert_false(all_bytes(buf, 4096, 0)); /* 4096 random bytes are not all zero */
 	assert_int_equal(f->irqs, 1);
 	assert_int_equal(rd(f, VIRTIO_MMIO_INTERRUPT_STATUS), 1);
@@ -240,9 +247,9 @@ static void rng_fills_buffer(void **state)
 	wr(f, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
 	assert_int_equal(f->kicks, 1);
 	assert_int_equal(f->kicked, 0);
-	assert_int_equal(vqd_used_idx(&f->vq), 1);
-	assert_false(virtio_mmio_notify(&f->mmio, 0));
-	assert_int_equal(vqd_used_idx(&f->vq), 2);
+	assert_int_equal(vqd_used_idx(rng_vq(f)), 1);
+	assert_false(vqd_mmio_kick(&f->drv, 0));
+	assert_int_equal(vqd_used_idx(rng_vq(f)), 2);
 	/* A queue the device does not have is not handed anywhere. */
 	wr(f, VIRTIO_MMIO_QUEUE_NOTIFY, 1);
 	wr(f, VIRTIO_MMIO_QUEUE_NOTIFY, 0xffffffff);
@@ -273,26 +280,21 @@ static void rng_serves_a_budget_per_notify(void **state)
 	struct fixture *f = *state;
 	unsigned calls = 0;
 
-	negotiate(f, 0, 1);
-	setup_queue_sized(f, DESC, 64);
-	wr(f, VIRTIO_MMIO_STATUS,
-	   VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK |
-	       VIRTIO_CONFIG_S_DRIVER_OK);
-	vqd_init(&f->vq, &f->gm, 64, DESC, AVAIL, USED);
+	rng_start(f, 64);
 	for (uint16_t i = 0; i < 64; i++) {
-		vqd_desc(&f->vq, i, BUF + 16ULL * i, 16, VRING_DESC_F_WRITE, 0);
-		vqd_publish(&f->vq, i);
+		vqd_desc(rng_vq(f), i, BUF + 16ULL * i, 16, VRING_DESC_F_WRITE, 0);
+		vqd_publish(rng_vq(f), i);
 	}
-	assert_true(virtio_mmio_notify(&f->mmio, 0));
-	assert_int_equal(vqd_used_idx(&f->vq), 32);
+	assert_true(vqd_mmio_kick(&f->drv, 0));
+	assert_int_equal(vqd_used_idx(rng_vq(f)), 32);
 	/* The guest keeps the ring full: each notify still serves only a budget. */
 	do {
 		for (unsigned i = 0; i < 32; i++)
-			vqd_publish(&f->vq, f->vq.avail_idx % 64);
+			vqd_publish(rng_vq(f), rng_vq(f)->avail_idx % 64);
 		calls++;
-	} while (virtio_mmio_notify(&f->mmio, 0) && calls < 4);
+	} while (vqd_mmio_kick(&f->drv, 0) && calls < 4);
 	assert_int_equal(calls, 4);
-	assert_int_equal(vqd_used_idx(&f->vq), 32 * 5);
+	assert_int_equal(vqd_used_idx(rng_vq(f)), 32 * 5);
 }
 
 static void rng_readable_buffer_gets_nothing(void **state)
@@ -300,15 +302,11 @@ static void rng_readable_buffer_gets_nothing(void **state)
 	struct fixture *f = *state;
 	uint8_t *buf = gm_ptr(&f->gm, BUF, 64);
 
-	negotiate(f, 0, 1);
-	setup_queue(f, DESC);
-	wr(f, VIRTIO_MMIO_STATUS,
-	   VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK |
-	       VIRTIO_CONFIG_S_DRIVER_OK);
+	rng_start(f, QSIZE);
 	offer(f, 0, 64, 0 /* device-readable */, 0);
-	virtio_mmio_notify(&f->mmio, 0);
-	assert_int_equal(vqd_used_idx(&f->vq), 1);
-	assert_int_equal(vqd_used_elem(&f->vq, 0).len, 0);
+	vqd_mmio_kick(&f->drv, 0);
+	assert_int_equal(vqd_used_idx(rng_vq(f)), 1);
+	assert_int_equal(vqd_used_elem(rng_vq(f), 0).len, 0);
 	assert_true(all_bytes(buf, 64, 0));
 }
 
@@ -316,20 +314,16 @@ static void rng_hostile_ring_needs_reset(void **state)
 {
 	struct fixture *f = *state;
 
-	negotiate(f, 0, 1);
-	setup_queue(f, DESC);
-	wr(f, VIRTIO_MMIO_STATUS,
-	   VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK |
-	       VIRTIO_CONFIG_S_DRIVER_OK);
+	rng_start(f, QSIZE);
 	/* A descriptor pointing at itself. */
 	offer(f, 0, 16, VRING_DESC_F_WRITE | VRING_DESC_F_NEXT, 0);
-	virtio_mmio_notify(&f->mmio, 0);
+	vqd_mmio_kick(&f->drv, 0);
 	assert_true(rd(f, VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_NEEDS_RESET);
-	assert_int_equal(vqd_used_idx(&f->vq), 0);
+	assert_int_equal(vqd_used_idx(rng_vq(f)), 0);
 	/* No further processing until the driver resets the device. */
 	offer(f, 1, 16, VRING_DESC_F_WRITE, 0);
-	virtio_mmio_notify(&f->mmio, 0);
-	assert_int_equal(vqd_used_idx(&f->vq), 0);
+	vqd_mmio_kick(&f->drv, 0);
+	assert_int_equal(vqd_used_idx(rng_vq(f)), 0);
 }
 
 /* A driver that breaks its ring, resets, and breaks it again, 100 times: the warning a
