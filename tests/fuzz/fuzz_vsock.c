@@ -5,7 +5,6 @@
  * sanitizers, the target checks what the device promises: vsock_parse accepts only what
  * vsock.h says, well-formed rings never put the device in NEEDS_RESET, every TX chain comes
  * back, and every RX packet is a well-formed header from CID 2 with exactly its payload. */
-#include <endian.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -17,7 +16,7 @@
 #include <unistd.h>
 
 #include "fuzz_vsock.h"
-#include "virtio/mmio.h"
+#include "tests/fixtures/vq_driver.h"
 #include "virtio/vsock.h"
 #include "vmm/evloop.h"
 #include "vmm/log.h"
@@ -43,7 +42,7 @@ static struct fd_budget fds = {.limit = 1u << 30};
 #define TXQ	   1
 #define MAX_FDS	   4
 
-static uint8_t ram[RAM_SIZE];
+static uint8_t ram[RAM_SIZE] __attribute__((aligned(4096)));
 static char dir[64], uds_path[128];
 static int listen_fd = -1;
 
@@ -52,7 +51,7 @@ struct run {
 	struct evloop loop;
 	struct virtio_vsock vs;
 	struct virtio_mmio mmio;
-	uint16_t avail_idx[2], rx_seen;
+	struct vqd_mmio drv; /* the guest's driver: rings at RING(q) */
 	uint32_t rx_size[QSIZE];
 	int clients[MAX_FDS], accepted[MAX_FDS];
 };
@@ -97,25 +96,9 @@ static uint64_t get_le(const uint8_t *p, unsigned bytes)
 	return v;
 }
 
-static void put_le(uint8_t *p, uint64_t value, unsigned bytes)
-{
-	for (unsigned i = 0; i < bytes; i++)
-		p[i] = (uint8_t)(value >> (8 * i));
-}
-
-static void wr(struct run *r, uint64_t off, uint32_t value)
-{
-	uint32_t v = htole32(value);
-
-	virtio_mmio_access(&r->mmio, off, (uint8_t *)&v, 4, true);
-}
-
 static uint32_t status(struct run *r)
 {
-	uint32_t v;
-
-	virtio_mmio_access(&r->mmio, 0x070, (uint8_t *)&v, 4, false);
-	return le32toh(v);
+	return vqd_mmio_read(&r->mmio, VIRTIO_MMIO_STATUS);
 }
 
 static void irq_nop(void *opaque)
@@ -123,45 +106,14 @@ static void irq_nop(void *opaque)
 	(void)opaque;
 }
 
+/* VERSION_1 (and EVENT_IDX), the three queues, DRIVER_OK: each step must hold. */
 static void driver_start(struct run *r, bool event_idx)
 {
-	wr(r, 0x070, 1);
-	wr(r, 0x070, 3);
-	wr(r, 0x024, 0);
-	wr(r, 0x020, event_idx ? 1u << 29 : 0);
-	wr(r, 0x024, 1);
-	wr(r, 0x020, 1);
-	wr(r, 0x070, 11);
-	for (unsigned q = 0; q < 3; q++) {
-		wr(r, 0x030, q);
-		wr(r, 0x038, QSIZE);
-		wr(r, 0x080, (uint32_t)RING(q));
-		wr(r, 0x090, (uint32_t)RING(q) + 0x1000);
-		wr(r, 0x0a0, (uint32_t)RING(q) + 0x2000);
-		wr(r, 0x044, 1);
-	}
-	wr(r, 0x070, 15);
-	CHECK(status(r) == 15);
-}
+	uint64_t features =
+	    (1ULL << VIRTIO_F_VERSION_1) | (event_idx ? 1ULL << VIRTIO_RING_F_EVENT_IDX : 0);
 
-static void put_desc(unsigned q, uint16_t i, uint64_t addr, uint32_t len, uint16_t flags,
-		     uint16_t next)
-{
-	uint8_t *d = ram + RING(q) + 16 * i;
-
-	put_le(d, addr, 8);
-	put_le(d + 8, len, 4);
-	put_le(d + 12, flags, 2);
-	put_le(d + 14, next, 2);
-}
-
-static void publish(struct run *r, unsigned q, uint16_t head)
-{
-	uint8_t *avail = ram + RING(q) + 0x1000;
-
-	put_le(avail + 4 + 2 * (r->avail_idx[q] % QSIZE), head, 2);
-	r->avail_idx[q]++;
-	put_le(avail + 2, r->avail_idx[q], 2);
+	CHECK(vqd_mmio_start(&r->drv, &r->mmio, features, 3, QSIZE, RING(0), RING(1) - RING(0)) ==
+	      0);
 }
 
 /* vsock.h's contract for vsock_parse. */
@@ -187,9 +139,11 @@ static void check_parse(const uint8_t *buf, size_t len, size_t chain_len)
 
 static void tx_packet(struct run *r, const uint8_t *pkt, size_t len, uint8_t split)
 {
+	struct vq_driver *txq = &r->drv.vq[TXQ];
 	size_t cut[3] = {len, 0, 0};
+	struct vqd_buf bufs[3];
 	unsigned n = 1 + split % 3;
-	uint16_t head = (uint16_t)(3 * (r->avail_idx[TXQ] % (QSIZE / 3)));
+	uint16_t head = (uint16_t)(3 * (txq->avail_idx % (QSIZE / 3)));
 	size_t done = 0;
 
 	if (n > len)
@@ -206,53 +160,52 @@ static void tx_packet(struct run *r, const uint8_t *pkt, size_t len, uint8_t spl
 		uint64_t gpa = TX_AREA + 0x4000 * i;
 
 		memcpy(ram + gpa, pkt + done, cut[i]);
-		put_desc(TXQ, (uint16_t)(head + i), gpa, (uint32_t)cut[i],
-			 i + 1 < n ? VRING_DESC_F_NEXT : 0, (uint16_t)(head + i + 1));
+		bufs[i] = (struct vqd_buf){.gpa = gpa, .len = (uint32_t)cut[i]};
 		done += cut[i];
 	}
-	publish(r, TXQ, head);
-	virtio_mmio_notify(&r->mmio, TXQ);
+	vqd_chain(txq, head, bufs, n);
+	vqd_mmio_offer(&r->drv, TXQ, head);
 	/* Well-formed chains: each one is taken and returned, nothing written into it. */
-	CHECK(get_le(ram + RING(TXQ) + 0x2000 + 2, 2) == r->avail_idx[TXQ]);
+	CHECK(vqd_used_idx(txq) == txq->avail_idx);
 }
 
 static void rx_offer(struct run *r, unsigned count, uint32_t size)
 {
+	struct vq_driver *rxq = &r->drv.vq[RXQ];
+
 	size = size % FUZZ_VSOCK_RX_MAX + 1;
-	for (unsigned i = 0; i < count && (uint16_t)(r->avail_idx[RXQ] - r->rx_seen) < QSIZE; i++) {
-		uint16_t slot = r->avail_idx[RXQ] % QSIZE;
+	for (unsigned i = 0; i < count && (uint16_t)(rxq->avail_idx - rxq->used_seen) < QSIZE;
+	     i++) {
+		uint16_t slot = rxq->avail_idx % QSIZE;
 
 		r->rx_size[slot] = size;
-		put_desc(RXQ, slot, RX_AREA + (uint64_t)slot * FUZZ_VSOCK_RX_MAX, size,
+		vqd_desc(rxq, slot, RX_AREA + (uint64_t)slot * FUZZ_VSOCK_RX_MAX, size,
 			 VRING_DESC_F_WRITE, 0);
-		publish(r, RXQ, slot);
+		vqd_publish(rxq, slot);
 	}
-	virtio_mmio_notify(&r->mmio, RXQ);
+	vqd_mmio_kick(&r->drv, RXQ);
 }
 
 /* Every packet the device gave the guest: a header from us, with exactly its payload. */
 static void rx_check(struct run *r)
 {
-	const uint8_t *used = ram + RING(RXQ) + 0x2000;
+	struct vring_used_elem e;
 
-	while ((uint16_t)get_le(used + 2, 2) != r->rx_seen) {
-		const uint8_t *e = used + 4 + 8 * (r->rx_seen % QSIZE);
-		uint32_t id = (uint32_t)get_le(e, 4), len = (uint32_t)get_le(e + 4, 4);
-		const uint8_t *b = ram + RX_AREA + (uint64_t)id * FUZZ_VSOCK_RX_MAX;
+	while (vqd_next_used(&r->drv.vq[RXQ], &e)) {
+		const uint8_t *b = ram + RX_AREA + (uint64_t)e.id * FUZZ_VSOCK_RX_MAX;
 		uint16_t op;
 
-		r->rx_seen++;
-		CHECK(id < QSIZE && len <= r->rx_size[id]);
-		if (len == 0)
+		CHECK(e.id < QSIZE && e.len <= r->rx_size[e.id]);
+		if (e.len == 0)
 			continue;
-		CHECK(len >= HDR);
+		CHECK(e.len >= HDR);
 		op = (uint16_t)get_le(b + 30, 2);
 		CHECK(get_le(b, 8) == VMADDR_CID_HOST);
 		CHECK(get_le(b + 8, 8) == FUZZ_VSOCK_GUEST_CID);
 		CHECK(get_le(b + 28, 2) == VIRTIO_VSOCK_TYPE_STREAM);
 		CHECK(op >= VIRTIO_VSOCK_OP_REQUEST && op <= VIRTIO_VSOCK_OP_CREDIT_UPDATE);
-		CHECK(len == HDR + get_le(b + 24, 4));
-		CHECK((op == VIRTIO_VSOCK_OP_RW) == (len > HDR));
+		CHECK(e.len == HDR + get_le(b + 24, 4));
+		CHECK((op == VIRTIO_VSOCK_OP_RW) == (e.len > HDR));
 	}
 }
 
@@ -291,7 +244,7 @@ static void reset_device(struct run *r, bool race, bool event_idx)
 	struct epoll_event ev;
 	int held = race ? epoll_wait(r->loop.epfd, &ev, 1, 0) : 0;
 
-	wr(r, 0x070, 0);
+	vqd_mmio_write(&r->mmio, VIRTIO_MMIO_STATUS, 0);
 	CHECK(r->vs.nconns == 0);
 	if (held == 1) {
 		struct ev_handler *h = ev.data.ptr;
@@ -299,9 +252,7 @@ static void reset_device(struct run *r, bool race, bool event_idx)
 		h->ready(h, ev.events);
 	}
 	memset(ram, 0, RING_BYTES);
-	memset(r->avail_idx, 0, sizeof(r->avail_idx));
 	memset(r->rx_size, 0, sizeof(r->rx_size));
-	r->rx_seen = 0;
 	driver_start(r, event_idx);
 }
 
@@ -353,7 +304,7 @@ static void run_records(struct run *r, const uint8_t *p, const uint8_t *end, boo
 			p += 2 + len;
 		}
 		rx_check(r);
-		CHECK(!(status(r) & 64));
+		CHECK(!(status(r) & VIRTIO_CONFIG_S_NEEDS_RESET));
 		CHECK(r->vs.nconns <= 1024);
 	}
 }
@@ -384,7 +335,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	run_records(&r, data + 1, data + size, data[0] & FUZZ_VSOCK_EVENT_IDX);
 
 	/* A reset drops every connection. */
-	wr(&r, 0x070, 0);
+	vqd_mmio_write(&r.mmio, VIRTIO_MMIO_STATUS, 0);
 	CHECK(r.vs.nconns == 0);
 	virtio_vsock_destroy(&r.vs);
 	CHECK(fd_budget_used(&fds) == 0); /* every connection's descriptor given back */

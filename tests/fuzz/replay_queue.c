@@ -9,6 +9,7 @@
 
 #include "fuzz_queue.h"
 #include "replay.h"
+#include "tests/fixtures/vq_driver.h"
 
 static void put_le(uint8_t *p, uint64_t value, unsigned bytes)
 {
@@ -76,12 +77,12 @@ static size_t generate(uint8_t *in, size_t cap)
 	/* Descriptor-shaped records over the whole image, so that indirect tables pointing
 	 * into it find descriptors too; then real rings on top. */
 	for (size_t off = 0; off + 16 <= FUZZ_IMAGE_SIZE; off += 16) {
-		uint8_t *d = in + FUZZ_HDR_SIZE + off;
+		uint64_t addr = some_addr();
+		uint32_t len = some_len();
+		uint16_t flags = some_flags();
+		uint16_t next = (uint16_t)(below(8) ? below(qsize + 1u) : below(256));
 
-		put_le(d, some_addr(), 8);
-		put_le(d + 8, some_len(), 4);
-		put_le(d + 12, some_flags(), 2);
-		put_le(d + 14, below(8) ? below(qsize + 1u) : below(256), 2);
+		vqd_desc_encode(in + FUZZ_HDR_SIZE + off, addr, len, flags, next);
 	}
 	{
 		uint8_t *avail = in + FUZZ_HDR_SIZE + FUZZ_AVAIL_GPA;
@@ -99,14 +100,13 @@ static size_t generate(uint8_t *in, size_t cap)
 		uint8_t *head = in + FUZZ_HDR_SIZE + fuzz_desc_gpa(qsize) + 16 * below(qsize);
 
 		for (unsigned i = 0; i < n; i++) {
-			put_le(table + 16 * i, below(FUZZ_RAM_SIZE - 64), 8);
-			put_le(table + 16 * i + 8, 1 + below(64), 4);
-			put_le(table + 16 * i + 12, i + 1 < n ? 1 : 0, 2);
-			put_le(table + 16 * i + 14, i + 1, 2);
+			uint64_t addr = below(FUZZ_RAM_SIZE - 64);
+			uint32_t len = 1 + (uint32_t)below(64);
+
+			vqd_desc_encode(table + 16 * i, addr, len,
+					i + 1 < n ? VRING_DESC_F_NEXT : 0, (uint16_t)(i + 1));
 		}
-		put_le(head, FUZZ_TABLE_GPA, 8);
-		put_le(head + 8, 16 * n, 4);
-		put_le(head + 12, 4, 2);
+		vqd_desc_encode(head, FUZZ_TABLE_GPA, 16 * n, VRING_DESC_F_INDIRECT, 0);
 	}
 	len = FUZZ_HDR_SIZE + FUZZ_IMAGE_SIZE;
 

@@ -5,7 +5,13 @@
  * program owns (else the guest kernel, not the VMM, would be what the test breaks). So ring
  * sizes stay at or below SAFE_QUEUE_SIZE (every ring then fits in its page whatever the
  * base), queue addresses are either our own pages (misaligned at worst) or lie outside
- * guest RAM, and buffers the device may write are our buffer pages or outside guest RAM. */
+ * guest RAM, and buffers the device may write are our buffer pages or outside guest RAM.
+ *
+ * Not the tests' shared driver (tests/fixtures/vq_driver.h), which reaches rings through a
+ * fake RAM buffer by guest address and registers through virtio_mmio_access: here each ring
+ * is a page of our own, pinned, found at whatever address /proc/self/pagemap says, the
+ * registers are real ones through /dev/mem, and every descriptor index is wrapped into its
+ * page (the rule above). */
 #ifndef CLAWVM_SOAK_HOSTILE_MMIO_H
 #define CLAWVM_SOAK_HOSTILE_MMIO_H
 

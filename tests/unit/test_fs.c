@@ -4,7 +4,6 @@
  * the ring rules (NEEDS_RESET, no crash), and a reset that starts the FUSE session over. */
 #include "tests/unit/unit.h"
 
-#include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/fuse.h>
@@ -12,7 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "tests/unit/mmio_driver.h"
+#include "tests/fixtures/vq_driver.h"
 #include "virtio/fs.h"
 
 #define HIPRIO	0
@@ -30,18 +29,18 @@ struct fixture {
 	struct virtio_fs fs;
 	struct virtio_mmio mmio;
 	char dir[64];
-	uint16_t avail_idx[2];
+	struct vqd_mmio drv; /* the guest's driver: rings at RING(q) */
 	uint64_t unique;
 };
 
 static uint32_t rd(struct fixture *f, uint64_t off)
 {
-	return mmio_rd(&f->mmio, off);
+	return vqd_mmio_read(&f->mmio, off);
 }
 
 static void wr(struct fixture *f, uint64_t off, uint32_t value)
 {
-	mmio_wr(&f->mmio, off, value);
+	vqd_mmio_write(&f->mmio, off, value);
 }
 
 static void no_irq(void *opaque)
@@ -85,39 +84,18 @@ static int teardown(void **state)
 	return 0;
 }
 
+/* A reset, then the driver's start on fresh rings: VERSION_1, both queues, DRIVER_OK. */
 static void driver_start(struct fixture *f)
 {
 	wr(f, VIRTIO_MMIO_STATUS, 0);
-	memset(f->avail_idx, 0, sizeof(f->avail_idx));
-	memset(gm_ptr(&f->gm, RING(0), 0x8000), 0, 0x8000);
-	mmio_driver_start(&f->mmio, 2, QSIZE, RING(0), RING(1) - RING(0));
+	assert_int_equal(vqd_mmio_start(&f->drv, &f->mmio, 1ULL << VIRTIO_F_VERSION_1, 2, QSIZE,
+					RING(0), RING(1) - RING(0)),
+			 0);
 }
 
-static void put_desc(struct fixture *f, unsigned q, uint16_t i, uint64_t addr, uint32_t len,
-		     uint16_t flags, uint16_t next)
+static struct vq_driver *vq(struct fixture *f, unsigned q)
 {
-	ring_put_desc(&f->gm, RING(q), i, addr, len, flags, next);
-}
-
-static void publish(struct fixture *f, unsigned q, uint16_t head)
-{
-	ring_publish(&f->gm, RING(q) + 0x1000, QSIZE, &f->avail_idx[q], head);
-	virtio_mmio_notify(&f->mmio, q);
-}
-
-static uint16_t used_idx(struct fixture *f, unsigned q)
-{
-	return ring_used_idx(&f->gm, RING(q) + 0x2000);
-}
-
-/* The length the device wrote for used entry `n` of queue q. */
-static uint32_t used_len(struct fixture *f, unsigned q, uint16_t n)
-{
-	const uint8_t *e = gm_ptr(&f->gm, RING(q) + 0x2000 + 4 + 8ULL * (n % QSIZE), 8);
-	uint32_t len;
-
-	memcpy(&len, e + 4, 4);
-	return le32toh(len);
+	return &f->drv.vq[q];
 }
 
 /* Waits (the workers are threads) until queue q's used index reaches `want`. */
@@ -125,9 +103,9 @@ static void wait_used(struct fixture *f, unsigned q, uint16_t want)
 {
 	struct timespec tick = {.tv_nsec = 1000 * 1000};
 
-	for (int i = 0; i < WAIT_MS && used_idx(f, q) != want; i++)
+	for (int i = 0; i < WAIT_MS && vqd_used_idx(vq(f, q)) != want; i++)
 		nanosleep(&tick, NULL);
-	assert_int_equal(used_idx(f, q), want);
+	assert_int_equal(vqd_used_idx(vq(f, q)), want);
 }
 
 /* One request (header + args) in one readable buffer, the reply in one writable buffer of
@@ -142,18 +120,18 @@ static uint32_t request(struct fixture *f, uint32_t opcode, uint64_t nodeid, con
 	    .nodeid = nodeid,
 	};
 	uint8_t *req = gm_ptr(&f->gm, REQ_BUF, sizeof(in) + args_len);
-	uint16_t before = used_idx(f, REQUEST);
+	const struct vqd_buf bufs[] = {{REQ_BUF, (uint32_t)(sizeof(in) + args_len), false},
+				       {REP_BUF, room, true}};
+	uint16_t before = vqd_used_idx(vq(f, REQUEST));
 
 	memcpy(req, &in, sizeof(in));
 	if (args_len)
 		memcpy(req + sizeof(in), args, args_len);
 	memset(gm_ptr(&f->gm, REP_BUF, 0x10000), 0xee, 0x10000);
-	put_desc(f, REQUEST, 0, REQ_BUF, (uint32_t)(sizeof(in) + args_len),
-		 room ? VRING_DESC_F_NEXT : 0, 1);
-	put_desc(f, REQUEST, 1, REP_BUF, room, VRING_DESC_F_WRITE, 0);
-	publish(f, REQUEST, 0);
+	vqd_chain(vq(f, REQUEST), 0, bufs, room ? 2 : 1);
+	vqd_mmio_offer(&f->drv, REQUEST, 0);
 	wait_used(f, REQUEST, (uint16_t)(before + 1));
-	return used_len(f, REQUEST, before);
+	return vqd_used_elem(vq(f, REQUEST), before).len;
 }
 
 static const struct fuse_out_header *reply(struct fixture *f)
@@ -253,10 +231,10 @@ static void forget_on_hiprio(void **state)
 	driver_start(f);
 	fuse_init(f);
 	memcpy(gm_ptr(&f->gm, REQ_BUF + 0x8000, sizeof(req)), &req, sizeof(req));
-	put_desc(f, HIPRIO, 0, REQ_BUF + 0x8000, sizeof(req), 0, 0);
-	publish(f, HIPRIO, 0);
+	vqd_desc(vq(f, HIPRIO), 0, REQ_BUF + 0x8000, sizeof(req), 0, 0);
+	vqd_mmio_offer(&f->drv, HIPRIO, 0);
 	wait_used(f, HIPRIO, 1);
-	assert_int_equal(used_len(f, HIPRIO, 0), 0);
+	assert_int_equal(vqd_used_elem(vq(f, HIPRIO), 0).len, 0);
 }
 
 /* A request without a writable buffer, and one whose header claims more than it holds:
@@ -276,10 +254,10 @@ static void malformed_requests_answered_or_dropped(void **state)
 	memset(req, 0, 64);
 	req[0] = 0x00, req[1] = 0x10; /* len = 4096 */
 	req[4] = FUSE_GETATTR;
-	put_desc(f, REQUEST, 0, REQ_BUF, 40, VRING_DESC_F_NEXT, 1);
-	put_desc(f, REQUEST, 1, REP_BUF, 4096, VRING_DESC_F_WRITE, 0);
-	publish(f, REQUEST, 0);
-	wait_used(f, REQUEST, (uint16_t)(f->avail_idx[REQUEST]));
+	vqd_desc(vq(f, REQUEST), 0, REQ_BUF, 40, VRING_DESC_F_NEXT, 1);
+	vqd_desc(vq(f, REQUEST), 1, REP_BUF, 4096, VRING_DESC_F_WRITE, 0);
+	vqd_mmio_offer(&f->drv, REQUEST, 0);
+	wait_used(f, REQUEST, (uint16_t)(vq(f, REQUEST)->avail_idx));
 	assert_int_equal(rd(f, VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_NEEDS_RESET, 0);
 	len = request(f, FUSE_LOOKUP, FUSE_ROOT_ID, "hello", 6, 4096);
 	assert_int_equal(reply(f)->error, 0);
@@ -296,13 +274,13 @@ static void broken_ring_then_reset(void **state)
 
 	driver_start(f);
 	fuse_init(f);
-	served = used_idx(f, REQUEST);
-	publish(f, REQUEST, QSIZE + 5);
+	served = vqd_used_idx(vq(f, REQUEST));
+	vqd_mmio_offer(&f->drv, REQUEST, QSIZE + 5);
 	for (int i = 0; i < WAIT_MS && !(rd(f, VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_NEEDS_RESET);
 	     i++)
 		nanosleep(&tick, NULL);
 	assert_true(rd(f, VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_NEEDS_RESET);
-	assert_int_equal(used_idx(f, REQUEST), served);
+	assert_int_equal(vqd_used_idx(vq(f, REQUEST)), served);
 
 	driver_start(f);
 	assert_int_equal(rd(f, VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_NEEDS_RESET, 0);

@@ -3,11 +3,10 @@
  * end through a real descriptor ring. */
 #include "tests/unit/unit.h"
 
-#include <endian.h>
 #include <stdio.h>
 #include <unistd.h>
 
-#include "tests/unit/mmio_driver.h"
+#include "tests/fixtures/vq_driver.h"
 #include "virtio/rng.h"
 
 #define RAM   (4 * MiB)
@@ -21,6 +20,7 @@ struct fixture {
 	struct guest_mem gm;
 	struct virtio_rng rng;
 	struct virtio_mmio mmio;
+	struct vqd_mmio drv; /* the rng's driver, once rng_start ran */
 	unsigned irqs;
 	unsigned kicks, kicked; /* trapped QueueNotify writes handed off; the last index */
 };
@@ -63,12 +63,12 @@ static int teardown(void **state)
 
 static uint32_t rd(struct fixture *f, uint64_t off)
 {
-	return mmio_rd(&f->mmio, off);
+	return vqd_mmio_read(&f->mmio, off);
 }
 
 static void wr(struct fixture *f, uint64_t off, uint32_t value)
 {
-	mmio_wr(&f->mmio, off, value);
+	vqd_mmio_write(&f->mmio, off, value);
 }
 
 /* The driver's side of initialisation, up to FEATURES_OK; returns the status read back. */
@@ -206,41 +206,36 @@ static void misaligned_ring_needs_reset(void **state)
 	assert_int_equal(rd(f, VIRTIO_MMIO_STATUS), 0);
 }
 
-/* One writable buffer of `len` bytes at BUF, offered at avail slot `slot`. */
-static void offer(struct fixture *f, uint16_t desc_index, uint32_t len, uint16_t flags,
-		  uint16_t next, uint16_t avail_idx)
+/* The rng's driver: VERSION_1, its queue of `size` entries at DESC, DRIVER_OK. */
+static void rng_start(struct fixture *f, uint16_t size)
 {
-	uint8_t *d = gm_ptr(&f->gm, DESC + 16ULL * desc_index, 16);
-	uint64_t addr = htole64(BUF);
-	uint32_t l = htole32(len);
-	uint16_t fl = htole16(flags), nx = htole16(next);
-	uint16_t *avail = gm_ptr(&f->gm, AVAIL, 4 + 2 * QSIZE);
+	assert_int_equal(
+	    vqd_mmio_start(&f->drv, &f->mmio, 1ULL << VIRTIO_F_VERSION_1, 1, size, DESC, 0), 0);
+}
 
-	memcpy(d, &addr, 8);
-	memcpy(d + 8, &l, 4);
-	memcpy(d + 12, &fl, 2);
-	memcpy(d + 14, &nx, 2);
-	avail[2 + (avail_idx - 1) % QSIZE] = htole16(desc_index);
-	avail[1] = htole16(avail_idx);
+static struct vq_driver *rng_vq(struct fixture *f)
+{
+	return &f->drv.vq[0];
+}
+
+/* A one-descriptor chain at BUF of `len` bytes, in descriptor `desc_index`, published. */
+static void offer(struct fixture *f, uint16_t desc_index, uint32_t len, uint16_t flags,
+		  uint16_t next)
+{
+	vqd_desc(rng_vq(f), desc_index, BUF, len, flags, next);
+	vqd_publish(rng_vq(f), desc_index);
 }
 
 static void rng_fills_buffer(void **state)
 {
 	struct fixture *f = *state;
 	uint8_t *buf = gm_ptr(&f->gm, BUF, 4096);
-	uint16_t *used = gm_ptr(&f->gm, USED, 4 + 8 * QSIZE);
-	uint32_t used_len;
 
-	negotiate(f, 0, 1);
-	setup_queue(f, DESC);
-	wr(f, VIRTIO_MMIO_STATUS,
-	   VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK |
-	       VIRTIO_CONFIG_S_DRIVER_OK);
-	offer(f, 0, 4096, 2 /* WRITE */, 0, 1);
-	virtio_mmio_notify(&f->mmio, 0);
-	assert_int_equal(le16toh(used[1]), 1);
-	memcpy(&used_len, (uint8_t *)used + 8, 4);
-	assert_int_equal(le32toh(used_len), 4096);
+	rng_start(f, QSIZE);
+	offer(f, 0, 4096, VRING_DESC_F_WRITE, 0);
+	vqd_mmio_kick(&f->drv, 0);
+	assert_int_equal(vqd_used_idx(rng_vq(f)), 1);
+	assert_int_equal(vqd_used_elem(rng_vq(f), 0).len, 4096);
 	assert_false(all_bytes(buf, 4096, 0)); /* 4096 random bytes are not all zero */
 	assert_int_equal(f->irqs, 1);
 	assert_int_equal(rd(f, VIRTIO_MMIO_INTERRUPT_STATUS), 1);
@@ -248,13 +243,13 @@ static void rng_fills_buffer(void **state)
 	assert_int_equal(rd(f, VIRTIO_MMIO_INTERRUPT_STATUS), 0);
 	/* A notify through the register (no ioeventfd took it) traps on a vCPU thread: it is
 	 * handed to the device's thread (the kick), not served on the vCPU. */
-	offer(f, 1, 16, 2, 0, 2);
+	offer(f, 1, 16, VRING_DESC_F_WRITE, 0);
 	wr(f, VIRTIO_MMIO_QUEUE_NOTIFY, 0);
 	assert_int_equal(f->kicks, 1);
 	assert_int_equal(f->kicked, 0);
-	assert_int_equal(le16toh(used[1]), 1);
-	assert_false(virtio_mmio_notify(&f->mmio, 0));
-	assert_int_equal(le16toh(used[1]), 2);
+	assert_int_equal(vqd_used_idx(rng_vq(f)), 1);
+	assert_false(vqd_mmio_kick(&f->drv, 0));
+	assert_int_equal(vqd_used_idx(rng_vq(f)), 2);
 	/* A queue the device does not have is not handed anywhere. */
 	wr(f, VIRTIO_MMIO_QUEUE_NOTIFY, 1);
 	wr(f, VIRTIO_MMIO_QUEUE_NOTIFY, 0xffffffff);
@@ -283,77 +278,52 @@ static void queue_num_above_max_refused(void **state)
 static void rng_serves_a_budget_per_notify(void **state)
 {
 	struct fixture *f = *state;
-	uint16_t *used = gm_ptr(&f->gm, USED, 4 + 8 * 64);
-	uint16_t *avail = gm_ptr(&f->gm, AVAIL, 4 + 2 * 64);
 	unsigned calls = 0;
 
-	negotiate(f, 0, 1);
-	setup_queue_sized(f, DESC, 64);
-	wr(f, VIRTIO_MMIO_STATUS,
-	   VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK |
-	       VIRTIO_CONFIG_S_DRIVER_OK);
+	rng_start(f, 64);
 	for (uint16_t i = 0; i < 64; i++) {
-		uint8_t *d = gm_ptr(&f->gm, DESC + 16ULL * i, 16);
-		uint64_t addr = htole64(BUF + 16ULL * i);
-		uint32_t len = htole32(16);
-		uint16_t flags = htole16(2);
-
-		memcpy(d, &addr, 8);
-		memcpy(d + 8, &len, 4);
-		memcpy(d + 12, &flags, 2);
-		avail[2 + i] = htole16(i);
+		vqd_desc(rng_vq(f), i, BUF + 16ULL * i, 16, VRING_DESC_F_WRITE, 0);
+		vqd_publish(rng_vq(f), i);
 	}
-	avail[1] = htole16(64);
-	assert_true(virtio_mmio_notify(&f->mmio, 0));
-	assert_int_equal(le16toh(used[1]), 32);
+	assert_true(vqd_mmio_kick(&f->drv, 0));
+	assert_int_equal(vqd_used_idx(rng_vq(f)), 32);
 	/* The guest keeps the ring full: each notify still serves only a budget. */
 	do {
-		avail[2 + le16toh(avail[1]) % 64] = htole16(le16toh(avail[1]) % 64);
-		avail[1] = htole16(le16toh(avail[1]) + 32);
+		for (unsigned i = 0; i < 32; i++)
+			vqd_publish(rng_vq(f), rng_vq(f)->avail_idx % 64);
 		calls++;
-	} while (virtio_mmio_notify(&f->mmio, 0) && calls < 4);
+	} while (vqd_mmio_kick(&f->drv, 0) && calls < 4);
 	assert_int_equal(calls, 4);
-	assert_int_equal(le16toh(used[1]), 32 * 5);
+	assert_int_equal(vqd_used_idx(rng_vq(f)), 32 * 5);
 }
 
 static void rng_readable_buffer_gets_nothing(void **state)
 {
 	struct fixture *f = *state;
 	uint8_t *buf = gm_ptr(&f->gm, BUF, 64);
-	uint16_t *used = gm_ptr(&f->gm, USED, 4 + 8 * QSIZE);
-	uint32_t used_len;
 
-	negotiate(f, 0, 1);
-	setup_queue(f, DESC);
-	wr(f, VIRTIO_MMIO_STATUS,
-	   VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK |
-	       VIRTIO_CONFIG_S_DRIVER_OK);
-	offer(f, 0, 64, 0 /* device-readable */, 0, 1);
-	virtio_mmio_notify(&f->mmio, 0);
-	assert_int_equal(le16toh(used[1]), 1);
-	memcpy(&used_len, (uint8_t *)used + 8, 4);
-	assert_int_equal(used_len, 0);
+	rng_start(f, QSIZE);
+	offer(f, 0, 64, 0 /* device-readable */, 0);
+	vqd_mmio_kick(&f->drv, 0);
+	assert_int_equal(vqd_used_idx(rng_vq(f)), 1);
+	assert_int_equal(vqd_used_elem(rng_vq(f), 0).len, 0);
 	assert_true(all_bytes(buf, 64, 0));
 }
 
 static void rng_hostile_ring_needs_reset(void **state)
 {
 	struct fixture *f = *state;
-	uint16_t *used = gm_ptr(&f->gm, USED, 4 + 8 * QSIZE);
 
-	negotiate(f, 0, 1);
-	setup_queue(f, DESC);
-	wr(f, VIRTIO_MMIO_STATUS,
-	   VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK |
-	       VIRTIO_CONFIG_S_DRIVER_OK);
-	offer(f, 0, 16, 2 | 1 /* NEXT */, 0, 1); /* a descriptor pointing at itself */
-	virtio_mmio_notify(&f->mmio, 0);
+	rng_start(f, QSIZE);
+	/* A descriptor pointing at itself. */
+	offer(f, 0, 16, VRING_DESC_F_WRITE | VRING_DESC_F_NEXT, 0);
+	vqd_mmio_kick(&f->drv, 0);
 	assert_true(rd(f, VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_NEEDS_RESET);
-	assert_int_equal(used[1], 0);
+	assert_int_equal(vqd_used_idx(rng_vq(f)), 0);
 	/* No further processing until the driver resets the device. */
-	offer(f, 1, 16, 2, 0, 2);
-	virtio_mmio_notify(&f->mmio, 0);
-	assert_int_equal(used[1], 0);
+	offer(f, 1, 16, VRING_DESC_F_WRITE, 0);
+	vqd_mmio_kick(&f->drv, 0);
+	assert_int_equal(vqd_used_idx(rng_vq(f)), 0);
 }
 
 /* A driver that breaks its ring, resets, and breaks it again, 100 times: the warning a

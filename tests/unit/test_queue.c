@@ -1,11 +1,13 @@
 /* The split virtqueue against rings built by hand in fake guest RAM: the driver's side is
- * written here byte by byte (little-endian, independently of queue.c), then the device side
- * is checked. Two suites: a well-behaved driver, and a hostile one. */
+ * written descriptor by descriptor through the tests' driver (tests/fixtures/vq_driver.h:
+ * little-endian, independently of queue.c), then the device side is checked. Two suites: a
+ * well-behaved driver, and a hostile one. */
 #include "unit.h"
 
 #include <errno.h>
 #include <linux/virtio_ring.h>
 
+#include "tests/fixtures/vq_driver.h"
 #include "virtio/queue.h"
 
 #define RAM_SIZE  (1 * MiB)
@@ -17,82 +19,13 @@
 #define TABLE_GPA 0x8000ULL /* indirect tables */
 #define BUF_GPA	  0x10000ULL
 
-/* The driver's view: guest RAM, the queue, and the driver's own avail->idx. */
+/* The driver's view (guest RAM and its rings) and the device's (the queue, a chain). */
 struct ring {
 	struct guest_mem gm;
+	struct vq_driver drv;
 	struct virtq vq;
 	struct vq_chain chain;
-	uint16_t avail_idx;
 };
-
-static uint8_t *gpa_ptr(struct ring *r, uint64_t gpa, uint64_t len)
-{
-	uint8_t *p = gm_ptr(&r->gm, gpa, len);
-
-	assert_non_null(p);
-	return p;
-}
-
-static void put16(struct ring *r, uint64_t gpa, uint16_t v)
-{
-	uint8_t *p = gpa_ptr(r, gpa, 2);
-
-	p[0] = v;
-	p[1] = v >> 8;
-}
-
-static void put32(struct ring *r, uint64_t gpa, uint32_t v)
-{
-	put16(r, gpa, v);
-	put16(r, gpa + 2, v >> 16);
-}
-
-static void put64(struct ring *r, uint64_t gpa, uint64_t v)
-{
-	put32(r, gpa, v);
-	put32(r, gpa + 4, v >> 32);
-}
-
-static uint16_t get16(struct ring *r, uint64_t gpa)
-{
-	uint8_t *p = gpa_ptr(r, gpa, 2);
-
-	return p[0] | p[1] << 8;
-}
-
-static uint32_t get32(struct ring *r, uint64_t gpa)
-{
-	return get16(r, gpa) | (uint32_t)get16(r, gpa + 2) << 16;
-}
-
-/* Descriptor `i` of the table at `table` (the queue's own, or an indirect one). */
-static void desc_put(struct ring *r, uint64_t table, uint16_t i, uint64_t addr, uint32_t len,
-		     uint16_t flags, uint16_t next)
-{
-	uint64_t gpa = table + 16ULL * i;
-
-	put64(r, gpa, addr);
-	put32(r, gpa + 8, len);
-	put16(r, gpa + 12, flags);
-	put16(r, gpa + 14, next);
-}
-
-/* The driver makes chain `head` available. */
-static void avail_push(struct ring *r, uint16_t head)
-{
-	put16(r, AVAIL_GPA + 4 + 2 * (r->avail_idx % r->vq.size), head);
-	put16(r, AVAIL_GPA + 2, ++r->avail_idx);
-}
-
-static uint64_t used_event_gpa(struct ring *r)
-{
-	return AVAIL_GPA + 4 + 2 * r->vq.size;
-}
-
-static uint64_t avail_event_gpa(struct ring *r)
-{
-	return USED_GPA + 4 + 8 * r->vq.size;
-}
 
 /* A fresh queue of `size` entries, rings zeroed as a driver allocates them, enabled. */
 static void ring_setup(struct ring *r, uint16_t size, bool event_idx, bool indirect)
@@ -104,10 +37,7 @@ static void ring_setup(struct ring *r, uint16_t size, bool event_idx, bool indir
 	r->vq.used_gpa = USED_GPA;
 	r->vq.event_idx = event_idx;
 	r->vq.indirect = indirect;
-	memset(gpa_ptr(r, DESC_GPA, 16 * size), 0, 16 * size);
-	memset(gpa_ptr(r, AVAIL_GPA, 6 + 2 * size), 0, 6 + 2 * size);
-	memset(gpa_ptr(r, USED_GPA, 6 + 8 * size), 0, 6 + 8 * size);
-	r->avail_idx = 0;
+	vqd_init(&r->drv, &r->gm, size, DESC_GPA, AVAIL_GPA, USED_GPA);
 	assert_int_equal(vq_enable(&r->vq), 0);
 	assert_true(r->vq.ready);
 }
@@ -116,9 +46,7 @@ static void ring_setup(struct ring *r, uint16_t size, bool event_idx, bool indir
 static void ring_start_at(struct ring *r, uint16_t idx)
 {
 	r->vq.last_avail = r->vq.used_idx = idx;
-	r->avail_idx = idx;
-	put16(r, AVAIL_GPA + 2, idx);
-	put16(r, USED_GPA + 2, idx);
+	vqd_start_at(&r->drv, idx);
 }
 
 static uint8_t *host(struct ring *r, uint64_t gpa)
@@ -163,8 +91,8 @@ static void single_readable_buffer(void **state)
 {
 	struct ring *r = *state;
 
-	desc_put(r, DESC_GPA, 0, BUF_GPA, 100, 0, 0);
-	avail_push(r, 0);
+	vqd_desc(&r->drv, 0, BUF_GPA, 100, 0, 0);
+	vqd_publish(&r->drv, 0);
 	assert_int_equal(vq_pop(&r->vq, &r->chain), 1);
 	assert_int_equal(r->chain.head, 0);
 	assert_int_equal(r->chain.out, 1);
@@ -183,11 +111,11 @@ static void readable_then_writable_chain(void **state)
 	struct ring *r = *state;
 
 	/* Descriptors out of order in the table, as after the driver reuses them. */
-	desc_put(r, DESC_GPA, 5, BUF_GPA, 16, VRING_DESC_F_NEXT, 2);
-	desc_put(r, DESC_GPA, 2, BUF_GPA + 0x100, 32, VRING_DESC_F_NEXT, 7);
-	desc_put(r, DESC_GPA, 7, BUF_GPA + 0x1000, 512, VRING_DESC_F_WRITE | VRING_DESC_F_NEXT, 0);
-	desc_put(r, DESC_GPA, 0, BUF_GPA + 0x2000, 1, VRING_DESC_F_WRITE, 0);
-	avail_push(r, 5);
+	vqd_desc(&r->drv, 5, BUF_GPA, 16, VRING_DESC_F_NEXT, 2);
+	vqd_desc(&r->drv, 2, BUF_GPA + 0x100, 32, VRING_DESC_F_NEXT, 7);
+	vqd_desc(&r->drv, 7, BUF_GPA + 0x1000, 512, VRING_DESC_F_WRITE | VRING_DESC_F_NEXT, 0);
+	vqd_desc(&r->drv, 0, BUF_GPA + 0x2000, 1, VRING_DESC_F_WRITE, 0);
+	vqd_publish(&r->drv, 5);
 	assert_int_equal(vq_pop(&r->vq, &r->chain), 1);
 	assert_int_equal(r->chain.head, 5);
 	assert_int_equal(r->chain.out, 2);
@@ -209,12 +137,12 @@ static void several_chains_in_order(void **state)
 	struct ring *r = *state;
 	static const uint16_t heads[] = {6, 0, 3};
 
-	desc_put(r, DESC_GPA, 6, BUF_GPA, 10, 0, 0);
-	desc_put(r, DESC_GPA, 0, BUF_GPA + 0x100, 20, VRING_DESC_F_WRITE, 0);
-	desc_put(r, DESC_GPA, 3, BUF_GPA + 0x200, 30, VRING_DESC_F_NEXT, 4);
-	desc_put(r, DESC_GPA, 4, BUF_GPA + 0x300, 40, VRING_DESC_F_WRITE, 0);
+	vqd_desc(&r->drv, 6, BUF_GPA, 10, 0, 0);
+	vqd_desc(&r->drv, 0, BUF_GPA + 0x100, 20, VRING_DESC_F_WRITE, 0);
+	vqd_desc(&r->drv, 3, BUF_GPA + 0x200, 30, VRING_DESC_F_NEXT, 4);
+	vqd_desc(&r->drv, 4, BUF_GPA + 0x300, 40, VRING_DESC_F_WRITE, 0);
 	for (unsigned i = 0; i < 3; i++)
-		avail_push(r, heads[i]);
+		vqd_publish(&r->drv, heads[i]);
 	for (unsigned i = 0; i < 3; i++) {
 		assert_int_equal(vq_pop(&r->vq, &r->chain), 1);
 		assert_int_equal(r->chain.head, heads[i]);
@@ -231,13 +159,13 @@ static void indices_wrap_at_65536(void **state)
 
 	ring_start_at(r, 65534);
 	for (uint16_t i = 0; i < 4; i++) {
-		desc_put(r, DESC_GPA, i, BUF_GPA + 0x100 * i, 8 + i, VRING_DESC_F_WRITE, 0);
-		avail_push(r, i);
+		vqd_desc(&r->drv, i, BUF_GPA + 0x100 * i, 8 + i, VRING_DESC_F_WRITE, 0);
+		vqd_publish(&r->drv, i);
 	}
-	assert_int_equal(get16(r, AVAIL_GPA + 2), 2);
+	assert_int_equal(vqd_avail_idx(&r->drv), 2);
 	/* Entries 65534 and 65535 sit in ring slots 6 and 7, then 0 and 1. */
-	assert_int_equal(get16(r, AVAIL_GPA + 4 + 2 * 6), 0);
-	assert_int_equal(get16(r, AVAIL_GPA + 4 + 2 * 1), 3);
+	assert_int_equal(vqd_avail_entry(&r->drv, 6), 0);
+	assert_int_equal(vqd_avail_entry(&r->drv, 1), 3);
 	for (uint16_t i = 0; i < 4; i++) {
 		assert_int_equal(vq_pop(&r->vq, &r->chain), 1);
 		assert_int_equal(r->chain.head, i);
@@ -246,12 +174,12 @@ static void indices_wrap_at_65536(void **state)
 	}
 	assert_int_equal(vq_pop(&r->vq, &r->chain), 0);
 	assert_int_equal(r->vq.last_avail, 2);
-	assert_int_equal(get16(r, USED_GPA + 2), 2);
-	assert_int_equal(get32(r, USED_GPA + 4 + 8 * 6), 0);
-	assert_int_equal(get32(r, USED_GPA + 4 + 8 * 7), 1);
-	assert_int_equal(get32(r, USED_GPA + 4 + 8 * 0), 2);
-	assert_int_equal(get32(r, USED_GPA + 4 + 8 * 1), 3);
-	assert_int_equal(get32(r, USED_GPA + 4 + 8 * 1 + 4), 11);
+	assert_int_equal(vqd_used_idx(&r->drv), 2);
+	assert_int_equal(vqd_used_elem(&r->drv, 6).id, 0);
+	assert_int_equal(vqd_used_elem(&r->drv, 7).id, 1);
+	assert_int_equal(vqd_used_elem(&r->drv, 0).id, 2);
+	assert_int_equal(vqd_used_elem(&r->drv, 1).id, 3);
+	assert_int_equal(vqd_used_elem(&r->drv, 1).len, 11);
 }
 
 static void push_writes_used_element_and_idx(void **state)
@@ -262,19 +190,20 @@ static void push_writes_used_element_and_idx(void **state)
 	    0x03, 0x00, 0x00, 0x00, 0x78, 0x56, 0x34, 0x12, /* {id 3, len 0x12345678} */
 	    0x00, 0x00, 0x00, 0x00,			    /* slot 1 untouched */
 	};
+	uint8_t *past_ring = host(r, USED_GPA + 4 + 8 * QSIZE + 2); /* after avail_event */
 
-	put16(r, USED_GPA + 4 + 8 * QSIZE + 2, 0xa5a5); /* just past the ring */
+	memset(past_ring, 0x5a, 2);
 	vq_push(&r->vq, 3, 0x12345678);
 	assert_memory_equal(host(r, USED_GPA), expect, sizeof(expect));
 	assert_int_equal(r->vq.used_idx, 1);
 	vq_push(&r->vq, 7, 0);
-	assert_int_equal(get16(r, USED_GPA + 2), 2);
-	assert_int_equal(get32(r, USED_GPA + 12), 7);
-	assert_int_equal(get32(r, USED_GPA + 16), 0);
+	assert_int_equal(vqd_used_idx(&r->drv), 2);
+	assert_int_equal(vqd_used_elem(&r->drv, 1).id, 7);
+	assert_int_equal(vqd_used_elem(&r->drv, 1).len, 0);
 	assert_memory_equal(host(r, USED_GPA + 4), expect + 4, 8);
 	/* Without EVENT_IDX nothing is written after the ring. */
-	assert_int_equal(get16(r, USED_GPA + 4 + 8 * QSIZE), 0);
-	assert_int_equal(get16(r, USED_GPA + 4 + 8 * QSIZE + 2), 0xa5a5);
+	assert_int_equal(vqd_avail_event(&r->drv), 0);
+	assert_true(all_bytes(past_ring, 2, 0x5a));
 }
 
 static void indirect_chain(void **state)
@@ -282,12 +211,13 @@ static void indirect_chain(void **state)
 	struct ring *r = *state;
 
 	ring_setup(r, QSIZE, false, true);
-	desc_put(r, TABLE_GPA, 0, BUF_GPA, 12, VRING_DESC_F_NEXT, 2);
-	desc_put(r, TABLE_GPA, 2, BUF_GPA + 0x100, 64, VRING_DESC_F_WRITE | VRING_DESC_F_NEXT, 1);
-	desc_put(r, TABLE_GPA, 1, BUF_GPA + 0x200, 4, VRING_DESC_F_WRITE, 0);
+	vqd_table_desc(&r->gm, TABLE_GPA, 0, BUF_GPA, 12, VRING_DESC_F_NEXT, 2);
+	vqd_table_desc(&r->gm, TABLE_GPA, 2, BUF_GPA + 0x100, 64,
+		       VRING_DESC_F_WRITE | VRING_DESC_F_NEXT, 1);
+	vqd_table_desc(&r->gm, TABLE_GPA, 1, BUF_GPA + 0x200, 4, VRING_DESC_F_WRITE, 0);
 	/* VRING_DESC_F_WRITE on the descriptor naming the table is ignored, as the spec says. */
-	desc_put(r, DESC_GPA, 4, TABLE_GPA, 3 * 16, VRING_DESC_F_INDIRECT | VRING_DESC_F_WRITE, 0);
-	avail_push(r, 4);
+	vqd_desc(&r->drv, 4, TABLE_GPA, 3 * 16, VRING_DESC_F_INDIRECT | VRING_DESC_F_WRITE, 0);
+	vqd_publish(&r->drv, 4);
 	assert_int_equal(vq_pop(&r->vq, &r->chain), 1);
 	assert_int_equal(r->chain.head, 4);
 	assert_int_equal(r->chain.out, 1);
@@ -304,10 +234,10 @@ static void direct_descriptors_then_indirect(void **state)
 	struct ring *r = *state;
 
 	ring_setup(r, QSIZE, false, true);
-	desc_put(r, TABLE_GPA, 0, BUF_GPA + 0x100, 64, VRING_DESC_F_WRITE, 0);
-	desc_put(r, DESC_GPA, 1, BUF_GPA, 12, VRING_DESC_F_NEXT, 6);
-	desc_put(r, DESC_GPA, 6, TABLE_GPA, 16, VRING_DESC_F_INDIRECT, 0);
-	avail_push(r, 1);
+	vqd_table_desc(&r->gm, TABLE_GPA, 0, BUF_GPA + 0x100, 64, VRING_DESC_F_WRITE, 0);
+	vqd_desc(&r->drv, 1, BUF_GPA, 12, VRING_DESC_F_NEXT, 6);
+	vqd_desc(&r->drv, 6, TABLE_GPA, 16, VRING_DESC_F_INDIRECT, 0);
+	vqd_publish(&r->drv, 1);
 	assert_int_equal(vq_pop(&r->vq, &r->chain), 1);
 	assert_int_equal(r->chain.out, 1);
 	assert_int_equal(r->chain.in, 1);
@@ -320,9 +250,8 @@ static void chain_of_exactly_size_descriptors(void **state)
 	struct ring *r = *state;
 
 	for (uint16_t i = 0; i < QSIZE; i++)
-		desc_put(r, DESC_GPA, i, BUF_GPA + i, 1, i + 1 < QSIZE ? VRING_DESC_F_NEXT : 0,
-			 i + 1);
-	avail_push(r, 0);
+		vqd_desc(&r->drv, i, BUF_GPA + i, 1, i + 1 < QSIZE ? VRING_DESC_F_NEXT : 0, i + 1);
+	vqd_publish(&r->drv, 0);
 	assert_int_equal(vq_pop(&r->vq, &r->chain), 1);
 	assert_int_equal(r->chain.out, QSIZE);
 	assert_int_equal(r->chain.out_len, QSIZE);
@@ -333,9 +262,9 @@ static void full_ring(void **state)
 {
 	struct ring *r = *state;
 
-	desc_put(r, DESC_GPA, 0, BUF_GPA, 1, 0, 0);
+	vqd_desc(&r->drv, 0, BUF_GPA, 1, 0, 0);
 	for (unsigned i = 0; i < QSIZE; i++)
-		avail_push(r, 0);
+		vqd_publish(&r->drv, 0);
 	for (unsigned i = 0; i < QSIZE; i++)
 		assert_int_equal(vq_pop(&r->vq, &r->chain), 1);
 	assert_int_equal(vq_pop(&r->vq, &r->chain), 0);
@@ -346,10 +275,10 @@ static void zero_length_buffers_skipped(void **state)
 {
 	struct ring *r = *state;
 
-	desc_put(r, DESC_GPA, 0, ~0ULL, 0, VRING_DESC_F_NEXT, 1);
-	desc_put(r, DESC_GPA, 1, BUF_GPA, 5, VRING_DESC_F_NEXT, 2);
-	desc_put(r, DESC_GPA, 2, 16 * GiB, 0, VRING_DESC_F_WRITE, 0);
-	avail_push(r, 0);
+	vqd_desc(&r->drv, 0, ~0ULL, 0, VRING_DESC_F_NEXT, 1);
+	vqd_desc(&r->drv, 1, BUF_GPA, 5, VRING_DESC_F_NEXT, 2);
+	vqd_desc(&r->drv, 2, 16 * GiB, 0, VRING_DESC_F_WRITE, 0);
+	vqd_publish(&r->drv, 0);
 	assert_int_equal(vq_pop(&r->vq, &r->chain), 1);
 	assert_int_equal(r->chain.out, 1);
 	assert_int_equal(r->chain.in, 0);
@@ -365,12 +294,12 @@ static void chain_read_and_write_across_buffers(void **state)
 	/* Readable: 3 + 5 + 4 bytes holding 0..11; writable: 2 + 6 bytes. */
 	for (unsigned i = 0; i < 12; i++)
 		*host(r, BUF_GPA + (i < 3 ? i : i < 8 ? 0x100 + i - 3 : 0x200 + i - 8)) = i;
-	desc_put(r, DESC_GPA, 0, BUF_GPA, 3, VRING_DESC_F_NEXT, 1);
-	desc_put(r, DESC_GPA, 1, BUF_GPA + 0x100, 5, VRING_DESC_F_NEXT, 2);
-	desc_put(r, DESC_GPA, 2, BUF_GPA + 0x200, 4, VRING_DESC_F_NEXT, 3);
-	desc_put(r, DESC_GPA, 3, BUF_GPA + 0x300, 2, VRING_DESC_F_WRITE | VRING_DESC_F_NEXT, 4);
-	desc_put(r, DESC_GPA, 4, BUF_GPA + 0x400, 6, VRING_DESC_F_WRITE, 0);
-	avail_push(r, 0);
+	vqd_desc(&r->drv, 0, BUF_GPA, 3, VRING_DESC_F_NEXT, 1);
+	vqd_desc(&r->drv, 1, BUF_GPA + 0x100, 5, VRING_DESC_F_NEXT, 2);
+	vqd_desc(&r->drv, 2, BUF_GPA + 0x200, 4, VRING_DESC_F_NEXT, 3);
+	vqd_desc(&r->drv, 3, BUF_GPA + 0x300, 2, VRING_DESC_F_WRITE | VRING_DESC_F_NEXT, 4);
+	vqd_desc(&r->drv, 4, BUF_GPA + 0x400, 6, VRING_DESC_F_WRITE, 0);
+	vqd_publish(&r->drv, 0);
 	assert_int_equal(vq_pop(&r->vq, &r->chain), 1);
 
 	memset(buf, 0xee, sizeof(buf));
@@ -406,8 +335,8 @@ static void queue_not_ready(void **state)
 	struct ring *r = *state;
 	uint8_t used_before[6 + 8 * QSIZE];
 
-	desc_put(r, DESC_GPA, 0, BUF_GPA, 1, 0, 0);
-	avail_push(r, 0);
+	vqd_desc(&r->drv, 0, BUF_GPA, 1, 0, 0);
+	vqd_publish(&r->drv, 0);
 	vq_reset(&r->vq, &r->gm);
 	r->vq.size = QSIZE;
 	r->vq.desc_gpa = DESC_GPA;
@@ -428,13 +357,13 @@ static void notify_without_event_idx(void **state)
 
 	vq_push(&r->vq, 0, 0);
 	assert_true(vq_should_notify(&r->vq));
-	put16(r, AVAIL_GPA, 1); /* VRING_AVAIL_F_NO_INTERRUPT */
+	vqd_set_avail_flags(&r->drv, VRING_AVAIL_F_NO_INTERRUPT);
 	vq_push(&r->vq, 0, 0);
 	assert_false(vq_should_notify(&r->vq));
 	/* used_event means nothing without EVENT_IDX. */
-	put16(r, used_event_gpa(r), 2);
+	vqd_set_used_event(&r->drv, 2);
 	assert_false(vq_should_notify(&r->vq));
-	put16(r, AVAIL_GPA, 0);
+	vqd_set_avail_flags(&r->drv, 0);
 	assert_true(vq_should_notify(&r->vq));
 }
 
@@ -443,32 +372,33 @@ static void notify_with_event_idx(void **state)
 	struct ring *r = *state;
 
 	ring_setup(r, QSIZE, true, false);
-	put16(r, AVAIL_GPA, 1); /* the flag is ignored with EVENT_IDX */
-	put16(r, used_event_gpa(r), 100);
+	/* The flag is ignored with EVENT_IDX. */
+	vqd_set_avail_flags(&r->drv, VRING_AVAIL_F_NO_INTERRUPT);
+	vqd_set_used_event(&r->drv, 100);
 	vq_push(&r->vq, 0, 0);
 	/* The first time there is no previous signal to compare against. */
 	assert_true(vq_should_notify(&r->vq));
 	assert_int_equal(r->vq.signalled_used, 1);
 	/* Nothing new since: no interrupt whatever used_event says. */
-	put16(r, used_event_gpa(r), 1);
+	vqd_set_used_event(&r->drv, 1);
 	assert_false(vq_should_notify(&r->vq));
 
 	/* Two more (old 1, new 3): interrupt iff used_event is in [1, 3). */
 	vq_push(&r->vq, 0, 0);
 	vq_push(&r->vq, 0, 0);
-	put16(r, used_event_gpa(r), 3);
+	vqd_set_used_event(&r->drv, 3);
 	assert_false(vq_should_notify(&r->vq));
 	assert_int_equal(r->vq.signalled_used, 3);
 	vq_push(&r->vq, 0, 0);
 	vq_push(&r->vq, 0, 0); /* old 3, new 5 */
-	put16(r, used_event_gpa(r), 4);
+	vqd_set_used_event(&r->drv, 4);
 	assert_true(vq_should_notify(&r->vq));
 	vq_push(&r->vq, 0, 0);
 	vq_push(&r->vq, 0, 0); /* old 5, new 7 */
-	put16(r, used_event_gpa(r), 5);
+	vqd_set_used_event(&r->drv, 5);
 	assert_true(vq_should_notify(&r->vq));
 	vq_push(&r->vq, 0, 0); /* old 7, new 8 */
-	put16(r, used_event_gpa(r), 6);
+	vqd_set_used_event(&r->drv, 6);
 	assert_false(vq_should_notify(&r->vq));
 }
 
@@ -482,7 +412,7 @@ static void notify_with_event_idx_across_wrap(void **state)
 	assert_true(vq_should_notify(&r->vq)); /* signalled at 0 */
 	vq_push(&r->vq, 0, 0);
 	vq_push(&r->vq, 0, 0); /* old 0, new 2 */
-	put16(r, used_event_gpa(r), 65535);
+	vqd_set_used_event(&r->drv, 65535);
 	assert_false(vq_should_notify(&r->vq));
 	ring_start_at(r, 65534);
 	r->vq.signalled_used = 65534;
@@ -496,18 +426,18 @@ static void avail_event_follows_last_avail(void **state)
 	struct ring *r = *state;
 
 	ring_setup(r, QSIZE, true, false);
-	put16(r, avail_event_gpa(r), 0xbeef);
+	memset(host(r, USED_GPA + 4 + 8 * QSIZE), 0xbe, 2); /* avail_event: the device's to set */
 	assert_int_equal(vq_pop(&r->vq, &r->chain), 0);
-	assert_int_equal(get16(r, avail_event_gpa(r)), 0);
-	desc_put(r, DESC_GPA, 0, BUF_GPA, 1, 0, 0);
-	avail_push(r, 0);
-	avail_push(r, 0);
+	assert_int_equal(vqd_avail_event(&r->drv), 0);
+	vqd_desc(&r->drv, 0, BUF_GPA, 1, 0, 0);
+	vqd_publish(&r->drv, 0);
+	vqd_publish(&r->drv, 0);
 	assert_int_equal(vq_pop(&r->vq, &r->chain), 1);
-	assert_int_equal(get16(r, avail_event_gpa(r)), 1);
+	assert_int_equal(vqd_avail_event(&r->drv), 1);
 	assert_int_equal(vq_pop(&r->vq, &r->chain), 1);
-	assert_int_equal(get16(r, avail_event_gpa(r)), 2);
+	assert_int_equal(vqd_avail_event(&r->drv), 2);
 	assert_int_equal(vq_pop(&r->vq, &r->chain), 0);
-	assert_int_equal(get16(r, avail_event_gpa(r)), 2);
+	assert_int_equal(vqd_avail_event(&r->drv), 2);
 }
 
 /* -------------------------------------------------------------------- vq_enable checks */
@@ -587,9 +517,9 @@ static void cyclic_chain(void **state)
 {
 	struct ring *r = *state;
 
-	desc_put(r, DESC_GPA, 1, BUF_GPA, 4, VRING_DESC_F_NEXT, 2);
-	desc_put(r, DESC_GPA, 2, BUF_GPA, 4, VRING_DESC_F_NEXT, 1);
-	avail_push(r, 1);
+	vqd_desc(&r->drv, 1, BUF_GPA, 4, VRING_DESC_F_NEXT, 2);
+	vqd_desc(&r->drv, 2, BUF_GPA, 4, VRING_DESC_F_NEXT, 1);
+	vqd_publish(&r->drv, 1);
 	assert_broken(r);
 }
 
@@ -597,8 +527,8 @@ static void self_loop(void **state)
 {
 	struct ring *r = *state;
 
-	desc_put(r, DESC_GPA, 3, BUF_GPA, 4, VRING_DESC_F_WRITE | VRING_DESC_F_NEXT, 3);
-	avail_push(r, 3);
+	vqd_desc(&r->drv, 3, BUF_GPA, 4, VRING_DESC_F_WRITE | VRING_DESC_F_NEXT, 3);
+	vqd_publish(&r->drv, 3);
 	assert_broken(r);
 }
 
@@ -607,9 +537,9 @@ static void loop_of_zero_length_descriptors(void **state)
 {
 	struct ring *r = *state;
 
-	desc_put(r, DESC_GPA, 0, BUF_GPA, 0, VRING_DESC_F_NEXT, 1);
-	desc_put(r, DESC_GPA, 1, BUF_GPA, 0, VRING_DESC_F_NEXT, 0);
-	avail_push(r, 0);
+	vqd_desc(&r->drv, 0, BUF_GPA, 0, VRING_DESC_F_NEXT, 1);
+	vqd_desc(&r->drv, 1, BUF_GPA, 0, VRING_DESC_F_NEXT, 0);
+	vqd_publish(&r->drv, 0);
 	assert_broken(r);
 }
 
@@ -619,8 +549,8 @@ static void chain_longer_than_size(void **state)
 
 	/* 0 -> 1 -> ... -> 7 -> 0: size + 1 hops. */
 	for (uint16_t i = 0; i < QSIZE; i++)
-		desc_put(r, DESC_GPA, i, BUF_GPA + i, 1, VRING_DESC_F_NEXT, (i + 1) % QSIZE);
-	avail_push(r, 0);
+		vqd_desc(&r->drv, i, BUF_GPA + i, 1, VRING_DESC_F_NEXT, (i + 1) % QSIZE);
+	vqd_publish(&r->drv, 0);
 	assert_broken(r);
 }
 
@@ -628,8 +558,8 @@ static void head_beyond_size(void **state)
 {
 	struct ring *r = *state;
 
-	desc_put(r, DESC_GPA, 0, BUF_GPA, 1, 0, 0);
-	avail_push(r, QSIZE);
+	vqd_desc(&r->drv, 0, BUF_GPA, 1, 0, 0);
+	vqd_publish(&r->drv, QSIZE);
 	assert_broken(r);
 }
 
@@ -637,10 +567,10 @@ static void next_beyond_size(void **state)
 {
 	struct ring *r = *state;
 
-	desc_put(r, DESC_GPA, 0, BUF_GPA, 1, VRING_DESC_F_NEXT, QSIZE);
+	vqd_desc(&r->drv, 0, BUF_GPA, 1, VRING_DESC_F_NEXT, QSIZE);
 	/* What descriptor QSIZE would be if the table were longer: a valid end. */
-	desc_put(r, DESC_GPA, QSIZE, BUF_GPA, 1, 0, 0);
-	avail_push(r, 0);
+	vqd_desc(&r->drv, QSIZE, BUF_GPA, 1, 0, 0);
+	vqd_publish(&r->drv, 0);
 	assert_broken(r);
 }
 
@@ -648,8 +578,8 @@ static void avail_idx_too_far_ahead(void **state)
 {
 	struct ring *r = *state;
 
-	desc_put(r, DESC_GPA, 0, BUF_GPA, 1, 0, 0);
-	put16(r, AVAIL_GPA + 2, QSIZE + 1);
+	vqd_desc(&r->drv, 0, BUF_GPA, 1, 0, 0);
+	vqd_set_avail_idx(&r->drv, QSIZE + 1);
 	assert_broken(r);
 }
 
@@ -657,9 +587,9 @@ static void avail_idx_goes_backwards(void **state)
 {
 	struct ring *r = *state;
 
-	desc_put(r, DESC_GPA, 0, BUF_GPA, 1, 0, 0);
+	vqd_desc(&r->drv, 0, BUF_GPA, 1, 0, 0);
 	ring_start_at(r, 100);
-	put16(r, AVAIL_GPA + 2, 99);
+	vqd_set_avail_idx(&r->drv, 99);
 	assert_broken(r);
 }
 
@@ -667,8 +597,8 @@ static void buffer_beyond_ram(void **state)
 {
 	struct ring *r = *state;
 
-	desc_put(r, DESC_GPA, 0, RAM_SIZE, 1, 0, 0);
-	avail_push(r, 0);
+	vqd_desc(&r->drv, 0, RAM_SIZE, 1, 0, 0);
+	vqd_publish(&r->drv, 0);
 	assert_broken(r);
 }
 
@@ -676,9 +606,9 @@ static void buffer_crossing_end_of_ram(void **state)
 {
 	struct ring *r = *state;
 
-	desc_put(r, DESC_GPA, 0, BUF_GPA, 1, VRING_DESC_F_NEXT, 1);
-	desc_put(r, DESC_GPA, 1, RAM_SIZE - 8, 9, VRING_DESC_F_WRITE, 0);
-	avail_push(r, 0);
+	vqd_desc(&r->drv, 0, BUF_GPA, 1, VRING_DESC_F_NEXT, 1);
+	vqd_desc(&r->drv, 1, RAM_SIZE - 8, 9, VRING_DESC_F_WRITE, 0);
+	vqd_publish(&r->drv, 0);
 	assert_broken(r);
 }
 
@@ -686,8 +616,8 @@ static void buffer_ending_at_end_of_ram(void **state)
 {
 	struct ring *r = *state;
 
-	desc_put(r, DESC_GPA, 0, RAM_SIZE - 8, 8, VRING_DESC_F_WRITE, 0);
-	avail_push(r, 0);
+	vqd_desc(&r->drv, 0, RAM_SIZE - 8, 8, VRING_DESC_F_WRITE, 0);
+	vqd_publish(&r->drv, 0);
 	assert_int_equal(vq_pop(&r->vq, &r->chain), 1);
 	assert_ptr_equal(r->chain.iov[0].iov_base, host(r, RAM_SIZE - 8));
 }
@@ -697,8 +627,8 @@ static void buffer_wrapping_2_64(void **state)
 	struct ring *r = *state;
 
 	/* addr + len wraps to 0x100, which is in RAM. */
-	desc_put(r, DESC_GPA, 0, 0xffffffffffffff00ULL, 0x200, 0, 0);
-	avail_push(r, 0);
+	vqd_desc(&r->drv, 0, 0xffffffffffffff00ULL, 0x200, 0, 0);
+	vqd_publish(&r->drv, 0);
 	assert_broken(r);
 }
 
@@ -706,9 +636,9 @@ static void writable_then_readable(void **state)
 {
 	struct ring *r = *state;
 
-	desc_put(r, DESC_GPA, 0, BUF_GPA, 4, VRING_DESC_F_WRITE | VRING_DESC_F_NEXT, 1);
-	desc_put(r, DESC_GPA, 1, BUF_GPA + 0x100, 4, 0, 0);
-	avail_push(r, 0);
+	vqd_desc(&r->drv, 0, BUF_GPA, 4, VRING_DESC_F_WRITE | VRING_DESC_F_NEXT, 1);
+	vqd_desc(&r->drv, 1, BUF_GPA + 0x100, 4, 0, 0);
+	vqd_publish(&r->drv, 0);
 	assert_broken(r);
 }
 
@@ -716,9 +646,9 @@ static void writable_then_zero_length_readable(void **state)
 {
 	struct ring *r = *state;
 
-	desc_put(r, DESC_GPA, 0, BUF_GPA, 4, VRING_DESC_F_WRITE | VRING_DESC_F_NEXT, 1);
-	desc_put(r, DESC_GPA, 1, BUF_GPA + 0x100, 0, 0, 0);
-	avail_push(r, 0);
+	vqd_desc(&r->drv, 0, BUF_GPA, 4, VRING_DESC_F_WRITE | VRING_DESC_F_NEXT, 1);
+	vqd_desc(&r->drv, 1, BUF_GPA + 0x100, 0, 0, 0);
+	vqd_publish(&r->drv, 0);
 	assert_broken(r);
 }
 
@@ -726,9 +656,9 @@ static void indirect_not_negotiated(void **state)
 {
 	struct ring *r = *state;
 
-	desc_put(r, TABLE_GPA, 0, BUF_GPA, 4, 0, 0);
-	desc_put(r, DESC_GPA, 0, TABLE_GPA, 16, VRING_DESC_F_INDIRECT, 0);
-	avail_push(r, 0);
+	vqd_table_desc(&r->gm, TABLE_GPA, 0, BUF_GPA, 4, 0, 0);
+	vqd_desc(&r->drv, 0, TABLE_GPA, 16, VRING_DESC_F_INDIRECT, 0);
+	vqd_publish(&r->drv, 0);
 	assert_broken(r);
 }
 
@@ -736,9 +666,9 @@ static void indirect_not_negotiated(void **state)
 static void indirect_setup(struct ring *r, uint64_t table, uint32_t len, uint16_t flags)
 {
 	ring_setup(r, QSIZE, false, true);
-	desc_put(r, DESC_GPA, 0, table, len, VRING_DESC_F_INDIRECT | flags, 1);
-	desc_put(r, DESC_GPA, 1, BUF_GPA, 4, 0, 0);
-	avail_push(r, 0);
+	vqd_desc(&r->drv, 0, table, len, VRING_DESC_F_INDIRECT | flags, 1);
+	vqd_desc(&r->drv, 1, BUF_GPA, 4, 0, 0);
+	vqd_publish(&r->drv, 0);
 }
 
 static void nested_indirect(void **state)
@@ -746,9 +676,9 @@ static void nested_indirect(void **state)
 	struct ring *r = *state;
 
 	indirect_setup(r, TABLE_GPA, 32, 0);
-	desc_put(r, TABLE_GPA, 0, BUF_GPA, 4, VRING_DESC_F_NEXT, 1);
-	desc_put(r, TABLE_GPA, 1, TABLE_GPA + 0x100, 16, VRING_DESC_F_INDIRECT, 0);
-	desc_put(r, TABLE_GPA + 0x100, 0, BUF_GPA, 4, 0, 0);
+	vqd_table_desc(&r->gm, TABLE_GPA, 0, BUF_GPA, 4, VRING_DESC_F_NEXT, 1);
+	vqd_table_desc(&r->gm, TABLE_GPA, 1, TABLE_GPA + 0x100, 16, VRING_DESC_F_INDIRECT, 0);
+	vqd_table_desc(&r->gm, TABLE_GPA + 0x100, 0, BUF_GPA, 4, 0, 0);
 	assert_broken(r);
 }
 
@@ -756,7 +686,7 @@ static void indirect_with_next(void **state)
 {
 	struct ring *r = *state;
 
-	desc_put(r, TABLE_GPA, 0, BUF_GPA, 4, 0, 0);
+	vqd_table_desc(&r->gm, TABLE_GPA, 0, BUF_GPA, 4, 0, 0);
 	indirect_setup(r, TABLE_GPA, 16, VRING_DESC_F_NEXT);
 	assert_broken(r);
 }
@@ -773,7 +703,7 @@ static void indirect_table_not_multiple_of_16(void **state)
 {
 	struct ring *r = *state;
 
-	desc_put(r, TABLE_GPA, 0, BUF_GPA, 4, 0, 0);
+	vqd_table_desc(&r->gm, TABLE_GPA, 0, BUF_GPA, 4, 0, 0);
 	indirect_setup(r, TABLE_GPA, 24, 0);
 	assert_broken(r);
 }
@@ -807,8 +737,8 @@ static void indirect_next_beyond_table(void **state)
 	struct ring *r = *state;
 
 	indirect_setup(r, TABLE_GPA, 32, 0);
-	desc_put(r, TABLE_GPA, 0, BUF_GPA, 4, VRING_DESC_F_NEXT, 2);
-	desc_put(r, TABLE_GPA, 2, BUF_GPA, 4, 0, 0);
+	vqd_table_desc(&r->gm, TABLE_GPA, 0, BUF_GPA, 4, VRING_DESC_F_NEXT, 2);
+	vqd_table_desc(&r->gm, TABLE_GPA, 2, BUF_GPA, 4, 0, 0);
 	assert_broken(r);
 }
 
@@ -817,9 +747,9 @@ static void indirect_loop(void **state)
 	struct ring *r = *state;
 
 	indirect_setup(r, TABLE_GPA, 48, 0);
-	desc_put(r, TABLE_GPA, 0, BUF_GPA, 4, VRING_DESC_F_NEXT, 1);
-	desc_put(r, TABLE_GPA, 1, BUF_GPA, 4, VRING_DESC_F_NEXT, 2);
-	desc_put(r, TABLE_GPA, 2, BUF_GPA, 4, VRING_DESC_F_NEXT, 1);
+	vqd_table_desc(&r->gm, TABLE_GPA, 0, BUF_GPA, 4, VRING_DESC_F_NEXT, 1);
+	vqd_table_desc(&r->gm, TABLE_GPA, 1, BUF_GPA, 4, VRING_DESC_F_NEXT, 2);
+	vqd_table_desc(&r->gm, TABLE_GPA, 2, BUF_GPA, 4, VRING_DESC_F_NEXT, 1);
 	assert_broken(r);
 }
 
@@ -827,7 +757,8 @@ static void indirect_loop(void **state)
 static void indirect_of_n_buffers(struct ring *r, unsigned n)
 {
 	for (unsigned i = 0; i < n; i++)
-		desc_put(r, TABLE_GPA, i, BUF_GPA + i, 1, i + 1 < n ? VRING_DESC_F_NEXT : 0, i + 1);
+		vqd_table_desc(&r->gm, TABLE_GPA, i, BUF_GPA + i, 1,
+			       i + 1 < n ? VRING_DESC_F_NEXT : 0, i + 1);
 	indirect_setup(r, TABLE_GPA, 16 * n, 0);
 }
 
@@ -854,20 +785,20 @@ static void buffer_across_mmio_hole(void **state)
 	assert_non_null(r);
 	sparse_ram_init(&r->gm, 5 * GiB);
 	ring_setup(r, QSIZE, false, false);
-	desc_put(r, DESC_GPA, 0, 3 * GiB - 4096, 4096, VRING_DESC_F_NEXT, 1);
-	desc_put(r, DESC_GPA, 1, 4 * GiB, 4096, VRING_DESC_F_WRITE, 0);
-	avail_push(r, 0);
+	vqd_desc(&r->drv, 0, 3 * GiB - 4096, 4096, VRING_DESC_F_NEXT, 1);
+	vqd_desc(&r->drv, 1, 4 * GiB, 4096, VRING_DESC_F_WRITE, 0);
+	vqd_publish(&r->drv, 0);
 	assert_int_equal(vq_pop(&r->vq, &r->chain), 1);
 	assert_ptr_equal(r->chain.iov[0].iov_base, r->gm.host + 3 * GiB - 4096);
 	assert_ptr_equal(r->chain.iov[1].iov_base, r->gm.host + 3 * GiB);
 
-	desc_put(r, DESC_GPA, 0, 3 * GiB - 4096, 8192, 0, 0);
-	avail_push(r, 0);
+	vqd_desc(&r->drv, 0, 3 * GiB - 4096, 8192, 0, 0);
+	vqd_publish(&r->drv, 0);
 	assert_broken(r);
 
 	ring_setup(r, QSIZE, false, false);
-	desc_put(r, DESC_GPA, 0, 3 * GiB + 16, 16, 0, 0);
-	avail_push(r, 0);
+	vqd_desc(&r->drv, 0, 3 * GiB + 16, 16, 0, 0);
+	vqd_publish(&r->drv, 0);
 	assert_broken(r);
 	sparse_ram_free(&r->gm);
 	free(r);
@@ -884,8 +815,8 @@ static void huge_lengths_sum_exactly(void **state)
 	assert_non_null(r);
 	sparse_ram_init(&r->gm, 8 * GiB); /* 5 GiB from 4 GiB up */
 	for (unsigned i = 0; i < VQ_MAX_IOV; i++)
-		desc_put(r, TABLE_GPA, i, 4 * GiB, UINT32_MAX,
-			 i + 1 < VQ_MAX_IOV ? VRING_DESC_F_NEXT : 0, i + 1);
+		vqd_table_desc(&r->gm, TABLE_GPA, i, 4 * GiB, UINT32_MAX,
+			       i + 1 < VQ_MAX_IOV ? VRING_DESC_F_NEXT : 0, i + 1);
 	indirect_setup(r, TABLE_GPA, 16 * VQ_MAX_IOV, 0);
 	assert_int_equal(vq_pop(&r->vq, &r->chain), 1);
 	assert_int_equal(r->chain.out, VQ_MAX_IOV);
@@ -900,13 +831,13 @@ static void broken_stays_broken_until_reset(void **state)
 	const struct guest_mem *mem = r->vq.mem;
 	uint8_t used_before[6 + 8 * QSIZE];
 
-	desc_put(r, DESC_GPA, 0, BUF_GPA, 1, VRING_DESC_F_NEXT, 0);
-	avail_push(r, 0);
+	vqd_desc(&r->drv, 0, BUF_GPA, 1, VRING_DESC_F_NEXT, 0);
+	vqd_publish(&r->drv, 0);
 	assert_broken(r);
 
 	/* Fixing the ring does not help, and the queue no longer reads guest memory at
 	 * all: with no memory to reach, a read would crash. */
-	desc_put(r, DESC_GPA, 0, BUF_GPA, 1, 0, 0);
+	vqd_desc(&r->drv, 0, BUF_GPA, 1, 0, 0);
 	r->vq.mem = NULL;
 	for (unsigned i = 0; i < 3; i++)
 		assert_int_equal(vq_pop(&r->vq, &r->chain), -EINVAL);
@@ -923,8 +854,8 @@ static void broken_stays_broken_until_reset(void **state)
 
 	ring_setup(r, QSIZE, false, false);
 	assert_false(r->vq.broken);
-	desc_put(r, DESC_GPA, 0, BUF_GPA, 1, 0, 0);
-	avail_push(r, 0);
+	vqd_desc(&r->drv, 0, BUF_GPA, 1, 0, 0);
+	vqd_publish(&r->drv, 0);
 	assert_int_equal(vq_pop(&r->vq, &r->chain), 1);
 	assert_int_equal(r->chain.out_len, 1);
 }

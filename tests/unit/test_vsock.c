@@ -16,7 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "tests/unit/mmio_driver.h"
+#include "tests/fixtures/vq_driver.h"
 #include "virtio/vsock.h"
 #include "vmm/evloop.h"
 
@@ -49,9 +49,8 @@ struct fixture {
 	struct fd_budget fds;
 	char dir[64];
 	char path[128];
-	uint16_t avail_idx[3];
-	uint16_t used_seen[3];
-	bool rx_refill; /* give the device a fresh RX buffer for each one it returns */
+	struct vqd_mmio drv; /* the guest's driver: rings at RING(q) */
+	bool rx_refill;	     /* give the device a fresh RX buffer for each one it returns */
 	uint32_t guest_buf_alloc, guest_fwd_cnt;
 	unsigned irqs;
 };
@@ -186,12 +185,12 @@ static void parse_rw_chain_shorter_than_header(void **state)
 
 static uint32_t rd(struct fixture *f, uint64_t off)
 {
-	return mmio_rd(&f->mmio, off);
+	return vqd_mmio_read(&f->mmio, off);
 }
 
 static void wr(struct fixture *f, uint64_t off, uint32_t value)
 {
-	mmio_wr(&f->mmio, off, value);
+	vqd_mmio_write(&f->mmio, off, value);
 }
 
 static void count_irq(void *opaque)
@@ -254,26 +253,22 @@ static int teardown(void **state)
 	return 0;
 }
 
-/* The driver: VERSION_1, the three queues, DRIVER_OK. */
+/* The driver: VERSION_1, the three queues of `size` entries, DRIVER_OK. */
+static void driver_start_sized(struct fixture *f, uint16_t size)
+{
+	assert_int_equal(vqd_mmio_start(&f->drv, &f->mmio, 1ULL << VIRTIO_F_VERSION_1, 3, size,
+					RING(0), RING(1) - RING(0)),
+			 0);
+}
+
 static void driver_start(struct fixture *f)
 {
-	mmio_driver_start(&f->mmio, 3, QSIZE, RING(0), RING(1) - RING(0));
+	driver_start_sized(f, QSIZE);
 }
 
-static void put_desc(struct fixture *f, unsigned q, uint16_t i, uint64_t addr, uint32_t len,
-		     uint16_t flags, uint16_t next)
+static struct vq_driver *vq(struct fixture *f, unsigned q)
 {
-	ring_put_desc(&f->gm, RING(q), i, addr, len, flags, next);
-}
-
-static void publish(struct fixture *f, unsigned q, uint16_t head)
-{
-	ring_publish(&f->gm, RING(q) + 0x1000, QSIZE, &f->avail_idx[q], head);
-}
-
-static uint16_t used_idx(struct fixture *f, unsigned q)
-{
-	return ring_used_idx(&f->gm, RING(q) + 0x2000);
+	return &f->drv.vq[q];
 }
 
 static struct vsock_hdr guest_hdr(struct fixture *f, uint16_t op, uint32_t src_port,
@@ -335,16 +330,15 @@ static void hdr_decode(const uint8_t *b, struct vsock_hdr *h)
 static void tx_send(struct fixture *f, const struct vsock_hdr *h, const void *payload, size_t len)
 {
 	uint8_t *b = gm_ptr(&f->gm, TX_BUF, HDR + len);
-	uint16_t slot = f->avail_idx[TXQ] % QSIZE;
+	uint16_t slot = vq(f, TXQ)->avail_idx % QSIZE;
 
 	assert_true(HDR + len <= TX_BUF_MAX);
 	hdr_encode(b, h);
 	if (len)
 		memcpy(b + HDR, payload, len);
-	put_desc(f, TXQ, slot, TX_BUF, (uint32_t)(HDR + len), 0, 0);
-	publish(f, TXQ, slot);
-	virtio_mmio_notify(&f->mmio, TXQ);
-	assert_int_equal(used_idx(f, TXQ), f->avail_idx[TXQ]);
+	vqd_desc(vq(f, TXQ), slot, TX_BUF, (uint32_t)(HDR + len), 0, 0);
+	vqd_mmio_offer(&f->drv, TXQ, slot);
+	assert_int_equal(vqd_used_idx(vq(f, TXQ)), vq(f, TXQ)->avail_idx);
 }
 
 static void tx_ctrl(struct fixture *f, uint16_t op, uint32_t src_port, uint32_t dst_port,
@@ -367,30 +361,28 @@ static void tx_rw(struct fixture *f, uint32_t src_port, uint32_t dst_port, const
 static void rx_offer(struct fixture *f, unsigned n, uint32_t size)
 {
 	for (unsigned i = 0; i < n; i++) {
-		uint16_t slot = f->avail_idx[RXQ] % QSIZE;
+		uint16_t slot = vq(f, RXQ)->avail_idx % QSIZE;
 		uint64_t addr = RX_BUF + (uint64_t)slot * RX_BUF_SIZE;
 
 		memset(gm_ptr(&f->gm, addr, RX_BUF_SIZE), 0xee, RX_BUF_SIZE);
-		put_desc(f, RXQ, slot, addr, size, VRING_DESC_F_WRITE, 0);
-		publish(f, RXQ, slot);
+		vqd_desc(vq(f, RXQ), slot, addr, size, VRING_DESC_F_WRITE, 0);
+		vqd_publish(vq(f, RXQ), slot);
 	}
-	virtio_mmio_notify(&f->mmio, RXQ);
+	vqd_mmio_kick(&f->drv, RXQ);
 }
 
 /* The next used RX buffer: its used length (header in `h`, payload copied to `payload`),
  * or -1 if the device has returned none. */
 static int rx_pop(struct fixture *f, struct vsock_hdr *h, void *payload, size_t cap)
 {
-	const uint8_t *used = gm_ptr(&f->gm, RING(RXQ) + 0x2000, 4 + 8 * QSIZE);
-	const uint8_t *e, *buf;
+	struct vring_used_elem used;
+	const uint8_t *buf;
 	uint32_t id, len;
 
-	if (used_idx(f, RXQ) == f->used_seen[RXQ])
+	if (!vqd_next_used(vq(f, RXQ), &used))
 		return -1;
-	e = used + 4 + 8 * (f->used_seen[RXQ] % QSIZE);
-	id = (uint32_t)get_le(e, 4);
-	len = (uint32_t)get_le(e + 4, 4);
-	f->used_seen[RXQ]++;
+	id = used.id;
+	len = used.len;
 	assert_true(id < QSIZE);
 	assert_true(len <= RX_BUF_SIZE);
 	buf = gm_ptr(&f->gm, RX_BUF + (uint64_t)id * RX_BUF_SIZE, RX_BUF_SIZE);
@@ -656,7 +648,7 @@ static void host_connect_handshake(void **state)
 	assert_true(rx_wait(f, &h, buf, sizeof(buf), WAIT_MS) == (int)HDR);
 	port = h.src_port;
 	assert_true(port >= 1u << 30);
-	f->used_seen[RXQ]--; /* look at it again, with the common checks */
+	vq(f, RXQ)->used_seen--; /* look at it again, with the common checks */
 	expect_rx(f, VIRTIO_VSOCK_OP_REQUEST, port, 5000, &h, buf, 0);
 	assert_int_equal(h.fwd_cnt, 0);
 	assert_no_rx(f); /* no data before the guest accepted */
@@ -804,17 +796,15 @@ static void hostile_cyclic_tx_chain_needs_reset(void **state)
 	rx_offer(f, 4, RX_BUF_SIZE);
 	hfd = guest_connect(f, &lfd);
 	hdr_encode(gm_ptr(&f->gm, TX_BUF, HDR), &(struct vsock_hdr){0});
-	put_desc(f, TXQ, 5, TX_BUF, HDR, VRING_DESC_F_NEXT, 6);
-	put_desc(f, TXQ, 6, TX_BUF, HDR, VRING_DESC_F_NEXT, 5);
-	publish(f, TXQ, 5);
-	virtio_mmio_notify(&f->mmio, TXQ);
+	vqd_desc(vq(f, TXQ), 5, TX_BUF, HDR, VRING_DESC_F_NEXT, 6);
+	vqd_desc(vq(f, TXQ), 6, TX_BUF, HDR, VRING_DESC_F_NEXT, 5);
+	vqd_mmio_offer(&f->drv, TXQ, 5);
 	assert_true(rd(f, VIRTIO_MMIO_STATUS) & VIRTIO_CONFIG_S_NEEDS_RESET);
-	assert_int_equal(used_idx(f, TXQ), f->avail_idx[TXQ] - 1);
+	assert_int_equal(vqd_used_idx(vq(f, TXQ)), vq(f, TXQ)->avail_idx - 1);
 	/* Nothing more is processed until a reset, which drops the connection. */
-	put_desc(f, TXQ, 7, TX_BUF, HDR, 0, 0);
-	publish(f, TXQ, 7);
-	virtio_mmio_notify(&f->mmio, TXQ);
-	assert_int_equal(used_idx(f, TXQ), f->avail_idx[TXQ] - 2);
+	vqd_desc(vq(f, TXQ), 7, TX_BUF, HDR, 0, 0);
+	vqd_mmio_offer(&f->drv, TXQ, 7);
+	assert_int_equal(vqd_used_idx(vq(f, TXQ)), vq(f, TXQ)->avail_idx - 2);
 	pump(f, QUIET_MS);
 	host_expect_nothing(hfd);
 	wr(f, VIRTIO_MMIO_STATUS, 0);
@@ -1115,10 +1105,7 @@ static void reset_connections_closed_by_the_loop(void **state)
 	host_expect_closed(f, hfd);
 	assert_null(f->vs.dead);
 	assert_int_equal(fd_budget_used(&f->fds), 0);
-	/* The driver starts over and the device works again. */
-	memset(f->avail_idx, 0, sizeof(f->avail_idx));
-	memset(f->used_seen, 0, sizeof(f->used_seen));
-	memset(gm_ptr(&f->gm, RING(0), 3 * 0x4000), 0, 3 * 0x4000);
+	/* The driver starts over (fresh rings) and the device works again. */
 	driver_start(f);
 	rx_offer(f, 8, RX_BUF_SIZE);
 	close(cfd);
@@ -1283,21 +1270,20 @@ static void tx_served_a_budget_per_notify(void **state)
 	enum { RING = 256, SENT = 200 };
 	struct fixture *f = *state;
 	struct vsock_hdr h = guest_hdr(f, VIRTIO_VSOCK_OP_RST, 1, 2, 0, 0);
-	uint16_t idx = 0;
 
-	mmio_driver_start(&f->mmio, 3, RING, RING(0), RING(1) - RING(0));
+	driver_start_sized(f, RING);
 	hdr_encode(gm_ptr(&f->gm, TX_BUF, HDR), &h);
 	for (uint16_t i = 0; i < SENT; i++) {
-		ring_put_desc(&f->gm, RING(TXQ), i, TX_BUF, HDR, 0, 0);
-		ring_publish(&f->gm, RING(TXQ) + 0x1000, RING, &idx, i);
+		vqd_desc(vq(f, TXQ), i, TX_BUF, HDR, 0, 0);
+		vqd_publish(vq(f, TXQ), i);
 	}
-	assert_true(virtio_mmio_notify(&f->mmio, TXQ));
-	assert_int_equal(used_idx(f, TXQ), 64);
-	assert_true(virtio_mmio_notify(&f->mmio, TXQ));
-	assert_true(virtio_mmio_notify(&f->mmio, TXQ));
-	assert_int_equal(used_idx(f, TXQ), 192);
-	assert_false(virtio_mmio_notify(&f->mmio, TXQ));
-	assert_int_equal(used_idx(f, TXQ), SENT);
+	assert_true(vqd_mmio_kick(&f->drv, TXQ));
+	assert_int_equal(vqd_used_idx(vq(f, TXQ)), 64);
+	assert_true(vqd_mmio_kick(&f->drv, TXQ));
+	assert_true(vqd_mmio_kick(&f->drv, TXQ));
+	assert_int_equal(vqd_used_idx(vq(f, TXQ)), 192);
+	assert_false(vqd_mmio_kick(&f->drv, TXQ));
+	assert_int_equal(vqd_used_idx(vq(f, TXQ)), SENT);
 }
 
 /* Connections hold descriptors of the VMM's budget: once it is spent, a guest connection is
