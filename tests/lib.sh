@@ -165,7 +165,7 @@ cvm_stdin() {
 # twice, when it failed because the guest triple-faulted or hung until CHECK_TIMEOUT. QEMU's
 # TCG emulation of SVM, under which the test host runs KVM, now and then resets a guest vCPU
 # mid-run, or leaves a guest vCPU waiting for an interrupt that never comes (about 1 run in
-# 60, any workload; kicking the vCPUs out of KVM_RUN does not revive it; see DESIGN.md §7).
+# 60, any workload; kicking the vCPUs out of KVM_RUN does not revive it; see docs/testing.md).
 # Hardware KVM does neither. Any other failure stands as it is. Each retry is noted in
 # $work/retries, and the next ok/not_ok line says so. Output is held back until the last
 # attempt, so a failed attempt's partial output never mixes in. stdin is not replayed
