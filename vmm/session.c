@@ -180,6 +180,7 @@ int session_run(struct vm_config *cfg, char *const *argv, bool tty)
 	s.fd = pair[0];
 	cfg->exec_fd = pair[1];
 	cfg->ready_fd = s.ready_fd;
+	pair[1] = -1; /* vm_create takes it, whatever happens */
 	session_request(&s.req, argv, tty);
 	if (vm_create(cfg, &s.vm) < 0)
 		goto out;
@@ -206,11 +207,9 @@ int session_run(struct vm_config *cfg, char *const *argv, bool tty)
 	pthread_mutex_lock(&s.lock);
 	s.live = NULL;
 	pthread_mutex_unlock(&s.lock);
-	/* With the VM's copies of the connection closed (its vsock device's and ours below),
-	 * the client's session ends if it still runs. */
+	/* With the VM's end of the connection closed (by its vsock device), the client's
+	 * session ends if it still runs. */
 	vm_destroy(s.vm);
-	close(pair[1]);
-	pair[1] = -1;
 	pthread_join(client, NULL);
 	log_debug("the VM is gone");
 	if (s.ret == 0)

@@ -293,9 +293,13 @@ int vm_create(const struct vm_config *cfg, struct vm **out)
 	int ret;
 
 	vm = calloc(1, sizeof(*vm));
-	if (!vm)
+	if (!vm) {
+		if (cfg->exec_fd >= 0)
+			close(cfg->exec_fd);
 		return -ENOMEM;
+	}
 	vm->cfg = cfg;
+	vm->exec_fd = cfg->exec_fd;
 	vm->kvm.dev_fd = vm->kvm.vm_fd = -1;
 	vm->console_log.fd = -1;
 	vm->grace.fd = -1;
@@ -484,11 +488,12 @@ static void vm_guest_ready(struct ev_handler *h, uint32_t events)
 	if (!evloop_drain(h) || vm->exec_handed)
 		return;
 	vm->exec_handed = true;
-	if (vm->cfg->exec_fd >= 0) {
-		fd = fcntl(vm->cfg->exec_fd, F_DUPFD_CLOEXEC, 0);
-		if (fd < 0 || virtio_vsock_connect_fd(&vm->vsock, fd, CLAWVM_EXEC_PORT) < 0) {
-			if (fd < 0)
-				log_err("dup: %m");
+	/* The device owns it from here on: when the guest or a reset ends the connection, the
+	 * device's close is the session's EOF. */
+	fd = vm->exec_fd;
+	vm->exec_fd = -1;
+	if (fd >= 0) {
+		if (virtio_vsock_connect_fd(&vm->vsock, fd, CLAWVM_EXEC_PORT) < 0) {
 			vm_stop(vm, VM_END_ERROR, "cannot connect the command to the guest");
 			return;
 		}
@@ -568,6 +573,8 @@ void vm_destroy(struct vm *vm)
 		close(vm->grace.fd);
 	if (vm->ready.fd >= 0)
 		close(vm->ready.fd);
+	if (vm->exec_fd >= 0)
+		close(vm->exec_fd);
 	evloop_destroy(&vm->loop);
 	kvm_close(&vm->kvm);
 	if (vm->mem.host)

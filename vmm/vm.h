@@ -51,9 +51,10 @@ struct vm_config {
 	int verbose;
 	uint64_t vsock_cid;    /* the guest's vsock CID */
 	const char *vsock_uds; /* hybrid vsock host socket, or NULL */
-	int exec_fd;	       /* -1, or a connected stream socket: when guest-init's exec
-				channel listens (CLAWVM_READY_PORT), a copy of it becomes a
-				host connection to the guest's CLAWVM_EXEC_PORT */
+	int exec_fd;	       /* -1, or a connected stream socket, which vm_create takes
+				(closed by vm_destroy, also when vm_create fails): when
+				guest-init's exec channel listens (CLAWVM_READY_PORT), it
+				becomes a host connection to the guest's CLAWVM_EXEC_PORT */
 	int ready_fd;	       /* -1, or an eventfd the VM adds 1 to once that is done */
 	const char *rootfs;    /* the guest root as a read-only share; NULL: the initramfs */
 	struct vm_share shares[VM_MAX_SHARES];
@@ -105,7 +106,8 @@ struct vm {
 	char *mount_records[3 * (VM_MAX_SHARES + 1) + 1];
 	struct ev_handler stop_handler;
 	struct ev_handler ready_handler; /* ready.fd, an eventfd: guest-init listens */
-	bool exec_handed;		 /* cfg->exec_fd went to the vsock device */
+	int exec_fd;			 /* cfg->exec_fd until it goes to the device */
+	bool exec_handed;		 /* ... which it did (or would have: -1) */
 	struct ev_handler grace;	 /* timerfd: vm_stop_later's time */
 	atomic_int grace_signal;	 /* the signal vm_stop_later was given, 0 before */
 
