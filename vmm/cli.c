@@ -15,7 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "clawvm/guest_abi.h"
+#include "api/guest_abi.h"
 #include "vmm/cli.h"
 #include "vmm/exec_client.h"
 #include "vmm/session.h"

@@ -17,7 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "clawvm/guest_abi.h"
+#include "api/guest_abi.h"
 #include "vmm/boot.h"
 #include "vmm/cmdline.h"
 #include "vmm/initrd.h"
