@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "virtio/fs.h"
-#include "vmm/log.h"
+#include "base/log.h"
 
 #define FS_QUEUE_SIZE 128
 #define FS_NUM_QUEUES 2 /* hiprio + one request queue */

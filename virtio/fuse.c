@@ -18,7 +18,7 @@
 #include "virtio/fuse.h"
 #include "virtio/iov.h"
 #include "virtio/fuse_nodes.h"
-#include "vmm/log.h"
+#include "base/log.h"
 
 #define HDR_IN	 sizeof(struct fuse_in_header)
 #define HDR_OUT	 sizeof(struct fuse_out_header)

@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "virtio/mmio.h"
-#include "vmm/log.h"
+#include "base/log.h"
 
 /* Register offsets, status and interrupt bits: <linux/virtio_mmio.h>, <linux/virtio_config.h>. */
 #define MMIO_MAGIC   0x74726976 /* "virt" */

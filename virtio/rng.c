@@ -5,7 +5,7 @@
 #include <sys/random.h>
 
 #include "virtio/rng.h"
-#include "vmm/log.h"
+#include "base/log.h"
 
 #define RNG_QUEUE_SIZE	    64
 #define RNG_MAX_PER_REQUEST 65536

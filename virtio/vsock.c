@@ -28,7 +28,7 @@
 #include <unistd.h>
 
 #include "virtio/vsock.h"
-#include "vmm/log.h"
+#include "base/log.h"
 
 #define RXQ		      0
 #define TXQ		      1

@@ -11,8 +11,8 @@
 #include <stdint.h>
 
 #include "virtio/virtio.h"
-#include "vmm/evloop.h"
-#include "vmm/fd_budget.h"
+#include "base/evloop.h"
+#include "base/fd_budget.h"
 
 #define VSOCK_DEFAULT_GUEST_CID 3
 

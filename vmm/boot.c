@@ -5,7 +5,7 @@
 
 #include "vmm/boot.h"
 #include "vmm/layout.h"
-#include "vmm/log.h"
+#include "base/log.h"
 
 #define E820_RAM  1
 #define PAGE_SIZE 4096ULL

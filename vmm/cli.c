@@ -20,7 +20,7 @@
 #include "vmm/exec_client.h"
 #include "vmm/session.h"
 #include "vmm/layout.h"
-#include "vmm/log.h"
+#include "base/log.h"
 
 #define DEFAULT_CPUS	1
 #define DEFAULT_MEM_MIB 512

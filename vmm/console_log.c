@@ -7,7 +7,7 @@
 #include <unistd.h>
 
 #include "vmm/console_log.h"
-#include "vmm/log.h"
+#include "base/log.h"
 
 int console_log_open(struct console_log *log, const char *path, uint64_t max)
 {

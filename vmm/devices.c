@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #include "vmm/devices.h"
-#include "vmm/log.h"
+#include "base/log.h"
 #include "vmm/mptable.h"
 
 static void slot_irq(void *opaque)

@@ -6,7 +6,7 @@
 
 #include "virtio/mmio.h"
 #include "vmm/cmdline.h"
-#include "vmm/evloop.h"
+#include "base/evloop.h"
 #include "vmm/kvm.h"
 
 #define DEVICES_MAX	  16

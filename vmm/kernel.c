@@ -8,7 +8,7 @@
 
 #include "vmm/kernel.h"
 #include "vmm/layout.h"
-#include "vmm/log.h"
+#include "base/log.h"
 
 #define ELF_MAX_PHDRS		 64
 #define XEN_ELFNOTE_PHYS32_ENTRY 18

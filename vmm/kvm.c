@@ -9,7 +9,7 @@
 
 #include "vmm/kvm.h"
 #include "vmm/layout.h"
-#include "vmm/log.h"
+#include "base/log.h"
 
 /* Three pages just below the BIOS area for Intel's real-mode TSS and identity map. */
 #define KVM_TSS_ADDR	      0xfffbd000ULL

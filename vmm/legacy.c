@@ -4,7 +4,7 @@
 
 #include "api/guest_abi.h"
 #include "vmm/legacy.h"
-#include "vmm/log.h"
+#include "base/log.h"
 
 #define I8042_CMD_RESET 0xfe
 

@@ -25,7 +25,7 @@
 #include <unistd.h>
 
 #include "vmm/exec_client.h"
-#include "vmm/log.h"
+#include "base/log.h"
 #include "vmm/session.h"
 
 /* The signals the session reads rather than dies of. */

@@ -12,7 +12,7 @@
 
 #include "vmm/boot.h"
 #include "vmm/cpuid.h"
-#include "vmm/log.h"
+#include "base/log.h"
 #include "vmm/vm.h"
 
 #define APIC_LVT0	 0x350

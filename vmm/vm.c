@@ -22,7 +22,7 @@
 #include "vmm/cmdline.h"
 #include "vmm/initrd.h"
 #include "vmm/layout.h"
-#include "vmm/log.h"
+#include "base/log.h"
 #include "vmm/mptable.h"
 #include "vmm/vm.h"
 

@@ -19,8 +19,8 @@
 #include "fuzz_vsock.h"
 #include "virtio/mmio.h"
 #include "virtio/vsock.h"
-#include "vmm/evloop.h"
-#include "vmm/log.h"
+#include "base/evloop.h"
+#include "base/log.h"
 
 static struct fd_budget fds = {.limit = 1u << 30};
 

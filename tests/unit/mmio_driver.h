@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "virtio/mmio.h"
-#include "vmm/guest_mem.h"
+#include "base/guest_mem.h"
 
 static inline uint32_t mmio_rd(struct virtio_mmio *m, uint64_t off)
 {
