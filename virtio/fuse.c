@@ -17,7 +17,7 @@
 
 #include "virtio/fuse.h"
 #include "virtio/iov.h"
-#include "virtio/fuse_nodes.h"
+#include "virtio/fuse_server.h"
 #include "base/log.h"
 
 #define HDR_IN	 sizeof(struct fuse_in_header)

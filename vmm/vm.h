@@ -20,7 +20,7 @@
 #include "vmm/iobus.h"
 #include "vmm/kernel.h"
 #include "vmm/kvm.h"
-#include "vmm/legacy.h"
+#include "vmm/ports.h"
 #include "vmm/uart.h"
 
 #define VM_MAX_VCPUS	32

@@ -3,8 +3,8 @@
  * directories) and virtio/fuse_nodes.c (the tables): the node and handle tables that turn
  * guest ids into host descriptors, the server itself and the per-request context. Not a
  * public header: the device sees only virtio/fuse.h. */
-#ifndef CLAWVM_VIRTIO_FUSE_NODES_H
-#define CLAWVM_VIRTIO_FUSE_NODES_H
+#ifndef CLAWVM_VIRTIO_FUSE_SERVER_H
+#define CLAWVM_VIRTIO_FUSE_SERVER_H
 
 #include <linux/fuse.h>
 #include <pthread.h>

@@ -7,7 +7,7 @@
 
 #include "api/guest_abi.h"
 #include "vmm/iobus.h"
-#include "vmm/legacy.h"
+#include "vmm/ports.h"
 
 struct devices {
 	struct iobus bus;

@@ -3,7 +3,7 @@
 #include <unistd.h>
 
 #include "api/guest_abi.h"
-#include "vmm/legacy.h"
+#include "vmm/ports.h"
 #include "base/log.h"
 
 #define I8042_CMD_RESET 0xfe
