@@ -14,8 +14,6 @@
 #include "base/evloop.h"
 #include "base/fd_budget.h"
 
-#define VSOCK_DEFAULT_GUEST_CID 3
-
 /* A packet header (virtio 1.2, 5.10.6) in host byte order: struct virtio_vsock_hdr of
  * <linux/virtio_vsock.h>, field for field, decoded by vsock_parse. Ops, types and shutdown
  * flags are that header's VIRTIO_VSOCK_* constants; the host's CID is VMADDR_CID_HOST. */

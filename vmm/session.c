@@ -27,6 +27,7 @@
 #include "vmm/exec_client.h"
 #include "base/log.h"
 #include "vmm/session.h"
+#include "vmm/vm.h"
 
 /* The signals the session reads rather than dies of. */
 static const int session_signals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGWINCH};

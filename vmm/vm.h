@@ -9,56 +9,25 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "base/evloop.h"
+#include "base/fd_budget.h"
+#include "base/guest_mem.h"
 #include "virtio/fs.h"
 #include "virtio/rng.h"
 #include "virtio/vsock.h"
 #include "vmm/console_log.h"
 #include "vmm/devices.h"
-#include "base/evloop.h"
-#include "base/fd_budget.h"
-#include "base/guest_mem.h"
 #include "vmm/iobus.h"
 #include "vmm/kernel.h"
 #include "vmm/kvm.h"
 #include "vmm/ports.h"
 #include "vmm/uart.h"
+#include "vmm/vm_config.h"
 
-#define VM_MAX_VCPUS	32
-#define VM_MAX_SHARES	8 /* -v shares, besides the root */
 #define VM_CONSOLE_TAIL 4096
 /* After a SIGTERM or SIGHUP passed on to the command, the sandbox is stopped this much later
  * if it has not ended (as `docker stop` does), whatever the guest does. */
 #define VM_STOP_GRACE_MS 10000
-
-/* clawvm's own failures exit with this status, as docker's do, apart from 0-124 that a
- * command may return and 126-255 that shells give for "cannot run" and signals. */
-#define VM_EXIT_FAILURE 125
-
-/* A host directory shared with the guest over virtio-fs. */
-struct vm_share {
-	const char *host;  /* an existing directory */
-	const char *guest; /* absolute path in the guest, "/" for the root */
-	bool read_only;
-};
-
-struct vm_config {
-	const char *kvm_path; /* /dev/kvm */
-	unsigned cpus;
-	uint64_t mem_mib;
-	const char *kernel_path;
-	const char *initrd_path;
-	const char *console_log; /* NULL: console only kept for error messages */
-	int verbose;
-	uint64_t vsock_cid;    /* the guest's vsock CID */
-	const char *vsock_uds; /* hybrid vsock host socket, or NULL */
-	int exec_fd;	       /* -1, or a connected stream socket: when guest-init's exec
-				channel listens (CLAWVM_READY_PORT), a copy of it becomes a
-				host connection to the guest's CLAWVM_EXEC_PORT */
-	int ready_fd;	       /* -1, or an eventfd the VM adds 1 to once that is done */
-	const char *rootfs;    /* the guest root as a read-only share; NULL: the initramfs */
-	struct vm_share shares[VM_MAX_SHARES];
-	unsigned nshares;
-};
 
 enum vm_end {
 	VM_END_NONE,
