@@ -5,7 +5,6 @@
 
 #include <pthread.h>
 #include <stdbool.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
 
@@ -22,6 +21,7 @@
 #include "vmm/kvm.h"
 #include "vmm/ports.h"
 #include "vmm/uart.h"
+#include "vmm/vcpu.h"
 #include "vmm/vm_config.h"
 
 #define VM_CONSOLE_TAIL 4096
@@ -37,16 +37,6 @@ enum vm_end {
 	VM_END_SIGNAL,	     /* clawvm was told to stop */
 };
 
-struct vcpu {
-	struct vm *vm;
-	unsigned index;
-	int fd;
-	struct kvm_run *run;
-	pthread_t thread;
-	int started;
-	uint64_t io_exits, mmio_exits; /* for --verbose: what the guest made the VMM do */
-};
-
 struct vm {
 	const struct vm_config *cfg;
 	struct kvm kvm;
@@ -57,6 +47,7 @@ struct vm {
 	struct i8042 kbd;
 	struct status_port status;
 	struct ready_port ready;
+	struct vcpu_machine machine; /* what the vCPUs reach of the VM */
 	unsigned nr_vcpus;
 	struct vcpu vcpus[VM_MAX_VCPUS];
 	struct evloop loop;
@@ -107,15 +98,5 @@ void vm_stop_signal(struct vm *vm, int signo);
  * before: signal `signo` was passed on to the command, which may ignore it. The first call
  * counts. Thread-safe. */
 void vm_stop_later(struct vm *vm, int signo);
-
-/* vCPUs (vcpu.c). */
-__attribute__((warn_unused_result)) int vcpu_create(struct vm *vm, struct vcpu *v, unsigned index);
-__attribute__((warn_unused_result)) int vcpu_boot_setup(struct vcpu *v);
-__attribute__((warn_unused_result)) int vcpu_start(struct vcpu *v);
-void vcpu_kick(struct vcpu *v);
-void vcpu_destroy(struct vcpu *v);
-/* The signal used to kick vCPU threads out of KVM_RUN. */
-#define VCPU_KICK_SIGNAL SIGRTMIN
-void vcpu_install_kick_handler(void);
 
 #endif
