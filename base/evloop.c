@@ -74,6 +74,15 @@ void evloop_del(struct evloop *l, struct ev_handler *h)
 	}
 }
 
+void evloop_close(struct evloop *l, struct ev_handler *h)
+{
+	if (h->fd < 0)
+		return;
+	evloop_del(l, h);
+	close(h->fd);
+	h->fd = -1;
+}
+
 bool evloop_drain(struct ev_handler *h)
 {
 	uint64_t count;
