@@ -3,8 +3,8 @@
 #include <unistd.h>
 
 #include "api/guest_abi.h"
-#include "vmm/ports.h"
 #include "base/log.h"
+#include "vmm/ports.h"
 
 #define I8042_CMD_RESET 0xfe
 

@@ -24,8 +24,8 @@
 #include <termios.h>
 #include <unistd.h>
 
-#include "vmm/exec_client.h"
 #include "base/log.h"
+#include "vmm/exec_client.h"
 #include "vmm/session.h"
 #include "vmm/vm.h"
 

@@ -18,11 +18,11 @@
 #include <unistd.h>
 
 #include "api/guest_abi.h"
+#include "base/log.h"
 #include "vmm/boot.h"
 #include "vmm/cmdline.h"
 #include "vmm/initrd.h"
 #include "vmm/layout.h"
-#include "base/log.h"
 #include "vmm/mptable.h"
 #include "vmm/vm.h"
 
