@@ -1,6 +1,6 @@
 /* The exec channel's frames (api/exec.md): header encode/parse and the REQUEST payload,
  * encoded by the host and decoded, with every bound checked, by guest-init. */
-#include <clawvm/exec_proto.h>
+#include "api/exec_proto.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -8,7 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "clawvm/guest_abi.h"
+#include "api/guest_abi.h"
 
 /* The VMM writes a command line; a megabyte is far more than any agent invocation needs
  * and still small next to the guest's memory. */

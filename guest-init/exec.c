@@ -10,7 +10,7 @@
 
 #include "command.h"
 
-#include <clawvm/exec_proto.h>
+#include "api/exec_proto.h"
 
 #include <errno.h>
 #include <fcntl.h>

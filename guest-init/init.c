@@ -12,7 +12,7 @@
 #include "exec.h"
 #include "shares.h"
 
-#include <clawvm/guest_abi.h>
+#include "api/guest_abi.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -8,8 +8,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "base/log.h"
 #include "virtio/fs.h"
-#include "vmm/log.h"
 
 #define FS_QUEUE_SIZE 128
 #define FS_NUM_QUEUES 2 /* hiprio + one request queue */

@@ -15,10 +15,10 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "base/log.h"
 #include "virtio/fuse.h"
+#include "virtio/fuse_server.h"
 #include "virtio/iov.h"
-#include "virtio/fuse_nodes.h"
-#include "vmm/log.h"
 
 #define HDR_IN	 sizeof(struct fuse_in_header)
 #define HDR_OUT	 sizeof(struct fuse_out_header)

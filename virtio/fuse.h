@@ -12,7 +12,7 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
-#include "vmm/fd_budget.h"
+#include "base/fd_budget.h"
 
 struct fuse_server;
 

@@ -13,7 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "virtio/fuse_nodes.h"
+#include "virtio/fuse_server.h"
 
 #define SETID	       (S_ISUID | S_ISGID)
 #define MAX_READ       (1u << 20)

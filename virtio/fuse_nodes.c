@@ -9,7 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "virtio/fuse_nodes.h"
+#include "virtio/fuse_server.h"
 
 #define HASH_BUCKETS   (1u << 16)
 #define LINKED_BUCKETS (1u << 12)

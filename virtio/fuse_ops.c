@@ -13,7 +13,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
-#include "virtio/fuse_nodes.h"
+#include "virtio/fuse_server.h"
 
 #define SETID	    (S_ISUID | S_ISGID)
 #define USER_NS	    "user."

@@ -4,8 +4,8 @@
 #include <endian.h>
 #include <string.h>
 
+#include "base/log.h"
 #include "virtio/mmio.h"
-#include "vmm/log.h"
 
 /* Register offsets, status and interrupt bits: <linux/virtio_mmio.h>, <linux/virtio_config.h>. */
 #define MMIO_MAGIC   0x74726976 /* "virt" */

@@ -12,9 +12,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/log.h"
 #include "virtio/iov.h"
 #include "virtio/queue.h"
-#include "vmm/log.h"
 
 /* The ring layouts are <linux/virtio_ring.h>'s (via virtio/virtio.h): struct vring_desc
  * (le64 addr, le32 len, le16 flags, le16 next), struct vring_avail (le16 flags, le16 idx,

@@ -10,7 +10,7 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
-#include "vmm/guest_mem.h"
+#include "base/guest_mem.h"
 
 #define VQ_MAX_SIZE 1024 /* largest queue a device offers (QueueNumMax) */
 #define VQ_MAX_IOV  128	 /* buffers one chain may have, indirect ones included */

@@ -4,8 +4,8 @@
 #include <errno.h>
 #include <sys/random.h>
 
+#include "base/log.h"
 #include "virtio/rng.h"
-#include "vmm/log.h"
 
 #define RNG_QUEUE_SIZE	    64
 #define RNG_MAX_PER_REQUEST 65536

@@ -1,4 +1,5 @@
-/* virtio-vsock device and its hybrid Unix-socket host side.
+/* The virtio-vsock device and its connection state machine; the host side is a backend
+ * (vsock_backend.h) that hands it connected stream sockets.
  *
  * Queues: 0 RX (to the guest), 1 TX (from the guest), 2 events (unused). Everything runs on
  * the event loop with the device lock held: TX kicks, RX kicks, and host socket readiness;
@@ -16,19 +17,16 @@
  * control packets waiting for RX buffers, at most one of each kind per connection plus
  * VSOCK_RST_MAX resets; VSOCK_TX_BUDGET TX packets served per notification. */
 #include <errno.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/timerfd.h>
-#include <sys/un.h>
 #include <unistd.h>
 
+#include "base/log.h"
 #include "virtio/vsock.h"
-#include "vmm/log.h"
+#include "virtio/vsock_backend.h"
 
 #define RXQ		      0
 #define TXQ		      1
@@ -37,7 +35,6 @@
 #define VSOCK_BUF	      (256 * 1024) /* per-connection buffer we advertise */
 #define VSOCK_MAX_CONNS	      1024
 #define VSOCK_HOST_CONNS      64    /* of them, kept for host clients: the guest cannot take all */
-#define VSOCK_LINE_MAX	      64    /* "CONNECT <port>\n" */
 #define VSOCK_READ_MAX	      65536 /* one RX packet's payload at most */
 #define VSOCK_FIRST_HOST_PORT (1u << 30)
 #define VSOCK_HDR_LEN	      sizeof(struct virtio_vsock_hdr) /* 44 bytes on the wire */
@@ -60,13 +57,12 @@ struct vsock_conn {
 	bool host;	   /* a host client's connection (hybrid socket), not the guest's */
 	bool watched;	   /* h.fd is in the loop's epoll set, for `events` */
 	bool client_rdhup; /* C_CONNECTING: the host client shut down its sending side */
-	bool handshake;	   /* it spoke CONNECT: it is answered with an OK line */
+	bool handshake;	   /* it asked through the backend, which tells it when accepted */
 	uint32_t events;
-	unsigned ctrl;	     /* CTRL_* owed */
-	uint32_t local_port; /* our side, CID 2 */
-	uint32_t peer_port;  /* the guest's */
-	char line[VSOCK_LINE_MAX];
-	size_t line_len;
+	unsigned ctrl;		      /* CTRL_* owed */
+	uint32_t local_port;	      /* our side, CID 2 */
+	uint32_t peer_port;	      /* the guest's */
+	struct vsock_request request; /* C_HANDSHAKE: what the host client sent so far */
 	/* guest -> host: a ring of VSOCK_BUF bytes not yet written to the host socket. */
 	uint8_t *tx;
 	size_t tx_head, tx_len;
@@ -554,50 +550,19 @@ static void conn_connect(struct vsock_conn *c, uint32_t port)
 	conn_update_events(c);
 }
 
-/* "CONNECT <port>\n" from a host client. Read only up to the newline (peeked first), so
- * that bytes the client sends after it stay in the socket for the guest. */
-static void conn_read_line(struct vsock_conn *c)
+/* A host client in handshake sent something: the backend reads it, up to its request. */
+static void conn_read_request(struct vsock_conn *c)
 {
-	size_t room = sizeof(c->line) - 1 - c->line_len;
-	char peek[VSOCK_LINE_MAX], *nl, *end;
-	unsigned long port;
-	ssize_t n;
+	struct virtio_vsock *vs = c->vs;
+	uint32_t port;
+	int ret = vs->backend->read_request(vs, c->h.fd, &c->request, &port);
 
-	n = recv(c->h.fd, peek, room, MSG_PEEK);
-	if (n < 0 && (errno == EAGAIN || errno == EINTR))
-		return;
-	if (n <= 0) {
+	if (ret < 0) {
 		conn_free(c);
-		return;
+	} else if (ret > 0) {
+		c->handshake = true;
+		conn_connect(c, port);
 	}
-	nl = memchr(peek, '\n', (size_t)n);
-	if (nl)
-		n = nl - peek + 1;
-	if (read(c->h.fd, c->line + c->line_len, (size_t)n) != n) {
-		conn_free(c);
-		return;
-	}
-	c->line_len += (size_t)n;
-	c->line[c->line_len] = '\0';
-	if (!nl) {
-		if (c->line_len == sizeof(c->line) - 1)
-			conn_free(c); /* no newline in 63 bytes: not our protocol */
-		return;
-	}
-	c->line[--c->line_len] = '\0';
-	if (c->line_len && c->line[c->line_len - 1] == '\r')
-		c->line[--c->line_len] = '\0';
-	errno = 0;
-	port = strncmp(c->line, "CONNECT ", 8) == 0 && c->line[8] >= '0' && c->line[8] <= '9'
-		   ? strtoul(c->line + 8, &end, 10)
-		   : (end = c->line, 0);
-	if (end == c->line || *end != '\0' || errno || port > UINT32_MAX) {
-		log_debug("vsock: host client sent `%s`, not CONNECT <port>", c->line);
-		conn_free(c);
-		return;
-	}
-	c->handshake = true;
-	conn_connect(c, (uint32_t)port);
 }
 
 static void conn_ready(struct ev_handler *h, uint32_t events)
@@ -610,7 +575,7 @@ static void conn_ready(struct ev_handler *h, uint32_t events)
 		/* A driver reset ended it while this event waited for the lock. */
 		conn_reap(c);
 	} else if (c->state == C_HANDSHAKE) {
-		conn_read_line(c);
+		conn_read_request(c);
 	} else if (c->state == C_CONNECTING) {
 		if (events & (EPOLLHUP | EPOLLERR)) {
 			conn_reset(c); /* the client gave up before the guest answered */
@@ -629,47 +594,10 @@ static void conn_ready(struct ev_handler *h, uint32_t events)
 	pthread_mutex_unlock(&vs->dev.lock);
 }
 
-/* Accepting again after the process ran out of descriptors. */
-static void backoff_ready(struct ev_handler *h, uint32_t events)
+void vsock_host_client(struct virtio_vsock *vs, int fd)
 {
-	struct virtio_vsock *vs = h->opaque;
-
-	(void)events;
-	if (!evloop_drain(h))
-		return;
-	if (evloop_add(vs->loop, &vs->listener, EPOLLIN) < 0)
-		log_warn("vsock: cannot watch `%s` again; host clients cannot connect",
-			 vs->uds_path);
-}
-
-/* accept() failed for want of descriptors or memory: the pending client stays pending, so
- * the listener stays readable and the loop would spin. Stop watching it for a while. */
-static void listener_back_off(struct virtio_vsock *vs, int err)
-{
-	vs->backoff_ms = vs->backoff_ms ? vs->backoff_ms * 2 : 10;
-	if (vs->backoff_ms > 1000)
-		vs->backoff_ms = 1000;
-	if (evloop_timer_once(vs->backoff.fd, vs->backoff_ms) < 0)
-		return; /* keep watching: spinning beats never accepting again */
-	evloop_del(vs->loop, &vs->listener);
-	log_warn_guest("vsock: cannot accept host clients (%s); trying again in %u ms",
-		       strerror(err), vs->backoff_ms);
-}
-
-static void listener_ready(struct ev_handler *h, uint32_t events)
-{
-	struct virtio_vsock *vs = h->opaque;
 	struct vsock_conn *c;
-	int fd;
 
-	(void)events;
-	fd = accept4(h->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-	if (fd < 0) {
-		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
-			listener_back_off(vs, errno);
-		return;
-	}
-	vs->backoff_ms = 0;
 	pthread_mutex_lock(&vs->dev.lock);
 	c = conn_new(vs, fd, C_HANDSHAKE);
 	if (c)
@@ -709,23 +637,18 @@ static void reaper_ready(struct ev_handler *h, uint32_t events)
 	pthread_mutex_unlock(&vs->dev.lock);
 }
 
-/* The guest connects to host port P: connect to PATH_P. */
+/* The guest connects to host port P: the backend gives the host end. */
 static void guest_request(struct virtio_vsock *vs, const struct vsock_hdr *h)
 {
-	struct sockaddr_un addr = {.sun_family = AF_UNIX};
 	struct vsock_conn *c;
 	int fd;
 
-	if (!vs->uds_path || conn_find(vs, h->dst_port, h->src_port) ||
-	    snprintf(addr.sun_path, sizeof(addr.sun_path), "%s_%u", vs->uds_path, h->dst_port) >=
-		(int)sizeof(addr.sun_path)) {
+	if (!vs->backend || conn_find(vs, h->dst_port, h->src_port)) {
 		rst_owe(vs, h->dst_port, h->src_port);
 		return;
 	}
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
-		if (fd >= 0)
-			close(fd);
+	fd = vs->backend->connect(vs, h->dst_port);
+	if (fd < 0) {
 		rst_owe(vs, h->dst_port, h->src_port);
 		return;
 	}
@@ -763,11 +686,8 @@ static void guest_packet(struct virtio_vsock *vs, const struct vsock_hdr *h,
 	switch (h->op) {
 	case VIRTIO_VSOCK_OP_RESPONSE:
 		if (c->state == C_CONNECTING) {
-			char ok[32];
-			int len = snprintf(ok, sizeof(ok), "OK %u\n", c->local_port);
-
 			c->state = C_ESTABLISHED;
-			if (c->handshake && write(c->h.fd, ok, (size_t)len) != len) {
+			if (c->handshake && vs->backend->accepted(vs, c->h.fd, c->local_port) < 0) {
 				conn_reset(c);
 				return;
 			}
@@ -906,41 +826,10 @@ static const struct virtio_dev_ops vsock_ops = {
     .reset = vsock_reset,
 };
 
-/* The listener on `uds_path` and the timer it backs off with. */
-static int vsock_listen(struct virtio_vsock *vs, const char *uds_path)
-{
-	struct sockaddr_un addr = {.sun_family = AF_UNIX};
-	int fd;
-
-	if (strlen(uds_path) + 12 >= sizeof(addr.sun_path)) {
-		log_err("--vsock-uds `%s`: too long for a Unix socket path", uds_path);
-		return -ENAMETOOLONG;
-	}
-	strcpy(addr.sun_path, uds_path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0 || bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0 || listen(fd, 64) < 0) {
-		int err = errno;
-
-		log_err("--vsock-uds `%s`: %s", uds_path, strerror(err));
-		if (fd >= 0)
-			close(fd);
-		return -err;
-	}
-	vs->uds_path = strdup(uds_path);
-	vs->listener = (struct ev_handler){.fd = fd, .ready = listener_ready, .opaque = vs};
-	fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-	vs->backoff = (struct ev_handler){.fd = fd, .ready = backoff_ready, .opaque = vs};
-	if (!vs->uds_path || fd < 0 || evloop_add(vs->loop, &vs->listener, EPOLLIN) < 0 ||
-	    evloop_add(vs->loop, &vs->backoff, EPOLLIN) < 0)
-		return -ENOMEM;
-	return 0;
-}
-
-int virtio_vsock_init(struct virtio_vsock *vs, uint64_t cid, const char *uds_path,
-		      struct evloop *loop, struct fd_budget *fds)
+int vsock_device_init(struct virtio_vsock *vs, uint64_t cid, struct evloop *loop,
+		      struct fd_budget *fds)
 {
 	uint64_t le_cid = htole64(cid);
-	int ret;
 
 	memset(vs, 0, sizeof(*vs));
 	vs->dev.ops = &vsock_ops;
@@ -951,7 +840,6 @@ int virtio_vsock_init(struct virtio_vsock *vs, uint64_t cid, const char *uds_pat
 	vs->loop = loop;
 	vs->fds = fds;
 	vs->next_host_port = VSOCK_FIRST_HOST_PORT;
-	vs->listener.fd = vs->backoff.fd = -1;
 	vs->reaper = (struct ev_handler){
 	    .fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC), .ready = reaper_ready, .opaque = vs};
 	if (vs->reaper.fd < 0 || evloop_add(loop, &vs->reaper, EPOLLIN) < 0) {
@@ -959,21 +847,7 @@ int virtio_vsock_init(struct virtio_vsock *vs, uint64_t cid, const char *uds_pat
 		virtio_vsock_destroy(vs);
 		return -ENOMEM;
 	}
-	if (!uds_path)
-		return 0;
-	ret = vsock_listen(vs, uds_path);
-	if (ret < 0)
-		virtio_vsock_destroy(vs);
-	return ret;
-}
-
-static void close_handler(struct evloop *loop, struct ev_handler *h)
-{
-	if (h->fd < 0)
-		return;
-	evloop_del(loop, h);
-	close(h->fd);
-	h->fd = -1;
+	return 0;
 }
 
 void virtio_vsock_destroy(struct virtio_vsock *vs)
@@ -982,12 +856,8 @@ void virtio_vsock_destroy(struct virtio_vsock *vs)
 		conn_free(vs->conns);
 	while (vs->dead)
 		conn_reap(vs->dead);
-	close_handler(vs->loop, &vs->listener);
-	close_handler(vs->loop, &vs->backoff);
-	close_handler(vs->loop, &vs->reaper);
-	if (vs->uds_path) {
-		unlink(vs->uds_path);
-		free(vs->uds_path);
-		vs->uds_path = NULL;
-	}
+	evloop_close(vs->loop, &vs->reaper);
+	if (vs->backend)
+		vs->backend->destroy(vs);
+	vs->backend = NULL;
 }

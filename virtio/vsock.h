@@ -1,7 +1,9 @@
-/* virtio-vsock in the VMM (no vhost), with a host side compatible with Firecracker's hybrid
- * vsock: a host client connects to the Unix socket PATH and writes `CONNECT <port>\n`, gets
- * `OK <hostport>\n` and a byte stream to the guest's port; a guest connection to CID 2 port
- * P goes to the Unix socket `PATH_P` (reset if nobody listens there). */
+/* virtio-vsock in the VMM (no vhost). The device and its connections are in vsock.c; its
+ * host side is a backend behind an ops struct (vsock_backend.h). The one there is,
+ * vsock_uds.c, is compatible with Firecracker's hybrid vsock: a host client connects to the
+ * Unix socket PATH and writes `CONNECT <port>\n`, gets `OK <hostport>\n` and a byte stream
+ * to the guest's port; a guest connection to CID 2 port P goes to the Unix socket `PATH_P`
+ * (reset if nobody listens there). */
 #ifndef CLAWVM_VIRTIO_VSOCK_H
 #define CLAWVM_VIRTIO_VSOCK_H
 
@@ -10,11 +12,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "base/evloop.h"
+#include "base/fd_budget.h"
 #include "virtio/virtio.h"
-#include "vmm/evloop.h"
-#include "vmm/fd_budget.h"
-
-#define VSOCK_DEFAULT_GUEST_CID 3
 
 /* A packet header (virtio 1.2, 5.10.6) in host byte order: struct virtio_vsock_hdr of
  * <linux/virtio_vsock.h>, field for field, decoded by vsock_parse. Ops, types and shutdown
@@ -33,6 +33,7 @@ struct vsock_hdr {
 };
 
 struct vsock_conn;
+struct vsock_backend_ops;
 
 /* Resets owed to the guest for connections already gone, kept until RX buffers come. */
 #define VSOCK_RST_MAX 256
@@ -42,9 +43,8 @@ struct virtio_vsock {
 	uint8_t config[8]; /* le64 guest_cid */
 	uint64_t guest_cid;
 	struct evloop *loop;
-	struct fd_budget *fds; /* each connection holds one descriptor of it */
-	char *uds_path;	       /* NULL: no host side */
-	struct ev_handler listener;
+	struct fd_budget *fds;			 /* each connection holds one descriptor of it */
+	const struct vsock_backend_ops *backend; /* the host side; NULL: none */
 	struct vsock_conn *conns; /* every live connection, host- or guest-initiated */
 	unsigned nconns, nhost;	  /* live connections; of them, host clients' */
 	/* Connections a driver reset ended (on a vCPU thread): the loop frees them (reaper). */
@@ -61,13 +61,19 @@ struct virtio_vsock {
 	} rst[VSOCK_RST_MAX];
 	unsigned rst_head, rst_len;
 	uint64_t rst_dropped;
-	/* The listener stops accepting while the process is out of descriptors, and tries
-	 * again when this timerfd fires (backoff_ms doubles up to a second). */
-	struct ev_handler backoff;
-	unsigned backoff_ms;
+	/* The Unix-socket host side's own state (vsock_uds.c; the device never touches it):
+	 * PATH, the listener on it, and the timerfd after which the listener accepts again
+	 * when the process ran out of descriptors (backoff_ms doubles up to a second). */
+	struct {
+		char *uds_path; /* NULL: no Unix-socket host side */
+		struct ev_handler listener;
+		struct ev_handler backoff;
+		unsigned backoff_ms;
+	};
 };
 
-/* Sets the device up; with `uds_path`, listens there (an existing socket file is refused). */
+/* Sets the device up; with `uds_path`, its host side is the Unix socket there (an existing
+ * socket file is refused). In vsock_uds.c, which wires the two. */
 __attribute__((warn_unused_result)) int virtio_vsock_init(struct virtio_vsock *vs, uint64_t cid,
 							  const char *uds_path, struct evloop *loop,
 							  struct fd_budget *fds);

@@ -3,9 +3,9 @@
 #include <errno.h>
 #include <string.h>
 
+#include "base/log.h"
 #include "vmm/boot.h"
 #include "vmm/layout.h"
-#include "vmm/log.h"
 
 #define E820_RAM  1
 #define PAGE_SIZE 4096ULL

@@ -8,7 +8,7 @@
 #include <asm/bootparam.h>
 #include <linux/kvm.h>
 
-#include "vmm/guest_mem.h"
+#include "base/guest_mem.h"
 #include "vmm/kernel.h"
 
 /* The PVH boot ABI (xen/include/public/arch-x86/hvm/start_info.h), version 1. */

@@ -15,13 +15,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "clawvm/guest_abi.h"
+#include "api/guest_abi.h"
 #include "vmm/cli.h"
 #include "vmm/exec_client.h"
 #include "vmm/guest_files.h"
 #include "vmm/session.h"
 #include "vmm/layout.h"
-#include "vmm/log.h"
+#include "base/log.h"
 
 #define DEFAULT_CPUS	1
 #define DEFAULT_MEM_MIB 512

@@ -2,7 +2,7 @@
 #ifndef CLAWVM_CLI_H
 #define CLAWVM_CLI_H
 
-#include "vmm/vm.h"
+#include "vmm/vm_config.h"
 
 #include <limits.h>
 #include <stdbool.h>

@@ -6,8 +6,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/log.h"
 #include "vmm/console_log.h"
-#include "vmm/log.h"
 
 int console_log_open(struct console_log *log, const char *path, uint64_t max)
 {

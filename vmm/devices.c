@@ -8,8 +8,8 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include "base/log.h"
 #include "vmm/devices.h"
-#include "vmm/log.h"
 #include "vmm/mptable.h"
 
 static void slot_irq(void *opaque)

@@ -4,9 +4,9 @@
 #ifndef CLAWVM_DEVICES_H
 #define CLAWVM_DEVICES_H
 
+#include "base/evloop.h"
 #include "virtio/mmio.h"
 #include "vmm/cmdline.h"
-#include "vmm/evloop.h"
 #include "vmm/kvm.h"
 
 #define DEVICES_MAX	  16

@@ -3,7 +3,7 @@
 #ifndef CLAWVM_EXEC_CLIENT_H
 #define CLAWVM_EXEC_CLIENT_H
 
-#include <clawvm/exec_proto.h>
+#include "api/exec_proto.h"
 
 /* Connects to the VMM's hybrid-vsock Unix socket and asks for guest port `port`
  * (`CONNECT <port>\n`, answered by `OK <hostport>\n`). Returns the connected fd, -EPROTO

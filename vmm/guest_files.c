@@ -5,7 +5,7 @@
 #include <unistd.h>
 
 #include "vmm/guest_files.h"
-#include "vmm/log.h"
+#include "base/log.h"
 
 const struct guest_file guest_kernel = {"guest kernel", "--kernel", "CLAWVM_KERNEL",
 					"kernel/vmlinux"};

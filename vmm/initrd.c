@@ -3,7 +3,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "clawvm/guest_abi.h"
+#include "api/guest_abi.h"
 #include "vmm/initrd.h"
 
 #define NEWC_HEADER 110

@@ -6,9 +6,9 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "base/log.h"
 #include "vmm/kernel.h"
 #include "vmm/layout.h"
-#include "vmm/log.h"
 
 #define ELF_MAX_PHDRS		 64
 #define XEN_ELFNOTE_PHYS32_ENTRY 18

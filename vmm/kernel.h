@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "vmm/guest_mem.h"
+#include "base/guest_mem.h"
 
 enum kernel_kind { KERNEL_ELF, KERNEL_BZIMAGE };
 

@@ -7,9 +7,9 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include "base/log.h"
 #include "vmm/kvm.h"
 #include "vmm/layout.h"
-#include "vmm/log.h"
 
 /* Three pages just below the BIOS area for Intel's real-mode TSS and identity map. */
 #define KVM_TSS_ADDR	      0xfffbd000ULL

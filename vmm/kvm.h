@@ -6,7 +6,7 @@
 #include <linux/kvm.h>
 #include <stddef.h>
 
-#include "vmm/guest_mem.h"
+#include "base/guest_mem.h"
 
 struct kvm {
 	int dev_fd;

@@ -3,6 +3,8 @@
 #ifndef CLAWVM_LAYOUT_H
 #define CLAWVM_LAYOUT_H
 
+#include "base/guest_mem.h"
+
 #define MiB (1ULL << 20)
 #define GiB (1ULL << 30)
 
@@ -30,8 +32,8 @@
 #define LAYOUT_BZIMAGE_LOAD 0x100000ULL
 
 /* The 32-bit MMIO hole (IOAPIC, LAPIC, virtio-mmio): RAM above 3 GiB moves to 4 GiB. */
-#define LAYOUT_MMIO_HOLE     0xc0000000ULL
-#define LAYOUT_MMIO_HOLE_END 0x100000000ULL
+#define LAYOUT_MMIO_HOLE     GM_MMIO_HOLE /* where guest RAM splits (base/guest_mem.h) */
+#define LAYOUT_MMIO_HOLE_END GM_MMIO_HOLE_END
 #define LAYOUT_IOAPIC	     0xfec00000ULL
 #define LAYOUT_LAPIC	     0xfee00000ULL
 

@@ -3,7 +3,7 @@
 #ifndef CLAWVM_MPTABLE_H
 #define CLAWVM_MPTABLE_H
 
-#include "vmm/guest_mem.h"
+#include "base/guest_mem.h"
 
 #define MPTABLE_MAX_CPUS 32
 #define MPTABLE_IRQS	 24 /* I/O APIC pins, all wired 1:1 from ISA bus 0 */

@@ -24,9 +24,10 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include "base/log.h"
 #include "vmm/exec_client.h"
-#include "vmm/log.h"
 #include "vmm/session.h"
+#include "vmm/vm.h"
 
 /* The signals the session reads rather than dies of. */
 static const int session_signals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGWINCH};

@@ -6,7 +6,7 @@
 #include <signal.h>
 #include <stdbool.h>
 
-#include "vmm/vm.h"
+#include "vmm/vm_config.h"
 
 /* Boots the VM of `cfg` and runs `argv` in it as its main command; returns clawvm's exit
  * status (the command's, or 125). With `tty`, the command gets a pseudo-terminal and

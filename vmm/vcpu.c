@@ -1,8 +1,9 @@
 /* vCPU threads: set-up of each vCPU (CPUID, LAPIC wiring, MSRs, boot registers) and the
  * KVM_RUN loop that dispatches exits. Nothing the guest does here may end the VMM other
- * than through vm_stop(). */
+ * than through the machine's stop callback. */
 #include <errno.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,10 +11,10 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "base/log.h"
 #include "vmm/boot.h"
 #include "vmm/cpuid.h"
-#include "vmm/log.h"
-#include "vmm/vm.h"
+#include "vmm/vcpu.h"
 
 #define APIC_LVT0	 0x350
 #define APIC_LVT1	 0x360
@@ -69,7 +70,7 @@ static int vcpu_setup_lapic(struct vcpu *v)
 
 static int vcpu_setup_cpuid(struct vcpu *v)
 {
-	const struct kvm_cpuid2 *base = v->vm->kvm.cpuid;
+	const struct kvm_cpuid2 *base = v->m->kvm->cpuid;
 	size_t size = sizeof(*base) + base->nent * sizeof(base->entries[0]);
 	struct kvm_cpuid2 *c = malloc(size);
 	int ret = 0;
@@ -78,7 +79,7 @@ static int vcpu_setup_cpuid(struct vcpu *v)
 		return -ENOMEM;
 	memcpy(c, base, size);
 	/* The final count, not nr_vcpus: that one grows as the vCPUs are created. */
-	cpuid_setup(c, v->index, v->vm->cfg->cpus);
+	cpuid_setup(c, v->index, v->m->cpus);
 	if (ioctl(v->fd, KVM_SET_CPUID2, c) < 0)
 		ret = -errno;
 	free(c);
@@ -104,20 +105,20 @@ static void vcpu_setup_msrs(struct vcpu *v)
 	free(msrs);
 }
 
-int vcpu_create(struct vm *vm, struct vcpu *v, unsigned index)
+int vcpu_create(const struct vcpu_machine *m, struct vcpu *v, unsigned index)
 {
 	void *run;
 	int ret;
 
-	v->vm = vm;
+	v->m = m;
 	v->index = index;
 	v->started = 0;
-	v->fd = ioctl(vm->kvm.vm_fd, KVM_CREATE_VCPU, index);
+	v->fd = ioctl(m->kvm->vm_fd, KVM_CREATE_VCPU, index);
 	if (v->fd < 0) {
 		log_err("vcpu %u: KVM_CREATE_VCPU: %m", index);
 		return -errno;
 	}
-	run = mmap(NULL, vm->kvm.run_size, PROT_READ | PROT_WRITE, MAP_SHARED, v->fd, 0);
+	run = mmap(NULL, m->kvm->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, v->fd, 0);
 	if (run == MAP_FAILED) {
 		ret = -errno;
 		log_err("vcpu %u: cannot map kvm_run: %m", index);
@@ -137,7 +138,7 @@ int vcpu_create(struct vm *vm, struct vcpu *v, unsigned index)
 	vcpu_setup_msrs(v);
 	return 0;
 err_unmap:
-	munmap(v->run, vm->kvm.run_size);
+	munmap(v->run, m->kvm->run_size);
 	v->run = NULL;
 err_close:
 	close(v->fd);
@@ -153,10 +154,10 @@ int vcpu_boot_setup(struct vcpu *v)
 
 	if (ioctl(v->fd, KVM_GET_SREGS, &sregs) < 0)
 		goto err;
-	boot_sregs(&sregs, v->vm->kernel.has_pvh);
+	boot_sregs(&sregs, v->m->kernel->has_pvh);
 	if (ioctl(v->fd, KVM_SET_SREGS, &sregs) < 0)
 		goto err;
-	boot_regs(&regs, &v->vm->kernel);
+	boot_regs(&regs, v->m->kernel);
 	if (ioctl(v->fd, KVM_SET_REGS, &regs) < 0)
 		goto err;
 	if (ioctl(v->fd, KVM_SET_FPU, &fpu) < 0)
@@ -173,10 +174,25 @@ static void vcpu_handle_io(struct vcpu *v)
 	uint8_t *data = (uint8_t *)run + run->io.data_offset;
 
 	for (uint32_t i = 0; i < run->io.count; i++) {
-		iobus_access(&v->vm->io, run->io.port, run->io.size,
+		iobus_access(v->m->io, run->io.port, run->io.size,
 			     run->io.direction == KVM_EXIT_IO_OUT, data);
 		data += run->io.size;
 	}
+}
+
+/* Ends the VM, saying why (fmt NULL: nothing to say). */
+__attribute__((format(printf, 3, 4))) static void vcpu_stop(struct vcpu *v, enum vcpu_stop why,
+							    const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	if (fmt) {
+		va_start(ap, fmt);
+		vsnprintf(msg, sizeof(msg), fmt, ap);
+		va_end(ap);
+	}
+	v->m->stop(v->m->opaque, why, fmt ? msg : NULL);
 }
 
 /* The reset vector's rip, which is all KVM on AMD leaves after a shutdown: it reinitialises
@@ -190,10 +206,10 @@ static void vcpu_report_triple_fault(struct vcpu *v)
 
 	if (ioctl(v->fd, KVM_GET_REGS, &regs) == 0 && regs.rip != RESET_RIP)
 		snprintf(where, sizeof(where), ", rip 0x%llx", (unsigned long long)regs.rip);
-	vm_stop(v->vm, VM_END_TRIPLE_FAULT,
-		"the guest triple-faulted (vCPU %u%s): its kernel crashed before it could say "
-		"why; --console-log FILE --verbose may show more",
-		v->index, where);
+	vcpu_stop(v, VCPU_STOP_TRIPLE_FAULT,
+		  "the guest triple-faulted (vCPU %u%s): its kernel crashed before it could say "
+		  "why; --console-log FILE --verbose may show more",
+		  v->index, where);
 }
 
 /* Returns 0 to go on running, -1 when this vCPU is done. */
@@ -211,8 +227,8 @@ static int vcpu_handle_exit(struct vcpu *v)
 		if (run->mmio.len > sizeof(run->mmio.data))
 			return 0;
 		/* Where no device sits, reads see zeros and writes vanish. */
-		if (!devices_mmio(&v->vm->devices, run->mmio.phys_addr, run->mmio.data,
-				  run->mmio.len, run->mmio.is_write) &&
+		if (!v->m->mmio(v->m->opaque, run->mmio.phys_addr, run->mmio.data, run->mmio.len,
+				run->mmio.is_write) &&
 		    !run->mmio.is_write)
 			memset(run->mmio.data, 0, sizeof(run->mmio.data));
 		return 0;
@@ -223,21 +239,21 @@ static int vcpu_handle_exit(struct vcpu *v)
 		vcpu_report_triple_fault(v);
 		return -1;
 	case KVM_EXIT_SYSTEM_EVENT:
-		vm_stop(v->vm, VM_END_RESET, NULL);
+		vcpu_stop(v, VCPU_STOP_RESET, NULL);
 		return -1;
 	case KVM_EXIT_FAIL_ENTRY:
-		vm_stop(v->vm, VM_END_ERROR,
-			"KVM could not enter the guest on vCPU %u (hardware reason 0x%llx)",
-			v->index,
-			(unsigned long long)run->fail_entry.hardware_entry_failure_reason);
+		vcpu_stop(v, VCPU_STOP_ERROR,
+			  "KVM could not enter the guest on vCPU %u (hardware reason 0x%llx)",
+			  v->index,
+			  (unsigned long long)run->fail_entry.hardware_entry_failure_reason);
 		return -1;
 	case KVM_EXIT_INTERNAL_ERROR:
-		vm_stop(v->vm, VM_END_ERROR, "KVM internal error %u on vCPU %u",
-			run->internal.suberror, v->index);
+		vcpu_stop(v, VCPU_STOP_ERROR, "KVM internal error %u on vCPU %u",
+			  run->internal.suberror, v->index);
 		return -1;
 	default:
-		vm_stop(v->vm, VM_END_ERROR, "unexpected KVM exit %u on vCPU %u", run->exit_reason,
-			v->index);
+		vcpu_stop(v, VCPU_STOP_ERROR, "unexpected KVM exit %u on vCPU %u", run->exit_reason,
+			  v->index);
 		return -1;
 	}
 }
@@ -251,12 +267,12 @@ static void *vcpu_thread(void *arg)
 	sigaddset(&kick, VCPU_KICK_SIGNAL);
 	pthread_sigmask(SIG_UNBLOCK, &kick, NULL);
 
-	while (!atomic_load(&v->vm->stopping)) {
+	while (!atomic_load(v->m->stopping)) {
 		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR || errno == EAGAIN)
 				continue;
-			vm_stop(v->vm, VM_END_ERROR, "KVM_RUN on vCPU %u: %s", v->index,
-				strerror(errno));
+			vcpu_stop(v, VCPU_STOP_ERROR, "KVM_RUN on vCPU %u: %s", v->index,
+				  strerror(errno));
 			break;
 		}
 		if (vcpu_handle_exit(v) < 0)
@@ -295,7 +311,7 @@ void vcpu_destroy(struct vcpu *v)
 			  (unsigned long long)v->io_exits, (unsigned long long)v->mmio_exits);
 	}
 	if (v->run)
-		munmap(v->run, v->vm->kvm.run_size);
+		munmap(v->run, v->m->kvm->run_size);
 	if (v->fd >= 0)
 		close(v->fd);
 	v->run = NULL;

@@ -17,12 +17,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "clawvm/guest_abi.h"
+#include "api/guest_abi.h"
+#include "base/log.h"
 #include "vmm/boot.h"
 #include "vmm/cmdline.h"
 #include "vmm/initrd.h"
 #include "vmm/layout.h"
-#include "vmm/log.h"
 #include "vmm/mptable.h"
 #include "vmm/vm.h"
 
@@ -90,6 +90,26 @@ static const struct io_device_ops uart_port_ops = {.read = uart_port_read,
 static void vm_reset(void *opaque)
 {
 	vm_stop(opaque, VM_END_RESET, NULL);
+}
+
+/* What the vCPUs reach of the VM (struct vcpu_machine). */
+static bool vm_vcpu_mmio(void *opaque, uint64_t gpa, uint8_t *data, unsigned len, bool is_write)
+{
+	return devices_mmio(&((struct vm *)opaque)->devices, gpa, data, len, is_write);
+}
+
+static void vm_vcpu_stop(void *opaque, enum vcpu_stop why, const char *msg)
+{
+	static const enum vm_end ends[] = {
+	    [VCPU_STOP_RESET] = VM_END_RESET,
+	    [VCPU_STOP_TRIPLE_FAULT] = VM_END_TRIPLE_FAULT,
+	    [VCPU_STOP_ERROR] = VM_END_ERROR,
+	};
+
+	if (msg)
+		vm_stop(opaque, ends[why], "%s", msg);
+	else
+		vm_stop(opaque, ends[why], NULL);
 }
 
 static int vm_load_kernel(struct vm *vm)
@@ -366,8 +386,18 @@ int vm_create(const struct vm_config *cfg, struct vm **out)
 		goto err;
 	}
 	/* 5. vCPUs; the first one starts at the kernel's entry, the others wait for SIPI. */
+	vm->machine = (struct vcpu_machine){
+	    .kvm = &vm->kvm,
+	    .cpus = cfg->cpus,
+	    .kernel = &vm->kernel,
+	    .io = &vm->io,
+	    .mmio = vm_vcpu_mmio,
+	    .stop = vm_vcpu_stop,
+	    .opaque = vm,
+	    .stopping = &vm->stopping,
+	};
 	for (unsigned i = 0; i < cfg->cpus; i++) {
-		ret = vcpu_create(vm, &vm->vcpus[i], i);
+		ret = vcpu_create(&vm->machine, &vm->vcpus[i], i);
 		if (ret < 0)
 			goto err;
 		vm->nr_vcpus++;

@@ -5,61 +5,29 @@
 
 #include <pthread.h>
 #include <stdbool.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
 
+#include "base/evloop.h"
+#include "base/fd_budget.h"
+#include "base/guest_mem.h"
 #include "virtio/fs.h"
 #include "virtio/rng.h"
 #include "virtio/vsock.h"
 #include "vmm/console_log.h"
 #include "vmm/devices.h"
-#include "vmm/evloop.h"
-#include "vmm/fd_budget.h"
-#include "vmm/guest_mem.h"
 #include "vmm/iobus.h"
 #include "vmm/kernel.h"
 #include "vmm/kvm.h"
-#include "vmm/legacy.h"
+#include "vmm/ports.h"
 #include "vmm/uart.h"
+#include "vmm/vcpu.h"
+#include "vmm/vm_config.h"
 
-#define VM_MAX_VCPUS	32
-#define VM_MAX_SHARES	8 /* -v shares, besides the root */
 #define VM_CONSOLE_TAIL 4096
 /* After a SIGTERM or SIGHUP passed on to the command, the sandbox is stopped this much later
  * if it has not ended (as `docker stop` does), whatever the guest does. */
 #define VM_STOP_GRACE_MS 10000
-
-/* clawvm's own failures exit with this status, as docker's do, apart from 0-124 that a
- * command may return and 126-255 that shells give for "cannot run" and signals. */
-#define VM_EXIT_FAILURE 125
-
-/* A host directory shared with the guest over virtio-fs. */
-struct vm_share {
-	const char *host;  /* an existing directory */
-	const char *guest; /* absolute path in the guest, "/" for the root */
-	bool read_only;
-};
-
-struct vm_config {
-	const char *kvm_path; /* /dev/kvm */
-	unsigned cpus;
-	uint64_t mem_mib;
-	const char *kernel_path;
-	const char *initrd_path;
-	const char *console_log; /* NULL: console only kept for error messages */
-	int verbose;
-	uint64_t vsock_cid;    /* the guest's vsock CID */
-	const char *vsock_uds; /* hybrid vsock host socket, or NULL */
-	int exec_fd;	       /* -1, or a connected stream socket, which vm_create takes
-				(closed by vm_destroy, also when vm_create fails): when
-				guest-init's exec channel listens (CLAWVM_READY_PORT), it
-				becomes a host connection to the guest's CLAWVM_EXEC_PORT */
-	int ready_fd;	       /* -1, or an eventfd the VM adds 1 to once that is done */
-	const char *rootfs;    /* the guest root as a read-only share; NULL: the initramfs */
-	struct vm_share shares[VM_MAX_SHARES];
-	unsigned nshares;
-};
 
 enum vm_end {
 	VM_END_NONE,
@@ -67,16 +35,6 @@ enum vm_end {
 	VM_END_TRIPLE_FAULT, /* a vCPU shut down */
 	VM_END_ERROR,	     /* KVM or the VMM failed */
 	VM_END_SIGNAL,	     /* clawvm was told to stop */
-};
-
-struct vcpu {
-	struct vm *vm;
-	unsigned index;
-	int fd;
-	struct kvm_run *run;
-	pthread_t thread;
-	int started;
-	uint64_t io_exits, mmio_exits; /* for --verbose: what the guest made the VMM do */
 };
 
 struct vm {
@@ -89,6 +47,7 @@ struct vm {
 	struct i8042 kbd;
 	struct status_port status;
 	struct ready_port ready;
+	struct vcpu_machine machine; /* what the vCPUs reach of the VM */
 	unsigned nr_vcpus;
 	struct vcpu vcpus[VM_MAX_VCPUS];
 	struct evloop loop;
@@ -140,15 +99,5 @@ void vm_stop_signal(struct vm *vm, int signo);
  * before: signal `signo` was passed on to the command, which may ignore it. The first call
  * counts. Thread-safe. */
 void vm_stop_later(struct vm *vm, int signo);
-
-/* vCPUs (vcpu.c). */
-__attribute__((warn_unused_result)) int vcpu_create(struct vm *vm, struct vcpu *v, unsigned index);
-__attribute__((warn_unused_result)) int vcpu_boot_setup(struct vcpu *v);
-__attribute__((warn_unused_result)) int vcpu_start(struct vcpu *v);
-void vcpu_kick(struct vcpu *v);
-void vcpu_destroy(struct vcpu *v);
-/* The signal used to kick vCPU threads out of KVM_RUN. */
-#define VCPU_KICK_SIGNAL SIGRTMIN
-void vcpu_install_kick_handler(void);
 
 #endif

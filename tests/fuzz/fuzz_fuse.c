@@ -26,7 +26,7 @@
 
 #include "fuzz_fuse.h"
 #include "virtio/fuse.h"
-#include "vmm/log.h"
+#include "base/log.h"
 
 static struct fd_budget budget;
 

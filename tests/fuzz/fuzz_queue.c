@@ -10,7 +10,7 @@
 
 #include "fuzz_queue.h"
 #include "virtio/queue.h"
-#include "vmm/log.h"
+#include "base/log.h"
 
 #define CHECK(cond)                                                                                \
 	do {                                                                                       \

@@ -18,8 +18,8 @@
 #include "fuzz_vsock.h"
 #include "tests/fixtures/vq_driver.h"
 #include "virtio/vsock.h"
-#include "vmm/evloop.h"
-#include "vmm/log.h"
+#include "base/evloop.h"
+#include "base/log.h"
 
 static struct fd_budget fds = {.limit = 1u << 30};
 

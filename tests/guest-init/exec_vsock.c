@@ -21,7 +21,7 @@
 
 #include <linux/vm_sockets.h>
 
-#include "clawvm/guest_abi.h"
+#include "api/guest_abi.h"
 #include "vmm/exec_client.h"
 
 #define RETRY_NS (50 * 1000 * 1000)

@@ -5,7 +5,7 @@
 
 #include "vmm/exec_client.h"
 
-#include <clawvm/exec_proto.h>
+#include "api/exec_proto.h"
 
 #include <errno.h>
 #include <fcntl.h>

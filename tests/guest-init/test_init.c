@@ -3,7 +3,7 @@
 #include "command.h"
 #include "shares.h"
 
-#include <clawvm/guest_abi.h>
+#include "api/guest_abi.h"
 
 #include <errno.h>
 #include <setjmp.h>

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <clawvm/exec_proto.h>
+#include "api/exec_proto.h"
 
 static void test_header_round_trip(void **state)
 {

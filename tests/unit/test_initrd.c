@@ -8,7 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "clawvm/guest_abi.h"
+#include "api/guest_abi.h"
 #include "vmm/initrd.h"
 
 #define NEWC_HEADER 110

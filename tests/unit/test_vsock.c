@@ -18,7 +18,7 @@
 
 #include "tests/fixtures/vq_driver.h"
 #include "virtio/vsock.h"
-#include "vmm/evloop.h"
+#include "base/evloop.h"
 
 #define RXQ 0
 #define TXQ 1

@@ -15,8 +15,8 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#include "vmm/fd_budget.h"
-#include "vmm/guest_mem.h"
+#include "base/fd_budget.h"
+#include "base/guest_mem.h"
 #include "vmm/layout.h"
 
 #define TEST_RAM_SIZE (64 * MiB)

@@ -8,7 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "vmm/log.h"
+#include "base/log.h"
 
 enum log_level log_max_level = LOG_WARN;
 

@@ -37,6 +37,8 @@ __attribute__((warn_unused_result)) int evloop_mod(struct evloop *l, struct ev_h
 						   uint32_t events);
 /* Stops watching h->fd (before it is closed); h may be freed right after. */
 void evloop_del(struct evloop *l, struct ev_handler *h);
+/* evloop_del, then closes h->fd and sets it to -1; nothing if it is -1 already. */
+void evloop_close(struct evloop *l, struct ev_handler *h);
 /* For handlers of an eventfd or a timerfd: reads (and so clears) its counter; false if it
  * held nothing, a spurious wake-up. */
 bool evloop_drain(struct ev_handler *h);

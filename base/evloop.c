@@ -8,8 +8,8 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
-#include "vmm/evloop.h"
-#include "vmm/log.h"
+#include "base/evloop.h"
+#include "base/log.h"
 
 #define EVLOOP_BATCH 32
 
@@ -72,6 +72,15 @@ void evloop_del(struct evloop *l, struct ev_handler *h)
 		if (batch[i].data.ptr == h)
 			batch[i].data.ptr = NULL;
 	}
+}
+
+void evloop_close(struct evloop *l, struct ev_handler *h)
+{
+	if (h->fd < 0)
+		return;
+	evloop_del(l, h);
+	close(h->fd);
+	h->fd = -1;
 }
 
 bool evloop_drain(struct ev_handler *h)

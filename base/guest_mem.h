@@ -8,6 +8,10 @@
 #include <stdint.h>
 
 #define GM_MAX_REGIONS 2
+/* The 32-bit MMIO hole of an x86 PC (IOAPIC, LAPIC, virtio-mmio): RAM that would reach
+ * above its start moves to its end, at 4 GiB. vmm/layout.h places the machine by it. */
+#define GM_MMIO_HOLE	 0xc0000000ULL
+#define GM_MMIO_HOLE_END 0x100000000ULL
 
 struct gm_region {
 	uint64_t gpa;

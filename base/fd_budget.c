@@ -1,7 +1,7 @@
 /* One counter for the descriptors guest activity holds, shared by every device. */
 #include <sys/resource.h>
 
-#include "vmm/fd_budget.h"
+#include "base/fd_budget.h"
 
 void fd_budget_init_limit(struct fd_budget *b, unsigned limit)
 {

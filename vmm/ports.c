@@ -2,9 +2,9 @@
 #include <stdint.h>
 #include <unistd.h>
 
-#include "clawvm/guest_abi.h"
-#include "vmm/legacy.h"
-#include "vmm/log.h"
+#include "api/guest_abi.h"
+#include "base/log.h"
+#include "vmm/ports.h"
 
 #define I8042_CMD_RESET 0xfe
 

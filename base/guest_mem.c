@@ -5,20 +5,19 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "vmm/guest_mem.h"
-#include "vmm/layout.h"
-#include "vmm/log.h"
+#include "base/guest_mem.h"
+#include "base/log.h"
 
 static void gm_split(struct guest_mem *gm)
 {
-	uint64_t low = gm->size < LAYOUT_MMIO_HOLE ? gm->size : LAYOUT_MMIO_HOLE;
+	uint64_t low = gm->size < GM_MMIO_HOLE ? gm->size : GM_MMIO_HOLE;
 
 	gm->nr_regions = 1;
 	gm->regions[0] = (struct gm_region){.gpa = 0, .size = low, .offset = 0};
 	if (gm->size > low) {
 		gm->nr_regions = 2;
 		gm->regions[1] = (struct gm_region){
-		    .gpa = LAYOUT_MMIO_HOLE_END, .size = gm->size - low, .offset = low};
+		    .gpa = GM_MMIO_HOLE_END, .size = gm->size - low, .offset = low};
 	}
 }
 

@@ -3,8 +3,8 @@
  * directories) and virtio/fuse_nodes.c (the tables): the node and handle tables that turn
  * guest ids into host descriptors, the server itself and the per-request context. Not a
  * public header: the device sees only virtio/fuse.h. */
-#ifndef CLAWVM_VIRTIO_FUSE_NODES_H
-#define CLAWVM_VIRTIO_FUSE_NODES_H
+#ifndef CLAWVM_VIRTIO_FUSE_SERVER_H
+#define CLAWVM_VIRTIO_FUSE_SERVER_H
 
 #include <linux/fuse.h>
 #include <pthread.h>
@@ -14,7 +14,7 @@
 #include <sys/stat.h>
 #include <sys/uio.h>
 
-#include "vmm/fd_budget.h"
+#include "base/fd_budget.h"
 
 /* Seconds the guest may trust an entry or attributes (and a miss) before asking again: the
  * host may change the share behind the guest's back, and a local file system's cache would
@@ -23,7 +23,7 @@
 #define ATTR_TIMEOUT  1
 
 /* Caps on what a guest can make one server hold. Each inode and each handle holds a host
- * descriptor, taken from the process's descriptor budget (vmm/fd_budget.h, below
+ * descriptor, taken from the process's descriptor budget (base/fd_budget.h, below
  * RLIMIT_NOFILE and shared by every share and vsock): that budget is the limit a guest
  * meets first (ENFILE); the table caps below only bound a table's memory should the open
  * file limit be huge. */

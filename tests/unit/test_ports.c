@@ -5,9 +5,9 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include "clawvm/guest_abi.h"
+#include "api/guest_abi.h"
 #include "vmm/iobus.h"
-#include "vmm/legacy.h"
+#include "vmm/ports.h"
 
 struct devices {
 	struct iobus bus;

@@ -1,8 +1,8 @@
 /* The small port devices a PC guest expects or clawvm's guest-init uses: the i8042 reset
  * line (how Linux reboots with reboot=k), the POST code port, and the exit-status and ready
  * ports. */
-#ifndef CLAWVM_LEGACY_H
-#define CLAWVM_LEGACY_H
+#ifndef CLAWVM_PORTS_H
+#define CLAWVM_PORTS_H
 
 #include <stdatomic.h>
 
