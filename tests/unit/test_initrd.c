@@ -314,14 +314,10 @@ static void two_files(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(echo_hi),
-	    cmocka_unit_test(every_padding),
-	    cmocka_unit_test(empty_string_args),
-	    cmocka_unit_test(shell_metacharacters_kept),
-	    cmocka_unit_test(many_long_args),
-	    cmocka_unit_test(no_args),
-	    cmocka_unit_test(cap_too_small),
-	    cmocka_unit_test(cpio_reads_it),
+	    cmocka_unit_test(echo_hi),		 cmocka_unit_test(every_padding),
+	    cmocka_unit_test(empty_string_args), cmocka_unit_test(shell_metacharacters_kept),
+	    cmocka_unit_test(many_long_args),	 cmocka_unit_test(no_args),
+	    cmocka_unit_test(cap_too_small),	 cmocka_unit_test(cpio_reads_it),
 	    cmocka_unit_test(two_files),
 	};
 
