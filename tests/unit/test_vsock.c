@@ -1056,6 +1056,59 @@ static int host_established(struct fixture *f, uint32_t *port)
 	return cfd;
 }
 
+/* clawvm run's own connection (virtio_vsock_connect_fd): one end of a socketpair made a host
+ * connection to a guest port with no CONNECT line and no OK answer, on a device with no
+ * host side at all. What the session wrote first waits for the guest's RESPONSE; the guest
+ * can end it (RST) or reset the device while it connects, and either way the loop, not the
+ * vCPU, closes it: the session sees its EOF and the descriptor goes back to the budget. */
+static void connect_fd_without_handshake(void **state)
+{
+	struct fixture *f = *state;
+	struct vsock_hdr h;
+	uint8_t buf[RX_BUF_SIZE];
+	char got[8];
+	uint32_t port;
+	int sp[2];
+
+	driver_start(f);
+	rx_offer(f, 8, RX_BUF_SIZE);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sp), 0);
+	assert_int_equal(virtio_vsock_connect_fd(&f->vs, sp[1], 1024), 0);
+	host_write(sp[0], "req", 3);
+	assert_true(rx_wait(f, &h, buf, sizeof(buf), WAIT_MS) == (int)HDR);
+	port = h.src_port;
+	assert_true(port >= 1u << 30);
+	vq(f, RXQ)->used_seen--; /* look at it again, with the common checks */
+	expect_rx(f, VIRTIO_VSOCK_OP_REQUEST, port, 1024, &h, buf, 0);
+	assert_no_rx(f); /* nothing of "req" before the guest accepted */
+
+	tx_ctrl(f, VIRTIO_VSOCK_OP_RESPONSE, 1024, port, 0);
+	expect_rx(f, VIRTIO_VSOCK_OP_RW, port, 1024, &h, buf, sizeof(buf));
+	assert_int_equal(h.len, 3);
+	assert_memory_equal(buf, "req", 3);
+	host_expect_nothing(sp[0]); /* no OK line: the session speaks its protocol at once */
+	tx_rw(f, 1024, port, "out", 3);
+	host_read_exact(f, sp[0], got, 3);
+	assert_memory_equal(got, "out", 3);
+	tx_ctrl(f, VIRTIO_VSOCK_OP_RST, 1024, port, 0);
+	host_expect_closed(f, sp[0]);
+	assert_int_equal(f->vs.nconns, 0);
+	assert_int_equal(fd_budget_used(&f->fds), 0);
+	close(sp[0]);
+
+	/* A device reset while it still connects: closed by the loop, after the vCPU's reset. */
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sp), 0);
+	assert_int_equal(virtio_vsock_connect_fd(&f->vs, sp[1], 1024), 0);
+	expect_rx(f, VIRTIO_VSOCK_OP_REQUEST, port + 1, 1024, &h, buf, 0);
+	wr(f, VIRTIO_MMIO_STATUS, 0); /* the vCPU's reset */
+	assert_int_equal(f->vs.nconns, 0);
+	assert_int_equal(fd_budget_used(&f->fds), 1); /* not closed on the vCPU */
+	host_expect_closed(f, sp[0]);
+	assert_null(f->vs.dead);
+	assert_int_equal(fd_budget_used(&f->fds), 0);
+	close(sp[0]);
+}
+
 /* The reset race, made deterministic: the loop has taken a connection's event from epoll
  * when a vCPU resets the device, and dispatches it after. The connection must still be
  * there to look at (it was freed on the vCPU: a use-after-free, and a recv on an fd number
@@ -1387,6 +1440,7 @@ int main(void)
 					    teardown),
 	    cmocka_unit_test_setup_teardown(host_connect_handshake, setup, teardown),
 	    cmocka_unit_test_setup_teardown(host_connect_bad_lines, setup, teardown),
+	    cmocka_unit_test_setup_teardown(connect_fd_without_handshake, setup_no_host, teardown),
 	    cmocka_unit_test_setup_teardown(flow_control_respects_guest_credit, setup, teardown),
 	    cmocka_unit_test_setup_teardown(credit_updates_per_half_buffer, setup, teardown),
 	    cmocka_unit_test_setup_teardown(guest_close_with_host_socket_full, setup, teardown),
