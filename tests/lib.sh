@@ -1,6 +1,6 @@
 # shellcheck shell=bash
-# The shell test library, sourced by every test script that boots sandboxes (integration,
-# soak): TAP-style results, the exact-output check, runs bounded in time and retried after
+# The shell test library, sourced by the test scripts (integration, fs, soak, smoke, pid1,
+# install) and, for now/median, the benchmarks: TAP-style results, the exact-output check, runs bounded in time and retried after
 # an emulator fault, and results that outlive a test host that hung. Each script sets
 # `clawvm` and `work` before calling these.
 pass=0
@@ -17,6 +17,7 @@ fail=0
 # finished is replayed whole. So a hang costs the check it hit, not the suite.
 result_no=0
 result_dir=
+group_end=0 # results before this belong to a group begin let run: they run, kept or not
 if [ -n "${CLAWVM_TEST_STATE:-}" ]; then
 	result_dir=$CLAWVM_TEST_STATE/$(basename "$(dirname "$0")")-$(basename "$0")
 	mkdir -p "$result_dir" || result_dir=
@@ -55,8 +56,6 @@ begin() {
 	result_no=$((result_no + n))
 	return 1
 }
-# The checks inside a group that runs run, kept or not: their results belong together.
-group_end=0
 
 # keep TEXT: the result just printed, as result number result_no.
 keep() {

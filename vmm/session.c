@@ -9,7 +9,6 @@
  * from then on it goes to the command (SIGWINCH becomes a window-size change), and SIGTERM
  * or SIGHUP also stop the VM VM_STOP_GRACE_MS later if it has not ended. */
 #include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -33,7 +32,6 @@
 static const int session_signals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGWINCH};
 
 struct session {
-	struct vm *vm;
 	struct exec_request req;
 	int fd;		 /* our end of the command's connection */
 	int sig_fd;	 /* signalfd of session_signals */
@@ -160,6 +158,7 @@ int session_run(struct vm_config *cfg, char *const *argv, bool tty)
 	struct session s = {.fd = -1, .sig_fd = -1, .ready_fd = -1, .abort_fd = -1};
 	int pair[2] = {-1, -1}, status = VM_EXIT_FAILURE;
 	struct termios saved;
+	struct vm *vm;
 	bool raw = false;
 	pthread_t client;
 	sigset_t mask;
@@ -183,9 +182,9 @@ int session_run(struct vm_config *cfg, char *const *argv, bool tty)
 	cfg->ready_fd = s.ready_fd;
 	pair[1] = -1; /* vm_create takes it, whatever happens */
 	session_request(&s.req, argv, tty);
-	if (vm_create(cfg, &s.vm) < 0)
+	if (vm_create(cfg, &vm) < 0)
 		goto out;
-	s.live = s.vm;
+	s.live = vm;
 	if (tty && isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &saved) == 0) {
 		struct termios t = saved;
 
@@ -194,23 +193,23 @@ int session_run(struct vm_config *cfg, char *const *argv, bool tty)
 	}
 	if (pthread_create(&client, NULL, session_client, &s) != 0) {
 		log_err("cannot start the exec client thread");
-		vm_destroy(s.vm);
+		vm_destroy(vm);
 		goto out_tty;
 	}
-	status = vm_run(s.vm);
+	status = vm_run(vm);
 	atomic_store(&s.done, 1);
 	/* Wakes the client if it still waits for the guest to listen; if the VM was stopped
 	 * (a signal, an error), it also gives up relaying output nobody may ever read. After
 	 * the command's own end, what it wrote is all relayed first. */
 	if (eventfd_write(s.ready_fd, 1) < 0 ||
-	    (s.vm->end != VM_END_RESET && eventfd_write(s.abort_fd, 1) < 0))
+	    (vm->end != VM_END_RESET && eventfd_write(s.abort_fd, 1) < 0))
 		log_debug("eventfd: %m");
 	pthread_mutex_lock(&s.lock);
 	s.live = NULL;
 	pthread_mutex_unlock(&s.lock);
 	/* With the VM's end of the connection closed (by its vsock device), the client's
 	 * session ends if it still runs. */
-	vm_destroy(s.vm);
+	vm_destroy(vm);
 	pthread_join(client, NULL);
 	log_debug("the VM is gone");
 	if (s.ret == 0)

@@ -515,9 +515,11 @@ static void vm_guest_ready(struct ev_handler *h, uint32_t events)
 	int fd;
 
 	(void)events;
-	if (!evloop_drain(h) || vm->exec_handed)
+	if (!evloop_drain(h))
 		return;
-	vm->exec_handed = true;
+	/* The word counts once: later writes of the port (a guest may repeat it at will) only
+	 * count up an eventfd nobody watches. */
+	evloop_del(&vm->loop, h);
 	/* The device owns it from here on: when the guest or a reset ends the connection, the
 	 * device's close is the session's EOF. */
 	fd = vm->exec_fd;

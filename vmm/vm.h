@@ -66,7 +66,6 @@ struct vm {
 	struct ev_handler stop_handler;
 	struct ev_handler ready_handler; /* ready.fd, an eventfd: guest-init listens */
 	int exec_fd;			 /* cfg->exec_fd until it goes to the device */
-	bool exec_handed;		 /* ... which it did (or would have: -1) */
 	struct ev_handler grace;	 /* timerfd: vm_stop_later's time */
 	atomic_int grace_signal;	 /* the signal vm_stop_later was given, 0 before */
 
