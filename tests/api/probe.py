@@ -1,0 +1,239 @@
+#!/usr/bin/env python3
+"""Raw control-socket clients for tests/api/run (api/control.md). Each subcommand prints
+what it saw in a fixed form, so that the shell test compares its output exactly.
+
+  probe.py wait SOCK SECONDS            until describe answers with the guest ready (exit 1 if not)
+  probe.py call SOCK METHOD [PARAMS]    one request: prints `result JSON` or `error CODE MESSAGE`
+  probe.py stop SOCK TIMEOUT_MS         subscribes, sends stop, prints `exit REASON STATUS`
+                                        (and on stderr the milliseconds it took)
+  probe.py hostile SOCK NAME            garbage, a 10 MiB line, 200 concurrent describes,
+                                        clients that vanish or never read
+"""
+
+import json
+import os
+import socket
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../api/examples"))
+from orchestrator import ApiError, Client, ProtocolError  # noqa: E402
+
+
+def compact(obj):
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"))
+
+
+def cmd_wait(sock, seconds):
+    deadline = time.monotonic() + float(seconds)
+    while time.monotonic() < deadline:
+        try:
+            c = Client(sock, timeout=10)
+            try:
+                d = c.call("describe")
+                if d.get("state") == "running" and d.get("ready_ms") is not None:
+                    return 0
+            finally:
+                c.close()
+        except (OSError, ApiError, ProtocolError, ValueError):
+            pass
+        time.sleep(0.1)
+    print(f"{sock}: no running, ready sandbox within {seconds} s", file=sys.stderr)
+    return 1
+
+
+def cmd_call(sock, method, params=None):
+    c = Client(sock, timeout=60)
+    try:
+        result = c.call(method, json.loads(params) if params else None)
+        print("result " + compact(result))
+    except ApiError as e:
+        print(f"error {e.code} {e.message}")
+    finally:
+        c.close()
+    return 0
+
+
+def cmd_stop(sock, timeout_ms):
+    c = Client(sock, timeout=60)
+    c.call("subscribe", {"events": ["exit"]})
+    start = time.monotonic()
+    c.call("stop", {"timeout_ms": int(timeout_ms)})
+    ev = c.wait_event("exit")
+    print(f"exit {ev.get('reason')} {ev.get('status')}")
+    print(f"{(time.monotonic() - start) * 1000:.0f} ms from stop to exit", file=sys.stderr)
+    c.close()
+    return 0
+
+
+# --- hostile ------------------------------------------------------------------------------
+
+
+def raw(sock):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(60)
+    s.connect(sock)
+    return s
+
+
+def read_line(s, buf):
+    """One line from s (buf: bytearray of what was read past earlier lines); None at EOF."""
+    while b"\n" not in buf:
+        chunk = s.recv(65536)
+        if not chunk:
+            return None
+        buf += chunk
+    nl = buf.index(b"\n")
+    line = bytes(buf[:nl])
+    del buf[: nl + 1]
+    return json.loads(line)
+
+
+def error_of(reply):
+    err = reply.get("error") or {}
+    return f"{err.get('code')} {err.get('message')}"
+
+
+def describe_ok(reply, name, want_id):
+    r = reply.get("result") or {}
+    return (reply.get("jsonrpc") == "2.0" and reply.get("id") == want_id and r.get("protocol") == 1
+            and r.get("name") == name and r.get("state") == "running" and isinstance(r.get("pid"), int))
+
+
+def hostile(sock, name):
+    out = []
+    # Garbage on one connection, which must go on answering afterwards.
+    s = raw(sock)
+    buf = bytearray()
+    for what, line in [
+        ("not JSON", b"garbage"),
+        ("not UTF-8", b'{"jsonrpc":"2.0","id":1,"method":"\xff\xfe"}'),
+        ("an unterminated object", b'{"jsonrpc":"2.0","id":1,'),
+        ("a batch", b'[{"jsonrpc":"2.0","id":1,"method":"describe"}]'),
+        ("no jsonrpc member", b'{"id":1,"method":"describe"}'),
+        ("unknown method", b'{"jsonrpc":"2.0","id":2,"method":"strat"}'),
+        ("params not an object", b'{"jsonrpc":"2.0","id":3,"method":"stop","params":[1]}'),
+    ]:
+        s.sendall(line + b"\n")
+        reply = read_line(s, buf)
+        # Parse errors' messages come from the JSON parser: their code only.
+        text = "closed" if reply is None else error_of(reply)
+        if what != "unknown method" and reply is not None:
+            text = text.split(" ")[0]
+        out.append(f"{what}: {text}")
+        if reply is None:
+            s = raw(sock)
+            buf = bytearray()
+    s.sendall(b'{"jsonrpc":"2.0","id":"after","method":"describe"}\n')
+    reply = read_line(s, buf)
+    out.append("the same connection afterwards: " + ("describe ok" if reply and describe_ok(reply, name, "after") else repr(reply)))
+    s.close()
+
+    # A 10 MiB line: an error reply, then the VMM closes the connection.
+    s = raw(sock)
+    big = b'{"jsonrpc":"2.0","id":1,"method":"describe","params":{"x":"' + b"a" * (10 << 20) + b'"}}\n'
+    try:
+        s.sendall(big)
+    except (BrokenPipeError, ConnectionResetError, socket.timeout):
+        pass
+    buf = bytearray()
+    lines = []
+    try:
+        while True:
+            reply = read_line(s, buf)
+            if reply is None:
+                break
+            lines.append(error_of(reply))
+        ending = "then closed"
+    except (socket.timeout, ConnectionResetError) as e:
+        ending = f"then {type(e).__name__}"
+    out.append(f"10 MiB line: {' | '.join(lines) or 'no reply'}, {ending}")
+    s.close()
+
+    # 200 well-formed clients at once, among clients that connect and vanish mid-request
+    # and clients that send requests and never read.
+    results = [None] * 200
+    start = threading.Barrier(200 + 24)
+
+    def describer(i):
+        try:
+            start.wait(60)
+            c = raw(sock)
+            c.sendall(compact({"jsonrpc": "2.0", "id": i, "method": "describe"}).encode() + b"\n")
+            reply = read_line(c, bytearray())
+            results[i] = describe_ok(reply, name, i) if reply else "closed"
+            c.close()
+        except Exception as e:  # noqa: BLE001 (reported, not raised: the thread's result)
+            results[i] = f"{type(e).__name__}: {e}"
+
+    def vanisher(i):
+        try:
+            start.wait(60)
+            c = raw(sock)
+            c.sendall(b'{"jsonrpc":"2.0","id":1,"method":"desc' if i % 2 else b'{"jsonrpc":"2.0","id":1,"method":"describe"}\n')
+            c.close()
+        except Exception:  # noqa: BLE001 (a vanishing client may fail any way it likes)
+            pass
+
+    non_readers = []
+    for _ in range(16):
+        c = raw(sock)
+        c.setblocking(False)
+        request = b'{"jsonrpc":"2.0","id":1,"method":"describe"}\n' * 64
+        deadline = time.monotonic() + 3
+        sent = 0
+        while sent < 2 << 20 and time.monotonic() < deadline:
+            try:
+                sent += c.send(request)
+            except BlockingIOError:
+                time.sleep(0.01)
+            except OSError:
+                break
+        non_readers.append(c)
+
+    threads = [threading.Thread(target=describer, args=(i,)) for i in range(200)]
+    threads += [threading.Thread(target=vanisher, args=(i,)) for i in range(24)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    good = sum(1 for r in results if r is True)
+    out.append(f"200 concurrent describe: {good} correct")
+    if good != 200:
+        bad = [r for r in results if r is not True]
+        print(f"wrong or missing describe replies, e.g. {bad[:3]!r}", file=sys.stderr)
+
+    # The clients that never read: dropped once 1 MiB of replies waits for them (their
+    # stream ends), and the VMM answers the others all along.
+    dropped = 0
+    for c in non_readers:
+        c.setblocking(True)
+        c.settimeout(30)
+        try:
+            while c.recv(1 << 20):
+                pass
+            dropped += 1
+        except (socket.timeout, ConnectionResetError):
+            pass
+        c.close()
+    out.append(f"16 clients that never read: {dropped} dropped")
+    s = raw(sock)
+    s.sendall(b'{"jsonrpc":"2.0","id":7,"method":"describe"}\n')
+    reply = read_line(s, bytearray())
+    out.append("describe afterwards: " + ("ok" if reply and describe_ok(reply, name, 7) else repr(reply)))
+    s.close()
+    print("\n".join(out))
+    return 0
+
+
+def main(argv):
+    commands = {"wait": cmd_wait, "call": cmd_call, "stop": cmd_stop, "hostile": hostile}
+    if len(argv) < 3 or argv[1] not in commands:
+        print(__doc__, file=sys.stderr)
+        return 2
+    return commands[argv[1]](*argv[2:])
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
