@@ -436,7 +436,7 @@ def main():
                 with open(box["log"].name, "rb") as log:
                     text = log.read().decode(errors="replace").strip()
                 if text:
-                    say(f"{box['name']}'s VMM said:\n{text}")
+                    print(f"{box['name']}'s VMM said:\n{text}", file=sys.stderr)
         shutil.rmtree(work, ignore_errors=True)
 
     if failures:
