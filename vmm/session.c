@@ -55,7 +55,7 @@ static void session_stop(struct session *s, enum session_stop how, int signo, co
 	if (s->live && how == STOP_NOW)
 		vm_stop_signal(s->live, signo);
 	else if (s->live && how == STOP_LATER)
-		vm_stop_later(s->live, signo);
+		vm_stop_later(s->live, signo, VM_STOP_GRACE_MS);
 	else if (s->live)
 		vm_stop(s->live, VM_END_ERROR, "%s", why);
 	pthread_mutex_unlock(&s->lock);
