@@ -30,7 +30,6 @@ struct vm_config {
 	const char *kernel_path;
 	const char *initrd_path;
 	const char *console_log; /* NULL: console only kept for error messages */
-	const char *cmdline;	 /* NULL, or kernel command-line words added after clawvm's */
 	int verbose;
 	uint64_t vsock_cid;    /* the guest's vsock CID */
 	const char *vsock_uds; /* hybrid vsock host socket, or NULL */
