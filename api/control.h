@@ -110,7 +110,7 @@ struct control_request {
 			bool tty, main, attach;
 		} exec;
 		struct {
-			int signo;		/* 1..64: given as a number or a name ("SIGTERM", "TERM") */
+			int signo; /* 1..64: given as a number or a name ("SIGTERM", "TERM") */
 			struct control_uint id; /* not set: the main command */
 		} signal;
 		struct {
@@ -153,11 +153,11 @@ struct control_share_info {
 };
 struct control_describe {
 	const char *name;
-	const char *state; /* "configured", "running", "paused", "stopped" */
-	int64_t pid;	   /* the VMM's */
-	uint64_t uptime_ms;	      /* since start; 0 before */
-	bool ready;		      /* guest-init listens */
-	uint64_t ready_ms;	      /* from start to ready, if ready */
+	const char *state;  /* "configured", "running", "paused", "stopped" */
+	int64_t pid;	    /* the VMM's */
+	uint64_t uptime_ms; /* since start; 0 before */
+	bool ready;	    /* guest-init listens */
+	uint64_t ready_ms;  /* from start to ready, if ready */
 	unsigned vcpus;
 	uint64_t memory_mib;
 	const char *kernel, *initrd, *rootfs, *cmdline, *console_log;
@@ -168,7 +168,7 @@ struct control_describe {
 	const char *const *env; /* exec defaults, NULL-terminated (or NULL) */
 	uint32_t uid, gid;
 	const char *cwd;
-	unsigned execs;		/* execs running */
+	unsigned execs;		 /* execs running */
 	const char *exit_reason; /* once stopped: "exited", "stopped", "error", ... ; else NULL */
 	int exit_status;
 	const char *exit_message; /* NULL or why, for people */
@@ -221,12 +221,12 @@ char *control_exec_params(const char *const *argv, const char *const *env, const
 
 /* A reply or event line, read by a client. */
 struct control_reply {
-	bool is_event;	  /* a notification: `method` holds its name */
-	char method[32];  /* an event's name */
-	int64_t id;	  /* a reply's id, if a number; -1 otherwise */
-	int code;	  /* 0: a result; else the error's code */
-	char *message;	  /* the error's message, or NULL */
-	char *result;	  /* the result (or an event's params) as compact JSON text, or NULL */
+	bool is_event;	 /* a notification: `method` holds its name */
+	char method[32]; /* an event's name */
+	int64_t id;	 /* a reply's id, if a number; -1 otherwise */
+	int code;	 /* 0: a result; else the error's code */
+	char *message;	 /* the error's message, or NULL */
+	char *result;	 /* the result (or an event's params) as compact JSON text, or NULL */
 };
 /* 0, or -1 if the line is not a JSON-RPC reply or notification. */
 __attribute__((warn_unused_result)) int control_parse_reply(const char *line, size_t len,

@@ -1,6 +1,7 @@
 /* Guest RAM in one private anonymous mapping, and the one checked accessor every guest
  * address goes through. */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -99,6 +100,38 @@ void gm_prefault(const struct guest_mem *gm, uint64_t gpa, uint64_t len)
 	/* Older hosts say EINVAL: the copy then faults the pages in as it goes. */
 	if (host && gm->owned)
 		madvise_pages(host, len, MADV_POPULATE_WRITE);
+}
+
+int gm_resident(const struct guest_mem *gm, uint64_t *bytes)
+{
+	uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE), largest = 0, pages = 0;
+	unsigned char *vec;
+
+	/* Pages, so a caller's buffer may start or end mid-page: whole pages around it. */
+	for (unsigned i = 0; i < gm->nr_regions; i++)
+		if (gm->regions[i].size / page + 2 > largest)
+			largest = gm->regions[i].size / page + 2;
+	vec = malloc(largest ? largest : 1);
+	if (!vec)
+		return -ENOMEM;
+	for (unsigned i = 0; i < gm->nr_regions; i++) {
+		const struct gm_region *r = &gm->regions[i];
+		uintptr_t start = (uintptr_t)(gm->host + r->offset) & ~(uintptr_t)(page - 1);
+		uintptr_t end = ((uintptr_t)(gm->host + r->offset + r->size) + page - 1) &
+				~(uintptr_t)(page - 1);
+
+		if (mincore((void *)start, end - start, vec) < 0) {
+			int err = errno;
+
+			free(vec);
+			return -err;
+		}
+		for (uint64_t p = 0; p < (end - start) / page; p++)
+			pages += vec[p] & 1;
+	}
+	free(vec);
+	*bytes = pages * page;
+	return 0;
 }
 
 uint64_t gm_low_end(const struct guest_mem *gm)

@@ -43,6 +43,12 @@ void madvise_pages(const void *addr, size_t len, int advice);
  * page fault per 4 KiB of kernel and initrd costs more than the copy itself. Best effort. */
 void gm_prefault(const struct guest_mem *gm, uint64_t gpa, uint64_t len);
 
+/* Bytes of guest RAM resident in the host now (what the guest, or the VMM loading it,
+ * touched and the host has not swapped out), in pages: one mincore() per region. A page
+ * the guest only read may be the shared zero page, and counts. Thread-safe. 0, or a
+ * negative errno. */
+__attribute__((warn_unused_result)) int gm_resident(const struct guest_mem *gm, uint64_t *bytes);
+
 /* End of the RAM region below the MMIO hole (where the initrd goes). */
 uint64_t gm_low_end(const struct guest_mem *gm);
 

@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <time.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "base/log.h"
@@ -25,6 +26,14 @@ uint64_t log_clock_us(void)
 __attribute__((constructor)) static void log_start(void)
 {
 	start_us = log_clock_us();
+}
+
+/* The thread's last error line, without its prefix (log_last_error). */
+static __thread char last_error[512];
+
+const char *log_last_error(void)
+{
+	return last_error[0] ? last_error : "no reason logged";
 }
 
 void log_msg(enum log_level level, const char *fmt, ...)
@@ -47,6 +56,14 @@ void log_msg(enum log_level level, const char *fmt, ...)
 	va_start(ap, fmt);
 	len += vsnprintf(line + len, sizeof(line) - len - 1, fmt, ap);
 	va_end(ap);
+	if (level == LOG_ERR) {
+		size_t from = strlen("clawvm: error: "), n = strlen(line + from);
+
+		if (n >= sizeof(last_error))
+			n = sizeof(last_error) - 1;
+		memcpy(last_error, line + from, n);
+		last_error[n] = '\0';
+	}
 	if (len > (int)sizeof(line) - 2)
 		len = sizeof(line) - 2;
 	line[len++] = '\n';

@@ -15,6 +15,10 @@ uint64_t log_clock_us(void);
 
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* The calling thread's last log_err() message (so that an API can pass on why a step that
+ * logs its errors failed), or "no reason logged". */
+const char *log_last_error(void);
+
 #define log_err(...)   log_msg(LOG_ERR, __VA_ARGS__)
 #define log_warn(...)  log_msg(LOG_WARN, __VA_ARGS__)
 #define log_info(...)  log_msg(LOG_INFO, __VA_ARGS__)

@@ -57,7 +57,6 @@ static void *fs_worker(void *arg)
 			continue; /* the driver reset the device meanwhile */
 		vq_push(&dev->queues[index], chain.head, written);
 		dev->used(dev, index);
-		vfs->requests++;
 	}
 	pthread_mutex_unlock(&dev->lock);
 	return NULL;
@@ -139,8 +138,15 @@ int virtio_fs_init(struct virtio_fs *vfs, const char *tag, const char *root, boo
 	return 0;
 }
 
+void virtio_fs_counters(struct virtio_fs *vfs, struct fuse_counters *out)
+{
+	fuse_server_counters(vfs->server, out);
+}
+
 void virtio_fs_destroy(struct virtio_fs *vfs)
 {
+	struct fuse_counters counters;
+
 	if (!vfs->server)
 		return;
 	/* Workers exist only after a notification, so the transport's lock exists too. */
@@ -153,8 +159,9 @@ void virtio_fs_destroy(struct virtio_fs *vfs)
 			pthread_join(vfs->workers[i], NULL);
 		vfs->nworkers = 0;
 	}
+	fuse_server_counters(vfs->server, &counters);
 	log_debug("virtio-fs %s: %llu requests served", vfs->tag,
-		  (unsigned long long)vfs->requests);
+		  (unsigned long long)counters.requests);
 	pthread_cond_destroy(&vfs->work);
 	fuse_server_destroy(vfs->server);
 	vfs->server = NULL;

@@ -28,7 +28,6 @@ struct virtio_fs {
 	uint64_t generation;
 	pthread_t workers[VIRTIO_FS_WORKERS];
 	unsigned nworkers;
-	uint64_t requests; /* served, for --verbose */
 	char tag[VIRTIO_FS_TAG_MAX + 1];
 };
 
@@ -37,6 +36,9 @@ struct virtio_fs {
 __attribute__((warn_unused_result)) int virtio_fs_init(struct virtio_fs *vfs, const char *tag,
 						       const char *root, bool read_only,
 						       struct fd_budget *fds);
+/* The FUSE server's counters (requests, bytes read and written). Thread-safe, between
+ * virtio_fs_init and virtio_fs_destroy. */
+void virtio_fs_counters(struct virtio_fs *vfs, struct fuse_counters *out);
 /* Stops the workers (after the requests they serve) and closes the share. */
 void virtio_fs_destroy(struct virtio_fs *vfs);
 

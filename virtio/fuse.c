@@ -484,6 +484,7 @@ uint32_t fuse_server_handle(struct fuse_server *fs, const struct iovec *req, uns
 
 	if (req_len < HDR_IN)
 		return 0;
+	atomic_fetch_add_explicit(&fs->requests, 1, memory_order_relaxed);
 	iov_copy(req, req_cnt, 0, &r.in, HDR_IN, false);
 	if (r.in.opcode == FUSE_FORGET || r.in.opcode == FUSE_BATCH_FORGET ||
 	    r.in.opcode == FUSE_INTERRUPT) {
@@ -511,6 +512,15 @@ uint32_t fuse_server_handle(struct fuse_server *fs, const struct iovec *req, uns
 	iov_copy(reply, reply_cnt, 0, &out, HDR_OUT, true);
 	free(r.out_heap);
 	return out.len;
+}
+
+void fuse_server_counters(struct fuse_server *fs, struct fuse_counters *out)
+{
+	*out = (struct fuse_counters){
+	    .requests = atomic_load_explicit(&fs->requests, memory_order_relaxed),
+	    .bytes_read = atomic_load_explicit(&fs->bytes_read, memory_order_relaxed),
+	    .bytes_written = atomic_load_explicit(&fs->bytes_written, memory_order_relaxed),
+	};
 }
 
 /* ---- the server ------------------------------------------------------------------------- */

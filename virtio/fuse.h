@@ -36,4 +36,13 @@ void fuse_server_destroy(struct fuse_server *fs);
 uint32_t fuse_server_handle(struct fuse_server *fs, const struct iovec *req, unsigned req_cnt,
 			    const struct iovec *reply, unsigned reply_cnt);
 
+/* What the server did so far, for the control API's metrics. */
+struct fuse_counters {
+	uint64_t requests;	/* every request at least a header long, answered or not */
+	uint64_t bytes_read;	/* of host files, by READ */
+	uint64_t bytes_written; /* to host files, by WRITE */
+};
+/* Thread-safe: each counter is exact, the three are not one snapshot. */
+void fuse_server_counters(struct fuse_server *fs, struct fuse_counters *out);
+
 #endif

@@ -202,6 +202,8 @@ int fuse_do_read(struct fuse_req *r)
 	n = got ? preadv(h->fd, iov, (int)cnt, (off_t)in->offset) : 0;
 	ret = n < 0 ? -errno : (int)n;
 	put_handle(r, h);
+	if (n > 0)
+		atomic_fetch_add_explicit(&r->fs->bytes_read, (uint64_t)n, memory_order_relaxed);
 	r->out_direct = true;
 	return ret;
 }
@@ -226,6 +228,7 @@ int fuse_do_write(struct fuse_req *r)
 	put_handle(r, h);
 	if (n < 0)
 		return -errno;
+	atomic_fetch_add_explicit(&r->fs->bytes_written, (uint64_t)n, memory_order_relaxed);
 	out = fuse_reply_buf(r, sizeof(*out));
 	out->size = (uint32_t)n;
 	return sizeof(*out);

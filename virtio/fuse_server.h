@@ -89,6 +89,8 @@ struct fuse_server {
 	gid_t egid;
 	pthread_mutex_t init_lock;
 	bool initialized;
+	/* fuse_server_counters: updated by every worker, so atomics (relaxed). */
+	_Atomic uint64_t requests, bytes_read, bytes_written;
 };
 
 /* Tables over the share `root_fd` (kept, not counted); the descriptors of the inodes and

@@ -42,13 +42,17 @@ static uint32_t rng_fill(const struct vq_chain *chain)
 
 static bool rng_queue_notify(struct virtio_dev *dev, unsigned index)
 {
+	struct virtio_rng *rng = (struct virtio_rng *)dev;
 	struct virtq *vq = &dev->queues[index];
 	struct vq_chain chain;
 	unsigned served = 0;
 	int ret = 0;
 
 	while (served < RNG_BUDGET && (ret = vq_pop(vq, &chain)) > 0) {
-		vq_push(vq, chain.head, rng_fill(&chain));
+		uint32_t written = rng_fill(&chain);
+
+		vq_push(vq, chain.head, written);
+		atomic_fetch_add_explicit(&rng->bytes, written, memory_order_relaxed);
 		served++;
 	}
 	if (ret < 0)
@@ -68,4 +72,9 @@ static const struct virtio_dev_ops rng_ops = {
 void virtio_rng_init(struct virtio_rng *rng)
 {
 	*rng = (struct virtio_rng){.dev = {.ops = &rng_ops}};
+}
+
+uint64_t virtio_rng_bytes(struct virtio_rng *rng)
+{
+	return atomic_load_explicit(&rng->bytes, memory_order_relaxed);
 }

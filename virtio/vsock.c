@@ -327,6 +327,22 @@ static bool rx_take(struct virtio_vsock *vs, struct vq_chain *chain)
 	return true;
 }
 
+static void vsock_count(_Atomic uint64_t *counter, uint64_t n)
+{
+	atomic_fetch_add_explicit(counter, n, memory_order_relaxed);
+}
+
+void virtio_vsock_counters(struct virtio_vsock *vs, struct vsock_counters *out)
+{
+	*out = (struct vsock_counters){
+	    .rx_packets = atomic_load_explicit(&vs->rx_packets, memory_order_relaxed),
+	    .tx_packets = atomic_load_explicit(&vs->tx_packets, memory_order_relaxed),
+	    .rx_bytes = atomic_load_explicit(&vs->rx_bytes, memory_order_relaxed),
+	    .tx_bytes = atomic_load_explicit(&vs->tx_bytes, memory_order_relaxed),
+	    .connections = atomic_load_explicit(&vs->nconns, memory_order_relaxed),
+	};
+}
+
 /* Fills a taken RX buffer with one packet and returns it to the driver. */
 static void rx_give(struct virtio_vsock *vs, const struct vq_chain *chain,
 		    const struct vsock_hdr *h, const void *data)
@@ -343,6 +359,8 @@ static void rx_give(struct virtio_vsock *vs, const struct vq_chain *chain,
 	if (h->len)
 		vq_chain_write(chain, sizeof(le), data, h->len);
 	vq_push(vq, chain->head, (uint32_t)(sizeof(le) + h->len));
+	vsock_count(&vs->rx_packets, 1);
+	vsock_count(&vs->rx_bytes, h->len); /* only OP_RW carries a payload */
 }
 
 static bool ctrl_pending(const struct virtio_vsock *vs)
@@ -732,6 +750,7 @@ static void guest_packet(struct virtio_vsock *vs, const struct vsock_hdr *h,
 			c->tx_len += chunk;
 			done += chunk;
 		}
+		vsock_count(&vs->tx_bytes, h->len);
 		if (conn_flush_tx(c) < 0) {
 			conn_reset(c);
 			return;
@@ -759,10 +778,12 @@ static bool vsock_tx(struct virtio_vsock *vs)
 	while (served < VSOCK_TX_BUDGET && (ret = vq_pop(vq, &chain)) > 0) {
 		size_t got = vq_chain_read(&chain, 0, &raw, sizeof(raw));
 
-		if (vsock_parse(&raw, got, chain.out_len, vs->guest_cid, &h) < 0)
+		if (vsock_parse(&raw, got, chain.out_len, vs->guest_cid, &h) < 0) {
 			log_debug("vsock: dropped a malformed packet from the guest");
-		else
+		} else {
+			vsock_count(&vs->tx_packets, 1);
 			guest_packet(vs, &h, &chain);
+		}
 		vq_push(vq, chain.head, 0);
 		served++;
 	}

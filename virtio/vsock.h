@@ -9,6 +9,7 @@
 
 #include <linux/virtio_vsock.h>
 #include <linux/vm_sockets.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -46,7 +47,11 @@ struct virtio_vsock {
 	struct fd_budget *fds;			 /* each connection holds one descriptor of it */
 	const struct vsock_backend_ops *backend; /* the host side; NULL: none */
 	struct vsock_conn *conns; /* every live connection, host- or guest-initiated */
-	unsigned nconns, nhost;	  /* live connections; of them, host clients' */
+	atomic_uint nconns;	  /* live connections (read by any thread) */
+	unsigned nhost;		  /* of them, host clients' */
+	/* Packets to (rx) and from (tx) the guest, and their stream payload bytes: counted with
+	 * the device lock held, read by any thread (virtio_vsock_counters). */
+	_Atomic uint64_t rx_packets, tx_packets, rx_bytes, tx_bytes;
 	/* Connections a driver reset ended (on a vCPU thread): the loop frees them (reaper). */
 	struct vsock_conn *dead;
 	struct ev_handler reaper; /* eventfd: the reset found connections to reap */
@@ -86,6 +91,15 @@ void virtio_vsock_destroy(struct virtio_vsock *vs);
  * connection or descriptor is left, and fd is closed). On the event loop's thread. */
 __attribute__((warn_unused_result)) int virtio_vsock_connect_fd(struct virtio_vsock *vs, int fd,
 								uint32_t port);
+
+/* What the device did so far, for the control API's metrics. */
+struct vsock_counters {
+	uint64_t rx_packets, tx_packets; /* to / from the guest: every packet, any op */
+	uint64_t rx_bytes, tx_bytes;	 /* of them, stream payload (OP_RW) bytes */
+	uint64_t connections;		 /* open now */
+};
+/* Thread-safe (relaxed atomics: each counter is exact, the set is not one snapshot). */
+void virtio_vsock_counters(struct virtio_vsock *vs, struct vsock_counters *out);
 
 /* Parses a header from a TX chain's first bytes; -EINVAL if it is not a packet this device
  * accepts from the guest (wrong CIDs, type, op, or a length beyond the chain). Pure. */

@@ -2,11 +2,13 @@
  * wrong and exit status 125, never a crash. */
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <sys/signalfd.h>
 #include <limits.h>
 #include <stdio.h>
@@ -18,13 +20,12 @@
 #include "api/guest_abi.h"
 #include "vmm/cli.h"
 #include "vmm/exec_client.h"
-#include "vmm/guest_files.h"
+#include "vmm/rundir.h"
+#include "vmm/server.h"
 #include "vmm/session.h"
-#include "vmm/layout.h"
+#include "vmm/verbs.h"
+#include "vmm/vm.h"
 #include "base/log.h"
-
-#define DEFAULT_CPUS	1
-#define DEFAULT_MEM_MIB 512
 
 static const char usage_main[] =
     "Usage: clawvm COMMAND [OPTIONS]\n"
@@ -33,11 +34,54 @@ static const char usage_main[] =
     "\n"
     "Commands:\n"
     "  run       Boot a sandbox, run one command in it, exit with its status\n"
-    "  exec      Run a command in a running sandbox through its vsock socket\n"
+    "  exec      Run a command in a running sandbox\n"
+    "  ps        List the running sandboxes\n"
+    "  inspect   Show a sandbox's state and configuration (JSON)\n"
+    "  stop      Stop a sandbox: SIGTERM to its command, then the VM after a timeout\n"
+    "  kill      Stop a sandbox's VM at once, or send its command a signal\n"
+    "  vmm       Start a VMM that an orchestrator configures through its API socket\n"
     "\n"
     "Options:\n"
-    "  -h, --help     Show this help (clawvm run --help shows run's options)\n"
-    "  --version      Show the version\n";
+    "  -h, --help     Show this help (clawvm COMMAND --help shows a command's options)\n"
+    "  --version      Show the version\n"
+    "\n"
+    "Each sandbox has a directory with its control API socket (api/control.md) below\n"
+    "$CLAWVM_RUNTIME_DIR, else $XDG_RUNTIME_DIR/clawvm, else (as root) /run/clawvm,\n"
+    "else /tmp/clawvm-UID.\n";
+
+#define USAGE_SANDBOX_OPTIONS                                                                      \
+	"  -v, --volume HOST:GUEST[:ro]\n"                                                         \
+	"                      share the host directory HOST at GUEST in the guest (virtio-fs;\n"  \
+	"                      :ro refuses every write on the host side); repeatable, up to 8.\n"  \
+	"                      Mounts below HOST are not crossed\n"                                \
+	"  --rootfs DIR        the guest's root: DIR shared read-only under an overlay whose\n"    \
+	"                      upper layer is guest memory, so every run starts clean\n"           \
+	"                      (default: guest/rootfs, unless --initrd is given)\n"                \
+	"  --cpus N            vCPUs, 1 to 32 (default 1)\n"                                       \
+	"  --memory MiB        guest memory in MiB, 64 up to the host's RAM (default 512)\n"       \
+	"  --kernel PATH       guest kernel: ELF vmlinux (PVH or 64-bit entry) or bzImage\n"       \
+	"                      (default: kernel/vmlinux)\n"                                        \
+	"  --initrd PATH       cpio initramfs whose /init is guest-init; without --rootfs it\n"    \
+	"                      is the guest's root (default: guest/init.cpio, which holds\n"       \
+	"                      guest-init alone)\n"                                                \
+	"  --console-log FILE  write the guest kernel's console to FILE; at 16 MiB it moves\n"     \
+	"                      to FILE.1 and FILE starts over (at most 32 MiB are kept)\n"         \
+	"  --vsock-uds PATH    host side of the guest's vsock: clients of the Unix socket\n"       \
+	"                      PATH write `CONNECT <port>\\n` to reach a guest port; guest\n"      \
+	"                      connections to host port P go to the socket PATH_P\n"               \
+	"  --vsock-cid N       the guest's vsock CID, 3 to 4294967294 (default 3)\n"               \
+	"  -e, --env K=V       set K for the command (and every exec); repeatable\n"               \
+	"  -u, --user UID[:GID]  run commands as UID (and GID, default UID) in the guest\n"        \
+	"  -w, --workdir DIR   the commands' working directory in the guest (default /)\n"         \
+	"  --name NAME         the sandbox's name (default: sb- and 6 hex digits), for the\n"      \
+	"                      other commands: 1 to 63 of A-Z a-z 0-9 _ . -\n"                     \
+	"  --verbose           log what clawvm does, and boot the kernel with loglevel=7\n"        \
+	"  -h, --help          show this help\n"                                                   \
+	"\n"                                                                                       \
+	"Guest files (--kernel, --initrd, --rootfs): the option wins; else CLAWVM_KERNEL,\n"       \
+	"CLAWVM_INITRD or CLAWVM_ROOTFS, if set and not empty, counts as that option; else\n"      \
+	"the default is looked for beside the clawvm binary (a build tree), then below\n"          \
+	"  " CLAWVM_DATADIR "\n"
 
 static const char usage_run[] =
     "Usage: clawvm run [OPTIONS] [--] COMMAND [ARG...]\n"
@@ -46,58 +90,36 @@ static const char usage_run[] =
     "passes clawvm's stdin to it, its stdout and stderr to clawvm's, signals to clawvm on\n"
     "to it, and exits with its exit status. Nothing the command does survives it, but\n"
     "what it writes in a shared folder (-v). A SIGTERM or SIGHUP goes to the command too;\n"
-    "if the sandbox has not ended 10 s later, clawvm stops it (exit 143 or 129).\n"
+    "if the sandbox has not ended 10 s later, clawvm stops it (exit 143 or 129). While it\n"
+    "runs, the sandbox serves its control API, so that clawvm exec, ps, stop... reach it.\n"
     "\n"
     "Options:\n"
-    "  -v, --volume HOST:GUEST[:ro]\n"
-    "                      share the host directory HOST at GUEST in the guest (virtio-fs;\n"
-    "                      :ro refuses every write on the host side); repeatable, up to 8.\n"
-    "                      Mounts below HOST are not crossed\n"
-    "  --rootfs DIR        the guest's root: DIR shared read-only under an overlay whose\n"
-    "                      upper layer is guest memory, so every run starts clean\n"
-    "                      (default: guest/rootfs, unless --initrd is given)\n"
-    "  --cpus N            vCPUs, 1 to 32 (default 1)\n"
-    "  --memory MiB        guest memory in MiB, 64 up to the host's RAM (default 512)\n"
-    "  --kernel PATH       guest kernel: ELF vmlinux (PVH or 64-bit entry) or bzImage\n"
-    "                      (default: kernel/vmlinux)\n"
-    "  --initrd PATH       cpio initramfs whose /init is guest-init; without --rootfs it\n"
-    "                      is the guest's root (default: guest/init.cpio, which holds\n"
-    "                      guest-init alone)\n"
-    "  --console-log FILE  write the guest kernel's console to FILE; at 16 MiB it moves\n"
-    "                      to FILE.1 and FILE starts over (at most 32 MiB are kept)\n"
-    "  --vsock-uds PATH    host side of the guest's vsock: clients of the Unix socket\n"
-    "                      PATH write `CONNECT <port>\\n` to reach a guest port; guest\n"
-    "                      connections to host port P go to the socket PATH_P\n"
-    "  --vsock-cid N       the guest's vsock CID, 3 to 4294967294 (default 3)\n"
+    "  -d, --detach        run in the background: print the sandbox's name and return\n"
+    "                      once COMMAND runs (its stdin is empty, its output discarded;\n"
+    "                      the sandbox ends with it, or with clawvm stop NAME)\n"
     "  -t, --tty           run COMMAND on a pseudo-terminal (clawvm's terminal goes raw;\n"
     "                      window-size changes are passed on)\n"
-    "  -i, --interactive   accepted for docker's sake: stdin is always passed on\n"
-    "  --verbose           log what clawvm does, and boot the kernel with loglevel=7\n"
-    "  -h, --help          show this help\n"
-    "\n"
-    "Guest files (--kernel, --initrd, --rootfs): the option wins; else CLAWVM_KERNEL,\n"
-    "CLAWVM_INITRD or CLAWVM_ROOTFS, if set and not empty, counts as that option; else\n"
-    "the default is looked for beside the clawvm binary (a build tree), then below\n"
-    "  " CLAWVM_DATADIR "\n"
-    "\n"
+    "  -i, --interactive   accepted for docker's sake: stdin is always passed "
+    "on\n" USAGE_SANDBOX_OPTIONS "\n"
     "Exit status: the command's (128+N if signal N killed it; 126 if it could not be\n"
     "run, 127 if it was not found); 125 if clawvm itself failed; 128+N if clawvm was\n"
-    "stopped by signal N.\n";
+    "stopped by signal N (or by clawvm stop: 143, clawvm kill: 137). With -d: 0 once the\n"
+    "command runs, 125 if the sandbox could not start.\n";
 
-static const char usage_exec[] =
-    "Usage: clawvm exec --vsock-uds PATH [-t] [-e K=V]... [--cwd DIR] [--] COMMAND [ARG...]\n"
+static const char usage_vmm[] =
+    "Usage: clawvm vmm [--name NAME] [--api-sock PATH] [OPTIONS]\n"
     "\n"
-    "Runs COMMAND in the running sandbox whose vsock host socket is PATH (see clawvm run\n"
-    "--vsock-uds), over guest-init's exec channel (api/exec.md). stdin, stdout and\n"
-    "stderr are relayed separately; signals to clawvm go to the command; clawvm exits\n"
-    "with the command's status (125 if the exec could not be started).\n"
+    "Starts a VMM that waits, configured by OPTIONS (those of clawvm run) and then by\n"
+    "requests on its control API socket (JSON-RPC 2.0, one object per line; see\n"
+    "api/control.md), for `start`; commands run through the API's `exec`. It exits\n"
+    "when the sandbox has stopped and its clients have closed (at most 10 s later),\n"
+    "with the main command's status (or 128+N after a stop by signal N). SIGTERM,\n"
+    "SIGINT and SIGHUP stop the sandbox as the API's `stop` does.\n"
     "\n"
     "Options:\n"
-    "  --vsock-uds PATH   the sandbox's vsock host socket\n"
-    "  -t, --tty          run the command on a pseudo-terminal of the current size\n"
-    "  -e, --env K=V      set an environment variable (repeatable)\n"
-    "  --cwd DIR          working directory in the guest (default /)\n"
-    "  -h, --help         show this help\n";
+    "  --api-sock PATH     the API socket (made mode 0600; PATH's directory must be this\n"
+    "                      user's and closed to others); default: api.sock in the\n"
+    "                      sandbox's directory\n" USAGE_SANDBOX_OPTIONS;
 
 int cli_parse_uint(const char *what, const char *text, unsigned long long min,
 		   unsigned long long max, unsigned long long *out)
@@ -123,125 +145,6 @@ int cli_parse_uint(const char *what, const char *text, unsigned long long min,
 	return 0;
 }
 
-static unsigned long long host_mem_mib(void)
-{
-	long pages = sysconf(_SC_PHYS_PAGES), page_size = sysconf(_SC_PAGESIZE);
-
-	if (pages <= 0 || page_size <= 0)
-		return LAYOUT_MAX_MEM_MIB;
-	return (unsigned long long)pages * (unsigned long long)page_size / MiB;
-}
-
-/* `path` as an absolute path to an existing directory, into out[PATH_MAX]. */
-static int cli_host_dir(const char *what, const char *path, char *out)
-{
-	struct stat st;
-
-	if (!realpath(path, out)) {
-		log_err("%s `%s`: %m", what, path);
-		return -1;
-	}
-	if (stat(out, &st) < 0 || !S_ISDIR(st.st_mode)) {
-		log_err("%s `%s`: not a directory", what, path);
-		return -1;
-	}
-	return 0;
-}
-
-/* Whether `path` is `dir` or lies below it. */
-static bool path_under(const char *path, const char *dir)
-{
-	size_t len = strlen(dir);
-
-	return !strncmp(path, dir, len) && (path[len] == '\0' || path[len] == '/');
-}
-
-/* An absolute guest path without empty, `.` or `..` components, trailing slashes dropped. */
-static int cli_guest_path(const char *spec, const char *path, size_t len, char *out)
-{
-	static const char *const reserved[] = {"/proc", "/sys", "/dev"};
-	size_t n = 0;
-
-	if (len == 0 || path[0] != '/') {
-		log_err("-v %s: the guest path must be absolute", spec);
-		return -1;
-	}
-	if (len >= PATH_MAX) {
-		log_err("-v %s: the guest path is too long", spec);
-		return -1;
-	}
-	for (size_t i = 0; i < len;) {
-		size_t start, comp;
-
-		while (i < len && path[i] == '/')
-			i++;
-		start = i;
-		while (i < len && path[i] != '/')
-			i++;
-		comp = i - start;
-		if (comp == 0)
-			break;
-		if ((comp == 1 && path[start] == '.') ||
-		    (comp == 2 && path[start] == '.' && path[start + 1] == '.')) {
-			log_err("-v %s: the guest path may not contain `.` or `..`", spec);
-			return -1;
-		}
-		out[n++] = '/';
-		memcpy(out + n, path + start, comp);
-		n += comp;
-	}
-	out[n] = '\0';
-	if (n == 0) {
-		log_err("-v %s: the guest root is --rootfs, not a volume", spec);
-		return -1;
-	}
-	for (size_t i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++) {
-		if (path_under(out, reserved[i])) {
-			log_err("-v %s: %s belongs to the guest kernel", spec, reserved[i]);
-			return -1;
-		}
-	}
-	return 0;
-}
-
-int cli_parse_volume(const char *spec, struct run_args *args, unsigned index)
-{
-	struct vm_share *share = &args->vm.shares[index];
-	const char *end = spec + strlen(spec), *colon;
-	char host[PATH_MAX];
-	bool read_only = false;
-
-	if (end - spec > 3 && (!strcmp(end - 3, ":ro") || !strcmp(end - 3, ":rw"))) {
-		read_only = end[-1] == 'o';
-		end -= 3;
-	}
-	/* The guest path holds no colon of its own; the host path may. */
-	for (colon = end; colon > spec && colon[-1] != ':'; colon--)
-		;
-	if (colon == spec || colon - 1 == spec) {
-		log_err("-v %s: want HOST:GUEST[:ro] (see clawvm run --help)", spec);
-		return -1;
-	}
-	if ((size_t)(colon - 1 - spec) >= sizeof(host)) {
-		log_err("-v %s: the host path is too long", spec);
-		return -1;
-	}
-	memcpy(host, spec, (size_t)(colon - 1 - spec));
-	host[colon - 1 - spec] = '\0';
-	if (cli_host_dir("-v", host, args->share_host[index]) < 0)
-		return -1;
-	if (cli_guest_path(spec, colon, (size_t)(end - colon), args->share_guest[index]) < 0)
-		return -1;
-	for (unsigned i = 0; i < index; i++) {
-		if (!strcmp(args->share_guest[i], args->share_guest[index])) {
-			log_err("-v %s: %s is shared twice", spec, args->share_guest[index]);
-			return -1;
-		}
-	}
-	*share = (struct vm_share){args->share_host[index], args->share_guest[index], read_only};
-	return 0;
-}
-
 enum {
 	OPT_CPUS = 256,
 	OPT_MEMORY,
@@ -252,6 +155,8 @@ enum {
 	OPT_VSOCK_UDS,
 	OPT_VSOCK_CID,
 	OPT_ROOTFS,
+	OPT_NAME,
+	OPT_API_SOCK,
 };
 
 static const struct option run_options[] = {
@@ -264,261 +169,321 @@ static const struct option run_options[] = {
     {"vsock-uds", required_argument, NULL, OPT_VSOCK_UDS},
     {"vsock-cid", required_argument, NULL, OPT_VSOCK_CID},
     {"rootfs", required_argument, NULL, OPT_ROOTFS},
+    {"name", required_argument, NULL, OPT_NAME},
+    {"api-sock", required_argument, NULL, OPT_API_SOCK},
     {"volume", required_argument, NULL, 'v'},
+    {"env", required_argument, NULL, 'e'},
+    {"user", required_argument, NULL, 'u'},
+    {"workdir", required_argument, NULL, 'w'},
     {"tty", no_argument, NULL, 't'},
     {"interactive", no_argument, NULL, 'i'},
+    {"detach", no_argument, NULL, 'd'},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
 
-/* The guest kernel, initramfs and root: from the options, else from the CLAWVM_* variables
- * that stand for them, else found below `dirs` (guest_files.h). */
-static int cli_guest_files(struct run_args *args, const char *const *dirs)
+/* A number for `what`, then the setter: the CLI's half of a setting. */
+static int cli_number(const char *what, const char *text, uint64_t *out)
 {
-	struct vm_config *cfg = &args->vm;
-	const char *rootfs = cfg->rootfs;
+	unsigned long long value;
 
-	if (guest_file_given(&guest_kernel, &cfg->kernel_path) < 0 ||
-	    guest_file_given(&guest_initrd, &cfg->initrd_path) < 0 ||
-	    guest_file_given(&guest_rootfs, &rootfs) < 0)
+	if (cli_parse_uint(what, text, 0, ULLONG_MAX, &value) < 0)
 		return -1;
-	/* CLAWVM_ROOTFS, resolved as --rootfs is. */
-	if (rootfs != cfg->rootfs) {
-		if (cli_host_dir(guest_rootfs.env, rootfs, args->rootfs) < 0)
-			return -1;
-		cfg->rootfs = args->rootfs;
-	}
-	if (guest_file_find(&guest_kernel, dirs, args->default_kernel, &cfg->kernel_path) < 0)
-		return -1;
-	/* Without an initramfs the root is a share, and the initramfs holds guest-init alone. */
-	if (!cfg->initrd_path &&
-	    guest_file_find(&guest_rootfs, dirs, args->rootfs, &cfg->rootfs) < 0)
-		return -1;
-	if (guest_file_find(&guest_initrd, dirs, args->default_initrd, &cfg->initrd_path) < 0)
-		return -1;
+	*out = value;
 	return 0;
+}
+
+/* Applies one of run's options to the config; -1 after printing why not. */
+static int cli_run_option(struct run_args *args, int opt, const char *arg)
+{
+	struct sandbox_config *cfg = &args->cfg;
+	struct config_err err;
+	uint64_t value = 0;
+	int ret = 0;
+
+	if ((opt == OPT_CPUS || opt == OPT_MEMORY || opt == OPT_VSOCK_CID) &&
+	    cli_number(opt == OPT_CPUS	   ? "--cpus"
+		       : opt == OPT_MEMORY ? "--memory"
+					   : "--vsock-cid",
+		       arg, &value) < 0)
+		return -1; /* said why */
+	switch (opt) {
+	case OPT_CPUS:
+		ret = config_set_cpus(cfg, "--cpus", value, &err);
+		break;
+	case OPT_MEMORY:
+		ret = config_set_memory(cfg, "--memory", value, &err);
+		break;
+	case OPT_VSOCK_CID:
+		ret = config_set_vsock_cid(cfg, "--vsock-cid", value, &err);
+		break;
+	case OPT_KERNEL:
+		ret = config_set_kernel(cfg, "--kernel", arg, &err);
+		break;
+	case OPT_INITRD:
+		ret = config_set_initrd(cfg, "--initrd", arg, &err);
+		break;
+	case OPT_ROOTFS:
+		ret = config_set_rootfs(cfg, "--rootfs", arg, &err);
+		break;
+	case OPT_CONSOLE_LOG:
+		ret = config_set_console_log(cfg, "--console-log", arg, &err);
+		break;
+	case OPT_VSOCK_UDS:
+		ret = config_set_vsock_uds(cfg, "--vsock-uds", arg, &err);
+		break;
+	case 'v':
+		ret = config_add_volume(cfg, arg, &err);
+		break;
+	case 'e':
+		ret = config_add_env(cfg, "-e", arg, &err);
+		break;
+	case 'u':
+		ret = config_parse_user(cfg, "-u", arg, &err);
+		break;
+	case 'w':
+		ret = config_set_cwd(cfg, "--workdir", arg, &err);
+		break;
+	case OPT_NAME:
+		ret = config_set_name(cfg, "--name", arg, &err);
+		break;
+	case OPT_API_SOCK:
+		args->api_sock = arg;
+		break;
+	}
+	if (ret < 0)
+		log_err("%s", err.msg);
+	return ret;
 }
 
 int cli_parse_run(int argc, char **argv, struct run_args *args, const char *const *dirs)
 {
-	unsigned long long value, mem_max = host_mem_mib();
-	struct vm_config *cfg = &args->vm;
+	struct config_err err;
+	bool vmm = !strcmp(argv[0], "vmm");
 	int opt;
 
-	if (mem_max > LAYOUT_MAX_MEM_MIB)
-		mem_max = LAYOUT_MAX_MEM_MIB;
-	*cfg = (struct vm_config){
-	    .kvm_path = "/dev/kvm",
-	    .cpus = DEFAULT_CPUS,
-	    .mem_mib = DEFAULT_MEM_MIB,
-	    .vsock_cid = VSOCK_DEFAULT_GUEST_CID,
-	    .exec_fd = -1,
-	    .ready_fd = -1,
-	};
-	if (mem_max < cfg->mem_mib)
-		cfg->mem_mib = mem_max;
+	config_init(&args->cfg);
+	args->tty = args->detach = false;
+	args->api_sock = NULL;
+	args->argv = NULL;
 	optind = 0; /* 0, not 1: makes glibc forget any earlier parse */
 	opterr = 0;
 	/* '+': stop at the command, so its own options are not taken for ours; ':': tell a
 	 * missing value from an unknown option. */
-	args->tty = false;
-	while ((opt = getopt_long(argc, argv, "+:hitv:", run_options, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "+:hitdv:e:u:w:", run_options, NULL)) != -1) {
 		switch (opt) {
-		case OPT_CPUS:
-			if (cli_parse_uint("--cpus", optarg, 1, VM_MAX_VCPUS, &value) < 0)
-				return -1;
-			cfg->cpus = (unsigned)value;
-			break;
-		case OPT_MEMORY:
-			if (cli_parse_uint("--memory", optarg, LAYOUT_MIN_MEM_MIB, mem_max,
-					   &value) < 0)
-				return -1;
-			cfg->mem_mib = value;
-			break;
-		case OPT_KERNEL:
-			cfg->kernel_path = optarg;
-			break;
-		case OPT_INITRD:
-			cfg->initrd_path = optarg;
-			break;
-		case OPT_CONSOLE_LOG:
-			cfg->console_log = optarg;
-			break;
 		case OPT_VERBOSE:
-			cfg->verbose = 1;
-			break;
-		case OPT_VSOCK_UDS:
-			cfg->vsock_uds = optarg;
-			break;
-		case OPT_VSOCK_CID:
-			/* 0-2 are the hypervisor, local and host; -1 is VMADDR_CID_ANY. */
-			if (cli_parse_uint("--vsock-cid", optarg, 3, 0xfffffffe, &value) < 0)
-				return -1;
-			cfg->vsock_cid = value;
-			break;
-		case OPT_ROOTFS:
-			if (cli_host_dir("--rootfs", optarg, args->rootfs) < 0)
-				return -1;
-			cfg->rootfs = args->rootfs;
-			break;
-		case 'v':
-			if (cfg->nshares == VM_MAX_SHARES) {
-				log_err("-v %s: at most %d shares", optarg, VM_MAX_SHARES);
-				return -1;
-			}
-			if (cli_parse_volume(optarg, args, cfg->nshares) < 0)
-				return -1;
-			cfg->nshares++;
+			args->cfg.vm.verbose = 1;
 			break;
 		case 't':
 			args->tty = true;
 			break;
 		case 'i':
 			break; /* stdin is always passed through; accepted as docker takes it */
+		case 'd':
+			args->detach = true;
+			break;
 		case 'h':
-			fputs(usage_run, stdout);
+			fputs(vmm ? usage_vmm : usage_run, stdout);
 			return 1;
 		case ':':
-			log_err("%s needs a value (see clawvm run --help)", argv[optind - 1]);
+			log_err("%s needs a value (see clawvm %s --help)", argv[optind - 1],
+				argv[0]);
+			return -1;
+		case '?':
+			log_err("unknown option `%s` (see clawvm %s --help)", argv[optind - 1],
+				argv[0]);
 			return -1;
 		default:
-			log_err("unknown option `%s` (see clawvm run --help)", argv[optind - 1]);
+			if (cli_run_option(args, opt, optarg) < 0)
+				return -1;
+		}
+	}
+	if (vmm) {
+		if (optind < argc || args->tty || args->detach) {
+			log_err("clawvm vmm takes no command, -t or -d: its commands come through "
+				"the API (see clawvm vmm --help)");
 			return -1;
 		}
+		return 0;
+	}
+	if (args->api_sock) {
+		log_err("--api-sock is clawvm vmm's; clawvm run's socket is in its sandbox "
+			"directory (see clawvm run --help)");
+		return -1;
 	}
 	if (optind >= argc) {
 		log_err("no command to run: clawvm run [OPTIONS] -- COMMAND [ARG...]");
 		return -1;
 	}
-	for (int i = optind; i < argc; i++) {
-		if (argv[i][0] == '\0' && i == optind) {
-			log_err("the command name is empty");
-			return -1;
-		}
+	if (argv[optind][0] == '\0') {
+		log_err("the command name is empty");
+		return -1;
 	}
 	args->argv = argv + optind;
-	return cli_guest_files(args, dirs);
+	if (config_find_guest_files(&args->cfg, dirs, &err) < 0) {
+		log_err("%s", err.msg);
+		return -1;
+	}
+	return 0;
 }
 
-/* The directory of the running binary: default guest files are found beside it. */
-static void self_dir(char *dir, size_t cap)
+/* The sandbox's directory and API socket, named by --name or newly. */
+static struct server *cli_serve(struct run_args *args, struct rundir *rd, enum server_mode mode)
 {
-	ssize_t len = readlink("/proc/self/exe", dir, cap - 1);
-	char *slash;
+	struct config_err err;
+	struct server *srv;
 
-	if (len <= 0) {
-		snprintf(dir, cap, ".");
+	if (!args->cfg.name[0])
+		rundir_new_name(args->cfg.name);
+	if (rundir_create(rd, args->cfg.name, args->api_sock, &err) < 0) {
+		log_err("%s", err.msg);
+		return NULL;
+	}
+	srv = server_create(mode, &args->cfg, rd->sock, &err);
+	if (!srv) {
+		log_err("%s", err.msg);
+		rundir_remove(rd);
+		return NULL;
+	}
+	if (rundir_publish(rd, &err) < 0) {
+		log_err("%s", err.msg);
+		server_finish(srv, NULL, VM_EXIT_FAILURE, 0);
+		rundir_remove(rd);
+		return NULL;
+	}
+	return srv;
+}
+
+/* clawvm run -d: the parent returns once the command runs (printing the sandbox's name);
+ * the child, in a session of its own, is the sandbox. Returns in the child (with its end of
+ * the pipe in *notify_fd), exits in the parent. */
+static void cli_detach(const char *name, int *notify_fd)
+{
+	int pipefd[2], status, null_fd;
+	char buf[8];
+	pid_t pid;
+	ssize_t n;
+
+	if (pipe2(pipefd, O_CLOEXEC) < 0) {
+		log_err("pipe: %m");
+		exit(VM_EXIT_FAILURE);
+	}
+	fflush(stdout);
+	pid = fork();
+	if (pid < 0) {
+		log_err("fork: %m");
+		exit(VM_EXIT_FAILURE);
+	}
+	if (pid == 0) {
+		close(pipefd[0]);
+		setsid();
+		/* The command's stdin is empty and its output goes nowhere (use clawvm exec);
+		 * clawvm's own errors still reach the terminal until the command runs. */
+		null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+		if (null_fd >= 0) {
+			dup2(null_fd, STDIN_FILENO);
+			dup2(null_fd, STDOUT_FILENO);
+			close(null_fd);
+		}
+		*notify_fd = pipefd[1];
 		return;
 	}
-	dir[len] = '\0';
-	slash = strrchr(dir, '/');
-	if (slash)
-		*slash = '\0';
+	close(pipefd[1]);
+	n = read(pipefd[0], buf, sizeof(buf));
+	if (n > 0) {
+		printf("%s\n", name);
+		exit(0);
+	}
+	/* It ended before its command ran: its messages said why. */
+	if (waitpid(pid, &status, 0) < 0 || !WIFEXITED(status))
+		exit(VM_EXIT_FAILURE);
+	exit(WEXITSTATUS(status) ? WEXITSTATUS(status) : VM_EXIT_FAILURE);
 }
 
 static int cli_run(int argc, char **argv)
 {
-	char dir[PATH_MAX];
-	/* A build tree's own guest files first, then the installed ones. */
-	const char *const dirs[] = {dir, CLAWVM_DATADIR, NULL};
+	char self[PATH_MAX];
+	const char *dirs[3];
 	struct run_args args;
+	struct server *srv;
+	struct rundir rd = {0};
 	unsigned long long t0;
-	int ret;
+	int ret, notify_fd = -1;
 
-	self_dir(dir, sizeof(dir));
+	config_guest_dirs(self, dirs);
 	ret = cli_parse_run(argc, argv, &args, dirs);
-	if (ret != 0)
+	if (ret != 0) {
+		config_release(&args.cfg);
 		return ret > 0 ? 0 : VM_EXIT_FAILURE;
-	if (args.vm.verbose)
+	}
+	if (args.cfg.vm.verbose)
 		log_max_level = LOG_DEBUG;
+	if (!args.cfg.name[0])
+		rundir_new_name(args.cfg.name);
+	if (args.detach) {
+		if (args.tty) {
+			log_err("-d and -t do not go together: a detached command has no terminal");
+			return VM_EXIT_FAILURE;
+		}
+		cli_detach(args.cfg.name, &notify_fd);
+	}
+	srv = cli_serve(&args, &rd, SERVER_RUN);
+	if (!srv || server_start(srv) < 0) {
+		if (srv)
+			server_finish(srv, NULL, VM_EXIT_FAILURE, 0);
+		rundir_remove(&rd);
+		config_release(&args.cfg);
+		return VM_EXIT_FAILURE;
+	}
 	t0 = log_clock_us();
-	ret = session_run(&args.vm, args.argv, args.tty);
+	ret = session_run(&args.cfg, args.argv, args.tty, srv, notify_fd);
 	log_debug("session %llu ms", (unsigned long long)(log_clock_us() - t0) / 1000);
+	rundir_remove(&rd);
+	config_release(&args.cfg);
 	return ret;
 }
 
-#define EXEC_MAX_ENV 256
+/* How long a stopped `clawvm vmm` waits for its clients to read `exit` and close. */
+#define VMM_LINGER_MS 10000
 
-static int cli_exec(int argc, char **argv)
+static int cli_vmm(int argc, char **argv)
 {
-	static const struct option options[] = {
-	    {"vsock-uds", required_argument, NULL, 'u'},
-	    {"tty", no_argument, NULL, 't'},
-	    {"env", required_argument, NULL, 'e'},
-	    {"cwd", required_argument, NULL, 'c'},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0},
-	};
-	const char *uds = NULL, *envp[EXEC_MAX_ENV];
-	struct exec_request req = {0};
-	struct winsize ws;
-	sigset_t mask;
-	int opt, fd, sfd, status, ret;
+	char self[PATH_MAX];
+	const char *dirs[3];
+	struct run_args args;
+	struct server *srv;
+	struct rundir rd = {0};
+	struct vm *vm;
+	int ret, status;
 
-	optind = 0;
-	opterr = 0;
-	while ((opt = getopt_long(argc, argv, "+:te:h", options, NULL)) != -1) {
-		switch (opt) {
-		case 'u':
-			uds = optarg;
-			break;
-		case 't':
-			req.flags |= EXEC_FLAG_PTY;
-			break;
-		case 'e':
-			if (!strchr(optarg, '=') || req.envc == EXEC_MAX_ENV) {
-				log_err("--env `%s`: want K=V (at most %d)", optarg, EXEC_MAX_ENV);
-				return VM_EXIT_FAILURE;
-			}
-			envp[req.envc++] = optarg;
-			break;
-		case 'c':
-			req.cwd = optarg;
-			break;
-		case 'h':
-			fputs(usage_exec, stdout);
-			return 0;
-		case ':':
-			log_err("%s needs a value (see clawvm exec --help)", argv[optind - 1]);
-			return VM_EXIT_FAILURE;
-		default:
-			log_err("unknown option `%s` (see clawvm exec --help)", argv[optind - 1]);
-			return VM_EXIT_FAILURE;
-		}
+	config_guest_dirs(self, dirs);
+	ret = cli_parse_run(argc, argv, &args, dirs);
+	if (ret != 0) {
+		config_release(&args.cfg);
+		return ret > 0 ? 0 : VM_EXIT_FAILURE;
 	}
-	if (!uds || optind >= argc) {
-		log_err("usage: clawvm exec --vsock-uds PATH [--] COMMAND [ARG...]");
-		return VM_EXIT_FAILURE;
-	}
-	req.argc = (uint32_t)(argc - optind);
-	req.argv = (const char **)(argv + optind);
-	req.envp = envp;
-	if ((req.flags & EXEC_FLAG_PTY) && ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) == 0) {
-		req.rows = ws.ws_row;
-		req.cols = ws.ws_col;
-	}
-	fd = exec_client_connect(uds, CLAWVM_EXEC_PORT);
-	if (fd < 0) {
-		log_err("cannot reach the sandbox's exec channel through `%s`: %s", uds,
-			fd == -EPROTO ? "the guest refused the connection" : strerror(-fd));
-		return VM_EXIT_FAILURE;
-	}
-	session_signal_set(&mask);
-	sigprocmask(SIG_BLOCK, &mask, NULL);
-	sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (args.cfg.vm.verbose)
+		log_max_level = LOG_DEBUG;
 	signal(SIGPIPE, SIG_IGN);
-	ret = exec_client_run_signals(fd, &req, STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO, sfd,
-				      &status);
-	close(fd);
-	if (sfd >= 0)
-		close(sfd);
-	if (ret < 0) {
-		log_err("the exec channel failed: %s", strerror(-ret));
+	srv = cli_serve(&args, &rd, SERVER_VMM);
+	if (!srv || server_start(srv) < 0) {
+		if (srv)
+			server_finish(srv, NULL, VM_EXIT_FAILURE, 0);
+		rundir_remove(&rd);
+		config_release(&args.cfg);
 		return VM_EXIT_FAILURE;
 	}
+	log_debug("sandbox %s: API at %s", args.cfg.name, rd.sock);
+	vm = server_wait_vm(srv, &status);
+	if (vm)
+		status = vm_run(vm);
+	server_finish(srv, vm, status, VMM_LINGER_MS);
+	vm_destroy(vm);
+	rundir_remove(&rd);
+	config_release(&args.cfg);
 	return status;
 }
-
 int cli_main(int argc, char **argv)
 {
 	if (argc < 2) {
@@ -535,8 +500,12 @@ int cli_main(int argc, char **argv)
 	}
 	if (!strcmp(argv[1], "run"))
 		return cli_run(argc - 1, argv + 1);
-	if (!strcmp(argv[1], "exec"))
-		return cli_exec(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "vmm"))
+		return cli_vmm(argc - 1, argv + 1);
+	for (size_t i = 0; i < sizeof(cli_verbs) / sizeof(cli_verbs[0]); i++) {
+		if (!strcmp(argv[1], cli_verbs[i].name))
+			return cli_verbs[i].fn(argc - 1, argv + 1);
+	}
 	log_err("unknown command `%s` (see clawvm --help)", argv[1]);
 	return VM_EXIT_FAILURE;
 }

@@ -1,7 +1,9 @@
 /* The guest kernel command line. Why each default is there is said beside it: the boot
  * path must do no work a minimal kernel does not need. */
+#include <errno.h>
 #include <string.h>
 
+#include "base/log.h"
 #include "vmm/cmdline.h"
 
 void cmdline_init(struct cmdline *c)
@@ -48,6 +50,27 @@ void cmdline_add_raw(struct cmdline *c, const char *fragment)
 		}
 	}
 	cmdline_append(c, fragment);
+}
+
+int cmdline_add_user(struct cmdline *c, const char *words)
+{
+	size_t len = strlen(words), sep = c->len && len ? 1 : 0;
+
+	for (const char *p = words; *p; p++) {
+		if ((unsigned char)*p < 0x20 || *p == 0x7f) {
+			log_err("the extra kernel command line holds a control character (0x%02x)",
+				(unsigned char)*p);
+			return -EINVAL;
+		}
+	}
+	if (c->len + sep + len + 1 > sizeof(c->buf)) {
+		log_err("the kernel command line would be %zu bytes with the extra words (%zu of "
+			"them, after clawvm's own %zu); the limit is %zu bytes",
+			c->len + sep + len, len, c->len, sizeof(c->buf) - 1);
+		return -E2BIG;
+	}
+	cmdline_add_raw(c, words);
+	return 0;
 }
 
 const char *cmdline_get(const struct cmdline *c)

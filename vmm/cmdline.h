@@ -18,6 +18,10 @@ void cmdline_init(struct cmdline *c);
 void cmdline_add(struct cmdline *c, const char *arg);
 /* Appends a user-supplied fragment verbatim (already several arguments). */
 void cmdline_add_raw(struct cmdline *c, const char *fragment);
+/* Appends the user's extra words (struct vm_config's cmdline) verbatim: 0; -EINVAL for a
+ * control character; -E2BIG if the line would pass CMDLINE_CAPACITY - 1 bytes. Logs why,
+ * naming the limit. */
+__attribute__((warn_unused_result)) int cmdline_add_user(struct cmdline *c, const char *words);
 /* The line, or NULL if anything overflowed or was refused. */
 const char *cmdline_get(const struct cmdline *c);
 

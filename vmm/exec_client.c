@@ -107,7 +107,7 @@ static int tx_append(struct client *c, uint8_t type, const void *payload, uint32
 	return 0;
 }
 
-static int forward_signal(struct client *c);
+static int forward_signal(struct client *c, int fd);
 static int flush_tx(struct client *c);
 
 /* Writes all of buf to fd (the command's output), waiting while it is full. Signals are
@@ -121,22 +121,25 @@ static int write_all(struct client *c, int fd, const uint8_t *buf, size_t len)
 	bool nonblock = flags >= 0 && (flags & O_NONBLOCK);
 
 	while (len > 0) {
-		struct pollfd p[3] = {{.fd = fd, .events = POLLOUT},
+		struct pollfd p[4] = {{.fd = fd, .events = POLLOUT},
 				      {.fd = c->opts.sig_fd, .events = POLLIN},
-				      {.fd = c->opts.abort_fd, .events = POLLIN}};
+				      {.fd = c->opts.abort_fd, .events = POLLIN},
+				      {.fd = c->opts.more_sig_fd, .events = POLLIN}};
 		size_t chunk = nonblock || len < PIPE_BUF ? len : PIPE_BUF;
 		ssize_t n;
 		int ret;
 
-		if (poll(p, 3, -1) < 0) {
+		if (poll(p, 4, -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			return -errno;
 		}
 		if (p[2].revents)
 			return -ECANCELED;
-		if (p[1].revents) {
-			ret = forward_signal(c);
+		for (int i = 1; i < 4; i += 2) {
+			if (!p[i].revents)
+				continue;
+			ret = forward_signal(c, p[i].fd);
 			if (ret == 0)
 				ret = flush_tx(c);
 			if (ret < 0)
@@ -251,11 +254,11 @@ static int read_stdin(struct client *c)
 	return tx_append(c, EXEC_FRAME_STDIN, chunk, (uint32_t)n);
 }
 
-static int forward_signal(struct client *c)
+static int forward_signal(struct client *c, int fd)
 {
 	struct signalfd_siginfo si;
 	uint8_t p[4];
-	ssize_t n = read(c->opts.sig_fd, &si, sizeof(si));
+	ssize_t n = read(fd, &si, sizeof(si));
 	int ret;
 
 	if (n < 0 && (errno == EINTR || errno == EAGAIN))
@@ -273,7 +276,7 @@ static int forward_signal(struct client *c)
 	}
 	exec_put_le32(p, si.ssi_signo);
 	ret = tx_append(c, EXEC_FRAME_SIGNAL, p, sizeof(p));
-	if (ret == 0 && c->opts.forwarded)
+	if (ret == 0 && c->opts.forwarded && fd == c->opts.sig_fd)
 		c->opts.forwarded((int)si.ssi_signo, c->opts.opaque);
 	return ret;
 }
@@ -316,7 +319,7 @@ static int run_loop(struct client *c, int *status)
 	int ret;
 
 	for (;;) {
-		struct pollfd p[4];
+		struct pollfd p[5];
 		nfds_t np = 1;
 		bool tx_pending = !c->tx_broken && c->tx_head < c->tx_len;
 		bool want_in = !c->in_done && c->tx_len - c->tx_head < TX_LIMIT;
@@ -328,6 +331,8 @@ static int run_loop(struct client *c, int *status)
 			p[np++] = (struct pollfd){.fd = c->opts.sig_fd, .events = POLLIN};
 		if (c->opts.abort_fd >= 0)
 			p[np++] = (struct pollfd){.fd = c->opts.abort_fd, .events = POLLIN};
+		if (c->opts.more_sig_fd >= 0)
+			p[np++] = (struct pollfd){.fd = c->opts.more_sig_fd, .events = POLLIN};
 		if (poll(p, np, -1) < 0) {
 			if (errno == EINTR)
 				continue;
@@ -338,7 +343,10 @@ static int run_loop(struct client *c, int *status)
 				continue;
 			if (p[i].fd == c->opts.abort_fd)
 				return -ECANCELED;
-			ret = p[i].fd == c->opts.sig_fd ? forward_signal(c) : read_stdin(c);
+			if (p[i].fd == c->opts.sig_fd || p[i].fd == c->opts.more_sig_fd)
+				ret = forward_signal(c, p[i].fd);
+			else
+				ret = read_stdin(c);
 			if (ret < 0)
 				return ret;
 		}
@@ -369,10 +377,12 @@ int exec_client_run_opts(int fd, const struct exec_request *req, int in_fd, int 
 	ret = set_nonblock(fd);
 	if (ret < 0)
 		return ret;
-	ret = exec_request_encode(req, &c.tx, &c.tx_len);
-	if (ret < 0)
-		return ret;
-	c.tx_cap = c.tx_len;
+	if (req) {
+		ret = exec_request_encode(req, &c.tx, &c.tx_len);
+		if (ret < 0)
+			return ret;
+		c.tx_cap = c.tx_len;
+	}
 	if (in_fd < 0)
 		ret = tx_append(&c, EXEC_FRAME_STDIN_EOF, NULL, 0);
 	if (ret == 0)
@@ -385,7 +395,7 @@ int exec_client_run_opts(int fd, const struct exec_request *req, int in_fd, int 
 int exec_client_run_signals(int fd, const struct exec_request *req, int in_fd, int out_fd,
 			    int err_fd, int sig_fd, int *status)
 {
-	const struct exec_client_opts opts = {.sig_fd = sig_fd, .abort_fd = -1};
+	const struct exec_client_opts opts = {.sig_fd = sig_fd, .abort_fd = -1, .more_sig_fd = -1};
 
 	return exec_client_run_opts(fd, req, in_fd, out_fd, err_fd, &opts, status);
 }

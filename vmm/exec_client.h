@@ -35,10 +35,14 @@ struct exec_client_opts {
 	exec_signal_fn *forwarded; /* called after each SIGNAL frame queued, or NULL */
 	void *opaque;		   /* for `forwarded` */
 	int abort_fd;		   /* readable: give up at once (-ECANCELED), or -1 */
+	/* Or -1: a stream of struct signalfd_siginfo records (written by the control API's
+	 * thread) passed on like sig_fd's, but without `forwarded`. */
+	int more_sig_fd;
 };
 
 /* exec_client_run_signals with those options. Signals are passed on also while the output
- * waits for a full out_fd or err_fd. */
+ * waits for a full out_fd or err_fd. `req` NULL: the REQUEST was sent already (the control
+ * API's `exec` with attach), the relay starts at once. */
 int exec_client_run_opts(int fd, const struct exec_request *req, int in_fd, int out_fd, int err_fd,
 			 const struct exec_client_opts *opts, int *status)
     __attribute__((warn_unused_result));

@@ -5,7 +5,6 @@
 #include <unistd.h>
 
 #include "vmm/guest_files.h"
-#include "base/log.h"
 
 const struct guest_file guest_kernel = {"guest kernel", "--kernel", "CLAWVM_KERNEL",
 					"kernel/vmlinux"};
@@ -13,7 +12,7 @@ const struct guest_file guest_initrd = {"guest image", "--initrd", "CLAWVM_INITR
 					"guest/init.cpio"};
 const struct guest_file guest_rootfs = {"guest root", "--rootfs", "CLAWVM_ROOTFS", "guest/rootfs"};
 
-int guest_file_given(const struct guest_file *file, const char **path)
+int guest_file_given(const struct guest_file *file, const char **path, char *err, size_t cap)
 {
 	const char *from = file->option, *env = getenv(file->env);
 
@@ -22,14 +21,14 @@ int guest_file_given(const struct guest_file *file, const char **path)
 		from = file->env;
 	}
 	if (*path && access(*path, F_OK) < 0) {
-		log_err("no %s at %s (from %s): %m", file->what, *path, from);
+		snprintf(err, cap, "no %s at %s (from %s): %m", file->what, *path, from);
 		return -1;
 	}
 	return 0;
 }
 
 int guest_file_find(const struct guest_file *file, const char *const *dirs, char *out,
-		    const char **path)
+		    const char **path, char *err, size_t cap)
 {
 	char looked[2 * PATH_MAX] = "";
 	size_t len = 0;
@@ -50,7 +49,7 @@ int guest_file_find(const struct guest_file *file, const char *const *dirs, char
 			len +=
 			    (size_t)n < sizeof(looked) - len ? (size_t)n : sizeof(looked) - len - 1;
 	}
-	log_err("no %s: looked in %s; run ./setup or set %s or pass %s", file->what,
-		looked[0] ? looked : "no directory", file->env, file->option);
+	snprintf(err, cap, "no %s: looked in %s; run ./setup or set %s or pass %s", file->what,
+		 looked[0] ? looked : "no directory", file->env, file->option);
 	return -1;
 }

@@ -25,6 +25,7 @@
 
 #include "base/log.h"
 #include "vmm/exec_client.h"
+#include "vmm/server.h"
 #include "vmm/session.h"
 #include "vmm/vm.h"
 
@@ -33,10 +34,13 @@ static const int session_signals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGWINCH
 
 struct session {
 	struct exec_request req;
-	int fd;		 /* our end of the command's connection */
-	int sig_fd;	 /* signalfd of session_signals */
-	int ready_fd;	 /* eventfd: the connection went to guest-init, or the VM ended */
-	int abort_fd;	 /* eventfd: the VM ended otherwise than by its command's end */
+	int fd;		/* our end of the command's connection */
+	int sig_fd;	/* signalfd of session_signals */
+	int ready_fd;	/* eventfd: the connection went to guest-init, or the VM ended */
+	int abort_fd;	/* eventfd: the VM ended otherwise than by its command's end */
+	int api_sig_fd; /* signals for the command from the control API (server.h) */
+	int notify_fd;	/* -1, or told "ready" once the command runs (clawvm run -d) */
+	struct server *server;
 	atomic_int done; /* the VM ended */
 	int ret;	 /* exec_client result, or -ECANCELED if the command never ran */
 	int status;
@@ -55,7 +59,7 @@ static void session_stop(struct session *s, enum session_stop how, int signo, co
 	if (s->live && how == STOP_NOW)
 		vm_stop_signal(s->live, signo);
 	else if (s->live && how == STOP_LATER)
-		vm_stop_later(s->live, signo);
+		vm_stop_later(s->live, signo, VM_STOP_GRACE_MS);
 	else if (s->live)
 		vm_stop(s->live, VM_END_ERROR, "%s", why);
 	pthread_mutex_unlock(&s->lock);
@@ -101,14 +105,25 @@ static void *session_client(void *arg)
 	    .forwarded = session_forwarded,
 	    .opaque = s,
 	    .abort_fd = s->abort_fd,
+	    .more_sig_fd = s->api_sig_fd,
 	};
 	char why[128];
 
 	s->ret = -ECANCELED;
 	if (!session_wait_ready(s))
 		return NULL;
+	if (s->server)
+		server_guest_ready(s->server);
+	if (s->notify_fd >= 0) {
+		if (write(s->notify_fd, "ready\n", 6) != 6)
+			log_debug("session: cannot tell the parent: %m");
+		close(s->notify_fd);
+		s->notify_fd = -1;
+	}
 	s->ret = exec_client_run_opts(s->fd, &s->req, STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO,
 				      &opts, &s->status);
+	if (s->ret == 0 && s->server)
+		server_main_exited(s->server, s->status);
 	if (s->ret < 0 && !atomic_load(&s->done)) {
 		snprintf(why, sizeof(why), "the exec channel to the guest failed: %s",
 			 strerror(-s->ret));
@@ -117,33 +132,47 @@ static void *session_client(void *arg)
 	return NULL;
 }
 
-/* The request for argv: the `main` command, with a terminal of clawvm's size if `tty`. */
-static void session_request(struct exec_request *req, char *const *argv, bool tty)
+/* The request for argv: the `main` command, with the sandbox's exec defaults, and a
+ * terminal of clawvm's size if `tty`. */
+static void session_request(struct exec_request *req, const struct sandbox_config *cfg,
+			    char *const *argv, bool tty)
 {
 	static char term_var[128];
-	static const char *term[1];
+	static const char *env[CONFIG_MAX_ENV + 1];
 	struct winsize ws;
-	uint32_t argc = 0;
+	uint32_t argc = 0, envc = 0;
 
 	while (argv[argc])
 		argc++;
+	for (unsigned i = 0; i < cfg->nenv; i++)
+		env[envc++] = cfg->env[i];
 	*req = (struct exec_request){
 	    .flags = EXEC_FLAG_MAIN | (tty ? EXEC_FLAG_PTY : 0),
+	    .uid = cfg->uid,
+	    .gid = cfg->gid,
 	    .argc = argc,
 	    .argv = (const char **)argv,
+	    .envp = env,
+	    .cwd = cfg->cwd,
 	};
-	if (!tty)
-		return;
-	if (ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) == 0) {
-		req->rows = ws.ws_row;
-		req->cols = ws.ws_col;
+	if (tty) {
+		if (ioctl(STDIN_FILENO, TIOCGWINSZ, &ws) == 0) {
+			req->rows = ws.ws_row;
+			req->cols = ws.ws_col;
+		}
+		/* The terminal's type, unless -e gave one. */
+		if (getenv("TERM") && envc < CONFIG_MAX_ENV) {
+			bool given = false;
+
+			for (uint32_t i = 0; i < envc; i++)
+				given |= !strncmp(env[i], "TERM=", 5);
+			snprintf(term_var, sizeof(term_var), "TERM=%s", getenv("TERM"));
+			if (!given)
+				env[envc++] = term_var;
+		}
 	}
-	if (getenv("TERM")) {
-		snprintf(term_var, sizeof(term_var), "TERM=%s", getenv("TERM"));
-		term[0] = term_var;
-		req->envp = term;
-		req->envc = 1;
-	}
+	env[envc] = NULL;
+	req->envc = envc;
 }
 
 void session_signal_set(sigset_t *set)
@@ -153,10 +182,18 @@ void session_signal_set(sigset_t *set)
 		sigaddset(set, session_signals[i]);
 }
 
-int session_run(struct vm_config *cfg, char *const *argv, bool tty)
+int session_run(struct sandbox_config *sc, char *const *argv, bool tty, struct server *server,
+		int notify_fd)
 {
-	struct session s = {.fd = -1, .sig_fd = -1, .ready_fd = -1, .abort_fd = -1};
-	int pair[2] = {-1, -1}, status = VM_EXIT_FAILURE;
+	struct session s = {.fd = -1,
+			    .sig_fd = -1,
+			    .ready_fd = -1,
+			    .abort_fd = -1,
+			    .api_sig_fd = -1,
+			    .notify_fd = notify_fd,
+			    .server = server};
+	struct vm_config *cfg = &sc->vm;
+	int pair[2] = {-1, -1}, sig_pair[2] = {-1, -1}, status = VM_EXIT_FAILURE;
 	struct termios saved;
 	struct vm *vm;
 	bool raw = false;
@@ -173,7 +210,8 @@ int session_run(struct vm_config *cfg, char *const *argv, bool tty)
 	s.abort_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	pthread_mutex_init(&s.lock, NULL);
 	if (s.sig_fd < 0 || s.ready_fd < 0 || s.abort_fd < 0 ||
-	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, pair) < 0) {
+	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, pair) < 0 ||
+	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sig_pair) < 0) {
 		log_err("cannot set up the session: %m");
 		goto out;
 	}
@@ -181,10 +219,13 @@ int session_run(struct vm_config *cfg, char *const *argv, bool tty)
 	cfg->exec_fd = pair[1];
 	cfg->ready_fd = s.ready_fd;
 	pair[1] = -1; /* vm_create takes it, whatever happens */
-	session_request(&s.req, argv, tty);
+	s.api_sig_fd = sig_pair[0];
+	session_request(&s.req, sc, argv, tty);
 	if (vm_create(cfg, &vm) < 0)
 		goto out;
 	s.live = vm;
+	if (server)
+		server_run_started(server, vm, sig_pair[1]);
 	if (tty && isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &saved) == 0) {
 		struct termios t = saved;
 
@@ -193,6 +234,8 @@ int session_run(struct vm_config *cfg, char *const *argv, bool tty)
 	}
 	if (pthread_create(&client, NULL, session_client, &s) != 0) {
 		log_err("cannot start the exec client thread");
+		server_finish(server, vm, VM_EXIT_FAILURE, 0);
+		server = NULL;
 		vm_destroy(vm);
 		goto out_tty;
 	}
@@ -207,6 +250,9 @@ int session_run(struct vm_config *cfg, char *const *argv, bool tty)
 	pthread_mutex_lock(&s.lock);
 	s.live = NULL;
 	pthread_mutex_unlock(&s.lock);
+	/* The API sends `exit` and lets go of the VM before it goes. */
+	server_finish(server, vm, status, 0);
+	server = NULL;
 	/* With the VM's end of the connection closed (by its vsock device), the client's
 	 * session ends if it still runs. */
 	vm_destroy(vm);
@@ -218,10 +264,15 @@ out_tty:
 	if (raw)
 		tcsetattr(STDIN_FILENO, TCSANOW, &saved);
 out:
+	server_finish(server, NULL, status, 0);
 	for (int i = 0; i < 2; i++) {
 		if (pair[i] >= 0)
 			close(pair[i]);
+		if (sig_pair[i] >= 0)
+			close(sig_pair[i]);
 	}
+	if (s.notify_fd >= 0)
+		close(s.notify_fd);
 	if (s.sig_fd >= 0)
 		close(s.sig_fd);
 	if (s.ready_fd >= 0)

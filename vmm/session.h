@@ -6,12 +6,18 @@
 #include <signal.h>
 #include <stdbool.h>
 
-#include "vmm/vm_config.h"
+#include "vmm/config.h"
 
-/* Boots the VM of `cfg` and runs `argv` in it as its main command; returns clawvm's exit
- * status (the command's, or 125). With `tty`, the command gets a pseudo-terminal and
- * clawvm's terminal is put in raw mode for the session. */
-int session_run(struct vm_config *cfg, char *const *argv, bool tty);
+struct server;
+
+/* Boots the VM of `cfg` and runs `argv` in it as its main command, with cfg's exec
+ * defaults; returns clawvm's exit status (the command's, or 125). With `tty`, the command
+ * gets a pseudo-terminal and clawvm's terminal is put in raw mode for the session.
+ * `server` (or NULL) is the sandbox's control API, told of the VM, of the guest's
+ * readiness and of the command's end, and finished (server_finish) before the VM goes.
+ * `notify_fd` (or -1) is written "ready\n" and closed once the command runs. */
+int session_run(struct sandbox_config *cfg, char *const *argv, bool tty, struct server *server,
+		int notify_fd);
 
 /* The signals a session passes on to its command rather than dies of (SIGINT, SIGTERM,
  * SIGHUP, SIGQUIT; SIGWINCH for a terminal's size). */

@@ -113,6 +113,11 @@ int vcpu_create(const struct vcpu_machine *m, struct vcpu *v, unsigned index)
 	v->m = m;
 	v->index = index;
 	v->started = 0;
+	atomic_init(&v->io_exits, 0);
+	atomic_init(&v->mmio_exits, 0);
+	atomic_init(&v->hlt_exits, 0);
+	atomic_init(&v->intr_exits, 0);
+	atomic_init(&v->other_exits, 0);
 	v->fd = ioctl(m->kvm->vm_fd, KVM_CREATE_VCPU, index);
 	if (v->fd < 0) {
 		log_err("vcpu %u: KVM_CREATE_VCPU: %m", index);
@@ -212,6 +217,14 @@ static void vcpu_report_triple_fault(struct vcpu *v)
 		  v->index, where);
 }
 
+/* One more exit of a kind. Only this vCPU's thread writes its counters: a relaxed load and
+ * store, not a locked add, is enough for readers on other threads. */
+static void vcpu_count(_Atomic uint64_t *counter)
+{
+	atomic_store_explicit(counter, atomic_load_explicit(counter, memory_order_relaxed) + 1,
+			      memory_order_relaxed);
+}
+
 /* Returns 0 to go on running, -1 when this vCPU is done. */
 static int vcpu_handle_exit(struct vcpu *v)
 {
@@ -219,11 +232,11 @@ static int vcpu_handle_exit(struct vcpu *v)
 
 	switch (run->exit_reason) {
 	case KVM_EXIT_IO:
-		v->io_exits++;
+		vcpu_count(&v->io_exits);
 		vcpu_handle_io(v);
 		return 0;
 	case KVM_EXIT_MMIO:
-		v->mmio_exits++;
+		vcpu_count(&v->mmio_exits);
 		if (run->mmio.len > sizeof(run->mmio.data))
 			return 0;
 		/* Where no device sits, reads see zeros and writes vanish. */
@@ -233,8 +246,14 @@ static int vcpu_handle_exit(struct vcpu *v)
 			memset(run->mmio.data, 0, sizeof(run->mmio.data));
 		return 0;
 	case KVM_EXIT_INTR:
-	case KVM_EXIT_HLT:
+		vcpu_count(&v->intr_exits);
 		return 0;
+	case KVM_EXIT_HLT:
+		vcpu_count(&v->hlt_exits);
+		return 0;
+	}
+	vcpu_count(&v->other_exits);
+	switch (run->exit_reason) {
 	case KVM_EXIT_SHUTDOWN:
 		vcpu_report_triple_fault(v);
 		return -1;
@@ -258,9 +277,139 @@ static int vcpu_handle_exit(struct vcpu *v)
 	}
 }
 
+/* ---- pausing ------------------------------------------------------------------------------
+ *
+ * Who writes kvm_run's immediate_exit, and why no kick is lost:
+ * - a pause sets `paused`, then immediate_exit, then sends the kick signal, to each thread,
+ *   all under the park lock: a thread in KVM_RUN leaves it (the signal), a thread about to
+ *   enter it returns at once (immediate_exit), a thread handling an exit sees `paused` at
+ *   the top of its loop;
+ * - the end sets `ended` under the lock (vcpu_park_end), then immediate_exit and the signal
+ *   (vcpu_kick);
+ * - a vCPU thread clears immediate_exit (or it could never enter the guest again after a
+ *   resume) only under the lock and only before the end: when it parks, and when KVM_RUN
+ *   said EINTR. A pause's kick after such a clear finds `paused` set for the thread's next
+ *   look, or immediate_exit set for its next KVM_RUN; a clear after a pause's kick comes
+ *   after that pause set `paused` (same lock), so the thread parks next. The end's kick is
+ *   never cleared, and `stopping` is set before it anyway. */
+
+void vcpu_park_init(struct vcpu_park *p)
+{
+	pthread_mutex_init(&p->lock, NULL);
+	pthread_cond_init(&p->changed, NULL);
+	atomic_init(&p->paused, false);
+	p->ended = false;
+	p->parked = p->live = 0;
+}
+
+void vcpu_park_destroy(struct vcpu_park *p)
+{
+	pthread_cond_destroy(&p->changed);
+	pthread_mutex_destroy(&p->lock);
+}
+
+/* The thread's KVM_RUN was interrupted: if by a pause's kick, immediate_exit must not stay
+ * set for the runs after the resume (see above). */
+static void vcpu_kicked(struct vcpu *v)
+{
+	struct vcpu_park *p = v->m->park;
+
+	pthread_mutex_lock(&p->lock);
+	if (!p->ended)
+		v->run->immediate_exit = 0;
+	pthread_mutex_unlock(&p->lock);
+}
+
+/* Parks the thread while the machine is paused; true if the VM ends. */
+static bool vcpu_park_here(struct vcpu *v)
+{
+	struct vcpu_park *p = v->m->park;
+	bool ended;
+
+	pthread_mutex_lock(&p->lock);
+	if (atomic_load(&p->paused) && !p->ended) {
+		v->run->immediate_exit = 0;
+		p->parked++;
+		pthread_cond_broadcast(&p->changed);
+		while (atomic_load(&p->paused) && !p->ended)
+			pthread_cond_wait(&p->changed, &p->lock);
+		p->parked--;
+	}
+	ended = p->ended;
+	pthread_mutex_unlock(&p->lock);
+	return ended;
+}
+
+int vcpu_pause_all(struct vcpu_park *p, struct vcpu *vcpus, unsigned n)
+{
+	int ret = 0;
+
+	pthread_mutex_lock(&p->lock);
+	if (p->ended) {
+		ret = -ESRCH;
+	} else if (atomic_load(&p->paused)) {
+		ret = -EINVAL;
+	} else {
+		atomic_store(&p->paused, true);
+		/* `started` is set under this lock, and cleared only after the end: the threads
+		 * kicked here exist, and their kvm_run is mapped. */
+		for (unsigned i = 0; i < n; i++) {
+			if (vcpus[i].started) {
+				vcpus[i].run->immediate_exit = 1;
+				pthread_kill(vcpus[i].thread, VCPU_KICK_SIGNAL);
+			}
+		}
+		/* A thread that ended on its own (a triple fault) is out of `live`. */
+		while (atomic_load(&p->paused) && !p->ended && p->parked < p->live)
+			pthread_cond_wait(&p->changed, &p->lock);
+		if (p->ended)
+			ret = -ESRCH;
+		else if (!atomic_load(&p->paused))
+			ret = -EINTR; /* resumed before every thread parked */
+	}
+	pthread_mutex_unlock(&p->lock);
+	return ret;
+}
+
+int vcpu_resume_all(struct vcpu_park *p)
+{
+	int ret = 0;
+
+	pthread_mutex_lock(&p->lock);
+	if (p->ended) {
+		ret = -ESRCH;
+	} else if (!atomic_load(&p->paused)) {
+		ret = -EINVAL;
+	} else {
+		atomic_store(&p->paused, false);
+		pthread_cond_broadcast(&p->changed);
+	}
+	pthread_mutex_unlock(&p->lock);
+	return ret;
+}
+
+bool vcpu_paused(struct vcpu_park *p)
+{
+	bool paused;
+
+	pthread_mutex_lock(&p->lock);
+	paused = atomic_load(&p->paused) && !p->ended;
+	pthread_mutex_unlock(&p->lock);
+	return paused;
+}
+
+void vcpu_park_end(struct vcpu_park *p)
+{
+	pthread_mutex_lock(&p->lock);
+	p->ended = true;
+	pthread_cond_broadcast(&p->changed);
+	pthread_mutex_unlock(&p->lock);
+}
+
 static void *vcpu_thread(void *arg)
 {
 	struct vcpu *v = arg;
+	struct vcpu_park *p = v->m->park;
 	sigset_t kick;
 
 	sigemptyset(&kick);
@@ -268,28 +417,49 @@ static void *vcpu_thread(void *arg)
 	pthread_sigmask(SIG_UNBLOCK, &kick, NULL);
 
 	while (!atomic_load(v->m->stopping)) {
+		/* Read without the lock first: a pause sets it before it kicks. */
+		if (atomic_load(&p->paused) && vcpu_park_here(v))
+			break;
 		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
-			if (errno == EINTR || errno == EAGAIN)
+			int err = errno;
+
+			if (err == EINTR)
+				vcpu_kicked(v);
+			if (err == EINTR || err == EAGAIN)
 				continue;
 			vcpu_stop(v, VCPU_STOP_ERROR, "KVM_RUN on vCPU %u: %s", v->index,
-				  strerror(errno));
+				  strerror(err));
 			break;
 		}
 		if (vcpu_handle_exit(v) < 0)
 			break;
 	}
+	pthread_mutex_lock(&p->lock);
+	p->live--;
+	pthread_cond_broadcast(&p->changed);
+	pthread_mutex_unlock(&p->lock);
 	return NULL;
 }
 
 int vcpu_start(struct vcpu *v)
 {
-	int ret = pthread_create(&v->thread, NULL, vcpu_thread, v);
+	struct vcpu_park *p = v->m->park;
+	int ret;
 
+	/* Counted live before it runs (it may end at once), and marked started under the
+	 * lock, so that a pause kicks only threads that exist. */
+	pthread_mutex_lock(&p->lock);
+	p->live++;
+	ret = pthread_create(&v->thread, NULL, vcpu_thread, v);
+	if (ret)
+		p->live--;
+	else
+		v->started = 1;
+	pthread_mutex_unlock(&p->lock);
 	if (ret) {
 		log_err("vcpu %u: cannot start its thread: %s", v->index, strerror(ret));
 		return -ret;
 	}
-	v->started = 1;
 	return 0;
 }
 
@@ -308,7 +478,8 @@ void vcpu_destroy(struct vcpu *v)
 		pthread_join(v->thread, NULL);
 		v->started = 0;
 		log_debug("vcpu %u: %llu I/O exits, %llu MMIO exits", v->index,
-			  (unsigned long long)v->io_exits, (unsigned long long)v->mmio_exits);
+			  (unsigned long long)atomic_load(&v->io_exits),
+			  (unsigned long long)atomic_load(&v->mmio_exits));
 	}
 	if (v->run)
 		munmap(v->run, v->m->kvm->run_size);

@@ -23,6 +23,17 @@ enum vcpu_stop {
 	VCPU_STOP_ERROR,	/* KVM failed */
 };
 
+/* Where the vCPU threads of a machine park while it is paused (vcpu_pause_all), shared by
+ * them all. Every field is under `lock`. */
+struct vcpu_park {
+	pthread_mutex_t lock;
+	pthread_cond_t changed; /* any field below changed */
+	atomic_bool paused;	/* threads park before their next KVM_RUN (read unlocked too) */
+	bool ended;		/* the VM ends: nobody parks, parked threads leave */
+	unsigned parked;	/* threads parked now */
+	unsigned live;		/* threads started and not yet returned */
+};
+
 /* What the vCPUs need of their machine. Every vCPU of a VM shares one; it outlives them. */
 struct vcpu_machine {
 	const struct kvm *kvm;		   /* the VM fd, kvm_run's size, the base CPUID */
@@ -37,6 +48,7 @@ struct vcpu_machine {
 	void (*stop)(void *opaque, enum vcpu_stop why, const char *msg);
 	void *opaque;		    /* for mmio and stop */
 	const atomic_int *stopping; /* set once the VM ends: the threads leave KVM_RUN */
+	struct vcpu_park *park;	    /* pausing (vcpu_park_init) */
 };
 
 struct vcpu {
@@ -45,8 +57,10 @@ struct vcpu {
 	int fd;
 	struct kvm_run *run;
 	pthread_t thread;
-	int started;
-	uint64_t io_exits, mmio_exits; /* for --verbose: what the guest made the VMM do */
+	int started; /* on the thread that starts and joins it; vcpu_kick_all reads it under
+		      * the park lock */
+	/* Exits by kind: written by the vCPU's thread only, read by any (relaxed atomics). */
+	_Atomic uint64_t io_exits, mmio_exits, hlt_exits, intr_exits, other_exits;
 };
 
 __attribute__((warn_unused_result)) int vcpu_create(const struct vcpu_machine *m, struct vcpu *v,
@@ -61,5 +75,21 @@ void vcpu_destroy(struct vcpu *v);
 /* The signal used to kick vCPU threads out of KVM_RUN. */
 #define VCPU_KICK_SIGNAL SIGRTMIN
 void vcpu_install_kick_handler(void);
+
+/* Pausing. The park outlives every vCPU thread of its machine. */
+void vcpu_park_init(struct vcpu_park *p);
+void vcpu_park_destroy(struct vcpu_park *p);
+/* Returns once each of the `n` vCPUs whose thread runs has left KVM_RUN and parked (a
+ * vCPU started later parks before its first KVM_RUN): 0; -EINVAL if already paused;
+ * -ESRCH if the VM ends (vcpu_park_end) before or meanwhile; -EINTR if vcpu_resume_all
+ * came first. Thread-safe. */
+__attribute__((warn_unused_result)) int vcpu_pause_all(struct vcpu_park *p, struct vcpu *vcpus,
+						       unsigned n);
+/* Lets parked threads go on: 0; -EINVAL if not paused; -ESRCH once the VM ends. */
+__attribute__((warn_unused_result)) int vcpu_resume_all(struct vcpu_park *p);
+bool vcpu_paused(struct vcpu_park *p);
+/* The VM ends: pausing is refused from now on and parked threads leave (they see
+ * `stopping`, which the caller set before). Then the caller kicks and joins them. */
+void vcpu_park_end(struct vcpu_park *p);
 
 #endif

@@ -319,7 +319,12 @@ int vm_create(const struct vm_config *cfg, struct vm **out)
 		return -ENOMEM;
 	}
 	vm->cfg = cfg;
-	vm->exec_fd = cfg->exec_fd;
+	/* The session's connection is the first exec connection: one path into the guest. */
+	ret = execq_init(&vm->execs); /* checked with the other eventfds below */
+	if (cfg->exec_fd >= 0 && execq_push(&vm->execs, cfg->exec_fd, true) < 0)
+		log_err("exec: cannot queue the command's connection"); /* an empty, open queue */
+	vm->exec_handler.fd = -1;
+	vcpu_park_init(&vm->park);
 	vm->kvm.dev_fd = vm->kvm.vm_fd = -1;
 	vm->console_log.fd = -1;
 	vm->grace.fd = -1;
@@ -330,7 +335,7 @@ int vm_create(const struct vm_config *cfg, struct vm **out)
 	vm->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	vm->ready.fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	vm->grace.fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-	if (vm->stop_fd < 0 || vm->ready.fd < 0 || vm->grace.fd < 0) {
+	if (ret < 0 || vm->stop_fd < 0 || vm->ready.fd < 0 || vm->grace.fd < 0) {
 		ret = -errno;
 		log_err("eventfd/timerfd: %m");
 		goto err;
@@ -372,6 +377,11 @@ int vm_create(const struct vm_config *cfg, struct vm **out)
 	ret = vm_add_devices(vm, &cl);
 	if (ret < 0)
 		goto err;
+	if (cfg->cmdline) {
+		ret = cmdline_add_user(&cl, cfg->cmdline);
+		if (ret < 0)
+			goto err;
+	}
 	ret = vm_write_cmdline(vm, &cl, &bi);
 	if (ret < 0)
 		goto err;
@@ -395,6 +405,7 @@ int vm_create(const struct vm_config *cfg, struct vm **out)
 	    .stop = vm_vcpu_stop,
 	    .opaque = vm,
 	    .stopping = &vm->stopping,
+	    .park = &vm->park,
 	};
 	for (unsigned i = 0; i < cfg->cpus; i++) {
 		ret = vcpu_create(&vm->machine, &vm->vcpus[i], i);
@@ -492,27 +503,156 @@ static void vm_grace_over(struct ev_handler *h, uint32_t events)
 	(void)events;
 	if (!evloop_drain(h))
 		return;
-	log_warn("the sandbox did not end within %d s of signal %d; stopping it",
-		 VM_STOP_GRACE_MS / 1000, signo);
+	log_warn("the sandbox did not end within %u ms of signal %d; stopping it",
+		 atomic_load(&vm->grace_ms), signo);
 	vm_stop_signal(vm, signo);
 }
 
-void vm_stop_later(struct vm *vm, int signo)
+void vm_stop_later(struct vm *vm, int signo, unsigned ms)
 {
 	int none = 0;
 
+	/* The time is stored before the timer can fire, by the one caller that won. */
 	if (!atomic_compare_exchange_strong(&vm->grace_signal, &none, signo))
 		return;
-	if (evloop_timer_once(vm->grace.fd, VM_STOP_GRACE_MS) < 0)
+	atomic_store(&vm->grace_ms, ms);
+	if (evloop_timer_once(vm->grace.fd, ms) < 0)
 		log_warn("cannot arm the stop timer: %m; only the guest can end the sandbox now");
 }
 
-/* guest-init listens on its exec port: the session's connection goes to it now. */
+/* Passes the exec connections queued to the guest, once it listens. On the loop's thread. */
+static void vm_exec_flush(struct vm *vm)
+{
+	struct exec_conn conns[EXECQ_MAX];
+	unsigned n;
+
+	if (!vm->guest_ready)
+		return;
+	n = execq_take(&vm->execs, conns);
+	for (unsigned i = 0; i < n; i++) {
+		/* The device owns the fd from here on, failing or not: when the guest or a reset
+		 * ends the connection, the device's close is the peer's EOF. */
+		if (virtio_vsock_connect_fd(&vm->vsock, conns[i].fd, CLAWVM_EXEC_PORT) == 0)
+			continue;
+		if (conns[i].vital)
+			vm_stop(vm, VM_END_ERROR, "cannot connect the command to the guest");
+		else
+			log_warn("exec: the vsock device refuses another connection (at its cap)");
+	}
+}
+
+static void vm_exec_wake(struct ev_handler *h, uint32_t events)
+{
+	(void)events;
+	if (evloop_drain(h))
+		vm_exec_flush(h->opaque);
+}
+
+int vm_exec_connect(struct vm *vm, int fd)
+{
+	/* A push after this check (the VM began to stop meanwhile) stays queued until
+	 * vm_destroy closes it: the peer sees EOF all the same. */
+	if (atomic_load(&vm->stopping)) {
+		close(fd);
+		return -ESRCH;
+	}
+	return execq_push(&vm->execs, fd, false);
+}
+
+int vm_pause(struct vm *vm)
+{
+	if (atomic_load(&vm->stopping))
+		return -ESRCH;
+	return vcpu_pause_all(&vm->park, vm->vcpus, vm->nr_vcpus);
+}
+
+int vm_resume(struct vm *vm)
+{
+	if (atomic_load(&vm->stopping))
+		return -ESRCH;
+	return vcpu_resume_all(&vm->park);
+}
+
+bool vm_paused(struct vm *vm)
+{
+	return vcpu_paused(&vm->park);
+}
+
+/* The VMM's resident memory in KiB: /proc/self/statm's second field, in pages. */
+static uint64_t vm_rss_kib(void)
+{
+	unsigned long long size, resident = 0;
+	FILE *f = fopen("/proc/self/statm", "re");
+
+	if (!f)
+		return 0;
+	if (fscanf(f, "%llu %llu", &size, &resident) != 2)
+		resident = 0;
+	fclose(f);
+	return resident * (uint64_t)sysconf(_SC_PAGESIZE) / 1024;
+}
+
+_Static_assert(CONTROL_METRICS_MAX_FS >= VM_MAX_SHARES + 1, "metrics hold every share");
+
+void vm_metrics(struct vm *vm, struct control_metrics *m)
+{
+	struct vsock_counters vsock = {0};
+	uint64_t touched = 0;
+
+	*m = (struct control_metrics){0};
+	for (unsigned i = 0; i < vm->nr_vcpus; i++) {
+		struct vcpu *v = &vm->vcpus[i];
+
+		m->exits_io += atomic_load_explicit(&v->io_exits, memory_order_relaxed);
+		m->exits_mmio += atomic_load_explicit(&v->mmio_exits, memory_order_relaxed);
+		m->exits_hlt += atomic_load_explicit(&v->hlt_exits, memory_order_relaxed);
+		m->exits_intr += atomic_load_explicit(&v->intr_exits, memory_order_relaxed);
+		m->exits_other += atomic_load_explicit(&v->other_exits, memory_order_relaxed);
+	}
+	if (vm->vsock_ready)
+		virtio_vsock_counters(&vm->vsock, &vsock);
+	m->vsock_rx_packets = vsock.rx_packets;
+	m->vsock_tx_packets = vsock.tx_packets;
+	m->vsock_rx_bytes = vsock.rx_bytes;
+	m->vsock_tx_bytes = vsock.tx_bytes;
+	m->vsock_connections = vsock.connections;
+	for (unsigned i = 0; i < vm->fs_ready && i < CONTROL_METRICS_MAX_FS; i++) {
+		struct fuse_counters fs;
+
+		virtio_fs_counters(&vm->fs[i], &fs);
+		m->fs[i].tag = vm->fs_tags[i];
+		m->fs[i].requests = fs.requests;
+		m->fs[i].bytes_read = fs.bytes_read;
+		m->fs[i].bytes_written = fs.bytes_written;
+		m->nfs = i + 1;
+	}
+	m->rng_bytes = virtio_rng_bytes(&vm->rng);
+	m->vmm_rss_kib = vm_rss_kib();
+	if (vm->mem.host && gm_resident(&vm->mem, &touched) == 0)
+		m->guest_rss_kib = touched / 1024;
+}
+
+unsigned vm_nr_vcpus(const struct vm *vm)
+{
+	return vm->nr_vcpus;
+}
+
+uint64_t vm_started_us(struct vm *vm)
+{
+	return atomic_load(&vm->started_us);
+}
+
+uint64_t vm_ready_us(struct vm *vm)
+{
+	return atomic_load(&vm->ready_us);
+}
+
+/* guest-init listens on its exec port: the exec connections waiting (the session's
+ * first) go to it now, and later ones as they come. */
 static void vm_guest_ready(struct ev_handler *h, uint32_t events)
 {
 	struct vm *vm = h->opaque;
 	uint64_t one = 1;
-	int fd;
 
 	(void)events;
 	if (!evloop_drain(h))
@@ -520,17 +660,12 @@ static void vm_guest_ready(struct ev_handler *h, uint32_t events)
 	/* The word counts once: later writes of the port (a guest may repeat it at will) only
 	 * count up an eventfd nobody watches. */
 	evloop_del(&vm->loop, h);
-	/* The device owns it from here on: when the guest or a reset ends the connection, the
-	 * device's close is the session's EOF. */
-	fd = vm->exec_fd;
-	vm->exec_fd = -1;
-	if (fd >= 0) {
-		if (virtio_vsock_connect_fd(&vm->vsock, fd, CLAWVM_EXEC_PORT) < 0) {
-			vm_stop(vm, VM_END_ERROR, "cannot connect the command to the guest");
-			return;
-		}
-		log_debug("guest-init listens: the command's connection goes to it");
-	}
+	atomic_store(&vm->ready_us, log_clock_us());
+	log_debug("guest-init listens: exec connections go to it");
+	vm->guest_ready = true;
+	vm_exec_flush(vm);
+	if (atomic_load(&vm->stopping))
+		return; /* the command's connection failed */
 	if (vm->cfg->ready_fd >= 0 && write(vm->cfg->ready_fd, &one, sizeof(one)) < 0)
 		log_debug("eventfd: %m");
 }
@@ -558,13 +693,21 @@ int vm_run(struct vm *vm)
 	    (struct ev_handler){.fd = vm->ready.fd, .ready = vm_guest_ready, .opaque = vm};
 	vm->grace.ready = vm_grace_over;
 	vm->grace.opaque = vm;
+	vm->exec_handler =
+	    (struct ev_handler){.fd = vm->execs.wake_fd, .ready = vm_exec_wake, .opaque = vm};
 	if (evloop_add(&vm->loop, &vm->stop_handler, EPOLLIN) < 0 ||
 	    evloop_add(&vm->loop, &vm->ready_handler, EPOLLIN) < 0 ||
-	    evloop_add(&vm->loop, &vm->grace, EPOLLIN) < 0)
-		return VM_EXIT_FAILURE;
+	    evloop_add(&vm->loop, &vm->grace, EPOLLIN) < 0 ||
+	    evloop_add(&vm->loop, &vm->exec_handler, EPOLLIN) < 0) {
+		vm_stop(vm, VM_END_ERROR, "event loop: cannot watch the VM's own descriptors");
+		vcpu_park_end(&vm->park);
+		execq_close(&vm->execs);
+		return vm_result(vm);
+	}
 	vcpu_install_kick_handler();
 	signal(SIGPIPE, SIG_IGN);
 
+	atomic_store(&vm->started_us, start);
 	for (unsigned i = 0; i < vm->nr_vcpus && ret == 0; i++)
 		ret = vcpu_start(&vm->vcpus[i]);
 	if (ret < 0)
@@ -577,11 +720,15 @@ int vm_run(struct vm *vm)
 			break;
 		}
 	}
+	/* Parked vCPUs leave (and no pause parks them again) before the kicks reach the
+	 * others; exec connections are refused from here on (queued ones vm_destroy closes). */
+	vcpu_park_end(&vm->park);
+	execq_close(&vm->execs);
 	for (unsigned i = 0; i < vm->nr_vcpus; i++)
 		vcpu_kick(&vm->vcpus[i]);
+	/* vcpu_destroy leaves the exit counters, and may run again in vm_destroy. */
 	for (unsigned i = 0; i < vm->nr_vcpus; i++)
 		vcpu_destroy(&vm->vcpus[i]);
-	vm->nr_vcpus = 0;
 	log_debug("the guest ran for %llu ms", (unsigned long long)(log_clock_us() - start) / 1000);
 	return vm_result(vm);
 }
@@ -605,8 +752,7 @@ void vm_destroy(struct vm *vm)
 		close(vm->grace.fd);
 	if (vm->ready.fd >= 0)
 		close(vm->ready.fd);
-	if (vm->exec_fd >= 0)
-		close(vm->exec_fd);
+	execq_destroy(&vm->execs);
 	evloop_destroy(&vm->loop);
 	kvm_close(&vm->kvm);
 	if (vm->mem.host)
@@ -615,5 +761,6 @@ void vm_destroy(struct vm *vm)
 	if (vm->stop_fd >= 0)
 		close(vm->stop_fd);
 	pthread_mutex_destroy(&vm->end_lock);
+	vcpu_park_destroy(&vm->park);
 	free(vm);
 }

@@ -38,6 +38,7 @@ struct vm_config {
 				guest-init's exec channel listens (CLAWVM_READY_PORT), it
 				becomes a host connection to the guest's CLAWVM_EXEC_PORT */
 	int ready_fd;	       /* -1, or an eventfd the VM adds 1 to once that is done */
+	const char *cmdline;   /* extra kernel command-line words after clawvm's own, or NULL */
 	const char *rootfs;    /* the guest root as a read-only share; NULL: the initramfs */
 	struct vm_share shares[VM_MAX_SHARES];
 	unsigned nshares;

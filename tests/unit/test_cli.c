@@ -222,7 +222,7 @@ static void refuses_bad_usage(void **state)
 static void fills_config(void **state)
 {
 	struct run_args ra;
-	const struct vm_config *cfg = &ra.vm;
+	const struct vm_config *cfg = &ra.cfg.vm;
 
 	(void)state;
 	assert_int_equal(PARSE(&ra, "--cpus", "2", "--memory", "256", "--", "echo", "hi"), 0);
@@ -247,13 +247,13 @@ static void defaults(void **state)
 
 	(void)state;
 	assert_int_equal(PARSE(&ra, "true"), 0);
-	assert_int_equal(ra.vm.cpus, 1);
-	assert_true(ra.vm.mem_mib >= LAYOUT_MIN_MEM_MIB && ra.vm.mem_mib <= 512);
-	assert_string_equal(ra.vm.kernel_path, in(self_dir, "kernel/vmlinux"));
-	assert_ptr_equal(ra.vm.kernel_path, ra.default_kernel);
-	assert_string_equal(ra.vm.initrd_path, in(self_dir, "guest/init.cpio"));
-	assert_ptr_equal(ra.vm.initrd_path, ra.default_initrd);
-	assert_string_equal(ra.vm.rootfs, in(self_dir, "guest/rootfs"));
+	assert_int_equal(ra.cfg.vm.cpus, 1);
+	assert_true(ra.cfg.vm.mem_mib >= LAYOUT_MIN_MEM_MIB && ra.cfg.vm.mem_mib <= 512);
+	assert_string_equal(ra.cfg.vm.kernel_path, in(self_dir, "kernel/vmlinux"));
+	assert_ptr_equal(ra.cfg.vm.kernel_path, ra.cfg.kernel);
+	assert_string_equal(ra.cfg.vm.initrd_path, in(self_dir, "guest/init.cpio"));
+	assert_ptr_equal(ra.cfg.vm.initrd_path, ra.cfg.initrd);
+	assert_string_equal(ra.cfg.vm.rootfs, in(self_dir, "guest/rootfs"));
 	assert_string_equal(ra.argv[0], "true");
 	assert_null(ra.argv[1]);
 }
@@ -269,13 +269,13 @@ static void all_options(void **state)
 			       "--console-log", "/c", "--verbose", "--cpus=32", "--memory", "64",
 			       "sh"),
 			 0);
-	assert_string_equal(ra.vm.kernel_path, in(data_dir, "kernel/vmlinux"));
-	assert_string_equal(ra.vm.initrd_path, in(data_dir, "guest/init.cpio"));
-	assert_null(ra.vm.rootfs); /* --initrd alone: the initramfs is the root */
-	assert_string_equal(ra.vm.console_log, "/c");
-	assert_int_equal(ra.vm.verbose, 1);
-	assert_int_equal(ra.vm.cpus, 32);
-	assert_int_equal(ra.vm.mem_mib, 64);
+	assert_string_equal(ra.cfg.vm.kernel_path, in(data_dir, "kernel/vmlinux"));
+	assert_string_equal(ra.cfg.vm.initrd_path, in(data_dir, "guest/init.cpio"));
+	assert_null(ra.cfg.vm.rootfs); /* --initrd alone: the initramfs is the root */
+	assert_string_equal(ra.cfg.vm.console_log, "/c");
+	assert_int_equal(ra.cfg.vm.verbose, 1);
+	assert_int_equal(ra.cfg.vm.cpus, 32);
+	assert_int_equal(ra.cfg.vm.mem_mib, 64);
 	assert_string_equal(ra.argv[0], "sh");
 }
 
@@ -285,7 +285,7 @@ static void stops_at_command(void **state)
 
 	(void)state;
 	assert_int_equal(PARSE(&ra, "echo", "--cpus", "3"), 0);
-	assert_int_equal(ra.vm.cpus, 1);
+	assert_int_equal(ra.cfg.vm.cpus, 1);
 	assert_ptr_equal(ra.argv, &args[1]);
 	assert_string_equal(ra.argv[0], "echo");
 	assert_string_equal(ra.argv[1], "--cpus");
@@ -293,7 +293,7 @@ static void stops_at_command(void **state)
 	assert_null(ra.argv[3]);
 	/* Options after `--` are the command's too. */
 	assert_int_equal(PARSE(&ra, "--cpus", "4", "--", "--cpus", "5"), 0);
-	assert_int_equal(ra.vm.cpus, 4);
+	assert_int_equal(ra.cfg.vm.cpus, 4);
 	assert_string_equal(ra.argv[0], "--cpus");
 }
 
@@ -314,12 +314,12 @@ static void repeated_parses(void **state)
 	(void)state;
 	assert_int_equal(PARSE(&ra, "--cpus", "bad", "true"), -1);
 	assert_int_equal(PARSE(&ra, "--cpus", "3", "true"), 0);
-	assert_int_equal(ra.vm.cpus, 3);
+	assert_int_equal(ra.cfg.vm.cpus, 3);
 	assert_int_equal(PARSE(&ra, "true"), 0);
-	assert_int_equal(ra.vm.cpus, 1);
+	assert_int_equal(ra.cfg.vm.cpus, 1);
 	assert_int_equal(PARSE(&ra, "--verbose", "x"), 0);
 	assert_int_equal(PARSE(&ra, "x"), 0);
-	assert_int_equal(ra.vm.verbose, 0);
+	assert_int_equal(ra.cfg.vm.verbose, 0);
 }
 
 /* getopt keeps a pointer into the last argv when it stops inside an option word
@@ -335,7 +335,7 @@ static void reparse_after_bad_option(void **state)
 	assert_int_equal(parse_raw(&ra, (const char *const[]){"run", "-x", "true", NULL}), -1);
 	assert_int_equal(parse_raw(&ra, (const char *const[]){"run", "--cpus", "2", "true", NULL}),
 			 0);
-	assert_int_equal(ra.vm.cpus, 2);
+	assert_int_equal(ra.cfg.vm.cpus, 2);
 }
 
 static void messages_name_the_problem(void **state)
@@ -348,7 +348,7 @@ static void messages_name_the_problem(void **state)
 	assert_int_equal(ret, -1);
 	assert_non_null(strstr(text, "--cpus"));
 	assert_non_null(strstr(text, "33"));
-	assert_non_null(strstr(text, "out of range"));
+	assert_non_null(strstr(text, "--cpus must be between 1 and 32, got 33"));
 	text = parse_stderr(&ret, (const char *const[]){"run", "--bogus", "true", NULL});
 	assert_int_equal(ret, -1);
 	assert_non_null(strstr(text, "unknown option `--bogus`"));
@@ -436,19 +436,19 @@ static void volumes(void **state)
 	assert_int_equal(
 	    PARSE(&ra, "-v", spec[0], "--volume", spec[1], "-v", spec[2], "--rootfs", dir, "true"),
 	    0);
-	assert_int_equal(ra.vm.nshares, 3);
+	assert_int_equal(ra.cfg.vm.nshares, 3);
 	assert_non_null(realpath(dir, want));
-	assert_string_equal(ra.vm.shares[0].host, want);
-	assert_string_equal(ra.vm.shares[0].guest, "/workspace");
-	assert_false(ra.vm.shares[0].read_only);
-	assert_string_equal(ra.vm.shares[1].guest, "/data/set");
-	assert_true(ra.vm.shares[1].read_only);
-	assert_non_null(strstr(ra.vm.shares[1].host, "/a:b"));
-	assert_string_equal(ra.vm.shares[2].host, want); /* a:b/.. is dir itself */
-	assert_string_equal(ra.vm.shares[2].guest, "/w2");
-	assert_false(ra.vm.shares[2].read_only);
-	assert_string_equal(ra.vm.rootfs, want);
-	assert_string_equal(ra.vm.initrd_path, in(self_dir, "guest/init.cpio"));
+	assert_string_equal(ra.cfg.vm.shares[0].host, want);
+	assert_string_equal(ra.cfg.vm.shares[0].guest, "/workspace");
+	assert_false(ra.cfg.vm.shares[0].read_only);
+	assert_string_equal(ra.cfg.vm.shares[1].guest, "/data/set");
+	assert_true(ra.cfg.vm.shares[1].read_only);
+	assert_non_null(strstr(ra.cfg.vm.shares[1].host, "/a:b"));
+	assert_string_equal(ra.cfg.vm.shares[2].host, want); /* a:b/.. is dir itself */
+	assert_string_equal(ra.cfg.vm.shares[2].guest, "/w2");
+	assert_false(ra.cfg.vm.shares[2].read_only);
+	assert_string_equal(ra.cfg.vm.rootfs, want);
+	assert_string_equal(ra.cfg.vm.initrd_path, in(self_dir, "guest/init.cpio"));
 
 	/* Refused: missing host, a file, relative / root / `..` / kernel guest paths, twice. */
 	snprintf(spec[0], sizeof(spec[0]), "%s/nope:/w", dir);
@@ -474,7 +474,7 @@ static void volumes(void **state)
 	assert_int_equal(PARSE(&ra, "-v", spec[0], "-v", spec[1], "-v", spec[2], "-v", spec[3],
 			       "-v", spec[4], "-v", spec[5], "-v", spec[6], "-v", spec[7], "true"),
 			 0);
-	assert_int_equal(ra.vm.nshares, 8);
+	assert_int_equal(ra.cfg.vm.nshares, 8);
 	assert_int_equal(PARSE(&ra, "-v", spec[0], "-v", spec[1], "-v", spec[2], "-v", spec[3],
 			       "-v", spec[4], "-v", spec[5], "-v", spec[6], "-v", spec[7], "-v",
 			       spec[8], "true"),
@@ -491,9 +491,9 @@ static void lookup_beside_binary_first(void **state)
 
 	(void)state;
 	assert_int_equal(PARSE(&ra, "true"), 0);
-	assert_string_equal(ra.vm.kernel_path, in(self_dir, "kernel/vmlinux"));
-	assert_string_equal(ra.vm.initrd_path, in(self_dir, "guest/init.cpio"));
-	assert_string_equal(ra.vm.rootfs, in(self_dir, "guest/rootfs"));
+	assert_string_equal(ra.cfg.vm.kernel_path, in(self_dir, "kernel/vmlinux"));
+	assert_string_equal(ra.cfg.vm.initrd_path, in(self_dir, "guest/init.cpio"));
+	assert_string_equal(ra.cfg.vm.rootfs, in(self_dir, "guest/rootfs"));
 }
 
 /* What is not beside the binary comes from the data directory, file by file. */
@@ -504,14 +504,14 @@ static void lookup_data_dir_next(void **state)
 	(void)state;
 	search[0] = none_dir;
 	assert_int_equal(PARSE(&ra, "true"), 0);
-	assert_string_equal(ra.vm.kernel_path, in(data_dir, "kernel/vmlinux"));
-	assert_string_equal(ra.vm.initrd_path, in(data_dir, "guest/init.cpio"));
-	assert_string_equal(ra.vm.rootfs, in(data_dir, "guest/rootfs"));
+	assert_string_equal(ra.cfg.vm.kernel_path, in(data_dir, "kernel/vmlinux"));
+	assert_string_equal(ra.cfg.vm.initrd_path, in(data_dir, "guest/init.cpio"));
+	assert_string_equal(ra.cfg.vm.rootfs, in(data_dir, "guest/rootfs"));
 	search[0] = part_dir;
 	assert_int_equal(PARSE(&ra, "true"), 0);
-	assert_string_equal(ra.vm.kernel_path, in(data_dir, "kernel/vmlinux"));
-	assert_string_equal(ra.vm.initrd_path, in(data_dir, "guest/init.cpio"));
-	assert_string_equal(ra.vm.rootfs, in(part_dir, "guest/rootfs"));
+	assert_string_equal(ra.cfg.vm.kernel_path, in(data_dir, "kernel/vmlinux"));
+	assert_string_equal(ra.cfg.vm.initrd_path, in(data_dir, "guest/init.cpio"));
+	assert_string_equal(ra.cfg.vm.rootfs, in(part_dir, "guest/rootfs"));
 }
 
 static void set_env_files(void)
@@ -530,12 +530,12 @@ static void lookup_env_wins(void **state)
 	(void)state;
 	set_env_files();
 	assert_int_equal(PARSE(&ra, "true"), 0);
-	assert_string_equal(ra.vm.kernel_path, in(env_dir, "kernel/vmlinux"));
-	assert_string_equal(ra.vm.initrd_path, in(env_dir, "guest/init.cpio"));
-	assert_string_equal(ra.vm.rootfs, in(env_dir, "guest/rootfs"));
+	assert_string_equal(ra.cfg.vm.kernel_path, in(env_dir, "kernel/vmlinux"));
+	assert_string_equal(ra.cfg.vm.initrd_path, in(env_dir, "guest/init.cpio"));
+	assert_string_equal(ra.cfg.vm.rootfs, in(env_dir, "guest/rootfs"));
 	setenv("CLAWVM_KERNEL", "", 1);
 	assert_int_equal(PARSE(&ra, "true"), 0);
-	assert_string_equal(ra.vm.kernel_path, in(self_dir, "kernel/vmlinux"));
+	assert_string_equal(ra.cfg.vm.kernel_path, in(self_dir, "kernel/vmlinux"));
 }
 
 /* A variable counts as its option: CLAWVM_INITRD without a root given boots from that
@@ -547,13 +547,13 @@ static void lookup_env_is_option(void **state)
 	(void)state;
 	setenv("CLAWVM_INITRD", in(env_dir, "guest/init.cpio"), 1);
 	assert_int_equal(PARSE(&ra, "true"), 0);
-	assert_null(ra.vm.rootfs);
-	assert_string_equal(ra.vm.initrd_path, in(env_dir, "guest/init.cpio"));
+	assert_null(ra.cfg.vm.rootfs);
+	assert_string_equal(ra.cfg.vm.initrd_path, in(env_dir, "guest/init.cpio"));
 	unsetenv("CLAWVM_INITRD");
 	setenv("CLAWVM_ROOTFS", in(env_dir, "guest/rootfs"), 1);
 	assert_int_equal(PARSE(&ra, "--initrd", in(data_dir, "guest/init.cpio"), "true"), 0);
-	assert_string_equal(ra.vm.rootfs, in(env_dir, "guest/rootfs"));
-	assert_string_equal(ra.vm.initrd_path, in(data_dir, "guest/init.cpio"));
+	assert_string_equal(ra.cfg.vm.rootfs, in(env_dir, "guest/rootfs"));
+	assert_string_equal(ra.cfg.vm.initrd_path, in(data_dir, "guest/init.cpio"));
 }
 
 /* Options win over the variables. */
@@ -567,9 +567,9 @@ static void lookup_options_win(void **state)
 			       in(data_dir, "guest/init.cpio"), "--rootfs",
 			       in(data_dir, "guest/rootfs"), "true"),
 			 0);
-	assert_string_equal(ra.vm.kernel_path, in(data_dir, "kernel/vmlinux"));
-	assert_string_equal(ra.vm.initrd_path, in(data_dir, "guest/init.cpio"));
-	assert_string_equal(ra.vm.rootfs, in(data_dir, "guest/rootfs"));
+	assert_string_equal(ra.cfg.vm.kernel_path, in(data_dir, "kernel/vmlinux"));
+	assert_string_equal(ra.cfg.vm.initrd_path, in(data_dir, "guest/init.cpio"));
+	assert_string_equal(ra.cfg.vm.rootfs, in(data_dir, "guest/rootfs"));
 }
 
 /* Asserts that parsing `w` fails with exactly one line: the error that `fmt` makes. */

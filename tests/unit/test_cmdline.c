@@ -2,6 +2,8 @@
  * 2048-byte limit (NUL included). */
 #include "unit.h"
 
+#include <errno.h>
+
 #include "vmm/cmdline.h"
 
 /* Whether `word` is one of the space-separated words of `line`. */
@@ -207,6 +209,39 @@ static void defaults_then_overflow(void **state)
 	assert_string_equal(cmdline_get(&c), "");
 }
 
+/* struct vm_config's extra words: after clawvm's own, refused whole (the line unchanged) if
+ * they would pass the limit, accepted up to its last byte. */
+static void user_words_limit(void **state)
+{
+	char big[CMDLINE_CAPACITY];
+	char before[CMDLINE_CAPACITY];
+	struct cmdline c;
+	size_t room;
+
+	(void)state;
+	cmdline_init(&c);
+	cmdline_add_defaults(&c, 0);
+	strcpy(before, cmdline_get(&c));
+	room = CMDLINE_CAPACITY - 1 - c.len - 1; /* the separator */
+	assert_int_equal(cmdline_add_user(&c, word_of(big, room + 1, 'u')), -E2BIG);
+	assert_string_equal(cmdline_get(&c), before);
+	/* A control character is refused, the line unchanged too. */
+	assert_int_equal(cmdline_add_user(&c, "a=1\nb=2"), -EINVAL);
+	assert_string_equal(cmdline_get(&c), before);
+
+	cmdline_init(&c);
+	cmdline_add_defaults(&c, 0);
+	assert_int_equal(cmdline_add_user(&c, word_of(big, room, 'u')), 0);
+	assert_int_equal(c.len, CMDLINE_CAPACITY - 1);
+	assert_true(has_word(cmdline_get(&c), big));
+	assert_memory_equal(cmdline_get(&c), before, strlen(before)); /* clawvm's own first */
+	/* Several words at once, and nothing at all. */
+	cmdline_init(&c);
+	assert_int_equal(cmdline_add_user(&c, "a=1 b=2"), 0);
+	assert_int_equal(cmdline_add_user(&c, ""), 0);
+	assert_string_equal(cmdline_get(&c), "a=1 b=2");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -219,6 +254,7 @@ int main(void)
 	    cmocka_unit_test(limit_one_word),
 	    cmocka_unit_test(limit_counts_separators),
 	    cmocka_unit_test(defaults_then_overflow),
+	    cmocka_unit_test(user_words_limit),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -339,6 +339,36 @@ static void test_create_write_read(void **state)
 	assert_string_equal(share_read(f, "new.txt"), "");
 }
 
+/* The counters the control API reports: every request, bytes of host files read and
+ * written; failed I/O moves no bytes, a request shorter than a header is none. */
+static void test_counters(void **state)
+{
+	struct fx *f = *state;
+	struct fuse_counters before, after;
+	uint64_t id, fh, ro;
+	char buf[32];
+
+	fuse_server_counters(f->fs, &before);
+	assert_true(before.requests >= 1); /* INIT */
+	assert_int_equal(before.bytes_read + before.bytes_written, 0);
+	assert_int_equal(create(f, FUSE_ROOT_ID, "c.txt", O_RDWR, 0600, &id, &fh), 0);
+	assert_int_equal(write_fh(f, fh, 0, "abcdef", 6), 6);
+	assert_int_equal(write_fh(f, fh, 6, "gh", 2), 2);
+	assert_int_equal(read_fh(f, fh, 2, sizeof(buf), buf), 6);
+	assert_int_equal(read_fh(f, fh, 100, sizeof(buf), buf), 0);
+	assert_int_equal(open_node(f, FUSE_OPEN, id, O_RDONLY, &ro), 0);
+	assert_int_equal(write_fh(f, ro, 0, "zz", 2), -EBADF);
+	f->q.len = HDR_IN - 1;
+	f->raw_len = true;
+	f->r.size = REPLY_MAX;
+	assert_int_equal(send_split(f, 0, 0), 0);
+	f->raw_len = false;
+	fuse_server_counters(f->fs, &after);
+	assert_int_equal(after.requests - before.requests, 7);
+	assert_int_equal(after.bytes_written, 8);
+	assert_int_equal(after.bytes_read, 6);
+}
+
 static void test_read_only_open(void **state)
 {
 	struct fx *f = *state;
@@ -1596,6 +1626,7 @@ int main(void)
 	    T(test_readdir),
 	    T(test_statfs_readlink),
 	    T(test_create_write_read),
+	    T(test_counters),
 	    T(test_read_only_open),
 	    T(test_namespace_ops),
 	    T(test_setattr),

@@ -2,6 +2,8 @@
  * hole between 3 and 4 GiB, and the high region that guest RAM above 3 GiB moves to. */
 #include "unit.h"
 
+#include <unistd.h>
+
 static void small_ram_is_one_region(void **state)
 {
 	struct guest_mem gm;
@@ -133,6 +135,49 @@ static void create_ram(void **state)
 	assert_null(gm_ptr(&gm, 0, 1));
 }
 
+/* What the guest touched, page by page, in both regions: exact, and only that. Huge pages
+ * are off for the mapping, or one touched byte could make 2 MiB resident. */
+static void resident_counts_touched_pages(void **state)
+{
+	uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE), bytes = 1;
+	struct guest_mem gm;
+
+	(void)state;
+	assert_int_equal(gm_create(&gm, 3 * GiB + 64 * MiB), 0);
+	assert_int_equal(madvise(gm.host, gm.size, MADV_NOHUGEPAGE), 0);
+	assert_int_equal(gm_resident(&gm, &bytes), 0);
+	assert_int_equal(bytes, 0);
+	*(uint8_t *)gm_ptr(&gm, 0, 1) = 1;
+	memset(gm_ptr(&gm, 16 * page - 1, 2), 1, 2); /* one write, two pages */
+	*(uint8_t *)gm_ptr(&gm, 3 * GiB - 1, 1) = 1; /* the low region's last byte */
+	*(uint8_t *)gm_ptr(&gm, 4 * GiB + 5 * page, 1) = 1;
+	assert_int_equal(gm_resident(&gm, &bytes), 0);
+	assert_int_equal(bytes, 5 * page);
+	/* Given back to the host: no longer counted. */
+	assert_int_equal(madvise(gm_ptr(&gm, 0, page), page, MADV_DONTNEED), 0);
+	assert_int_equal(gm_resident(&gm, &bytes), 0);
+	assert_int_equal(bytes, 4 * page);
+	gm_destroy(&gm);
+}
+
+/* A caller's buffer need not be page-aligned: the pages around it are looked at. */
+static void resident_of_a_buffer(void **state)
+{
+	uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE), bytes = 0;
+	uint8_t *map =
+	    mmap(NULL, 8 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	struct guest_mem gm;
+
+	(void)state;
+	assert_true(map != MAP_FAILED);
+	assert_int_equal(madvise(map, 8 * page, MADV_NOHUGEPAGE), 0);
+	gm_init_buffer(&gm, map + 100, 4 * page);
+	map[2 * page] = 1;
+	assert_int_equal(gm_resident(&gm, &bytes), 0);
+	assert_int_equal(bytes, page);
+	munmap(map, 8 * page);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -143,6 +188,8 @@ int main(void)
 	    cmocka_unit_test(ptr_in_large_ram),
 	    cmocka_unit_test(exactly_3gib_is_one_region),
 	    cmocka_unit_test(create_ram),
+	    cmocka_unit_test(resident_counts_touched_pages),
+	    cmocka_unit_test(resident_of_a_buffer),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -567,6 +567,23 @@ static void config_space_has_guest_cid(void **state)
 	assert_int_equal(cid, 0);
 }
 
+/* The device's counters are exactly these. */
+static void assert_counters(struct fixture *f, uint64_t tx_packets, uint64_t rx_packets,
+			    uint64_t tx_bytes, uint64_t rx_bytes, uint64_t connections)
+{
+	struct vsock_counters n;
+
+	virtio_vsock_counters(&f->vs, &n);
+	assert_int_equal(n.tx_packets, tx_packets);
+	assert_int_equal(n.rx_packets, rx_packets);
+	assert_int_equal(n.tx_bytes, tx_bytes);
+	assert_int_equal(n.rx_bytes, rx_bytes);
+	assert_int_equal(n.connections, connections);
+}
+
+/* A guest connection end to end, and the counters the control API reports: every packet
+ * each way, stream payload
+ * bytes, connections open now. */
 static void guest_connect_rw_shutdown(void **state)
 {
 	struct fixture *f = *state;
@@ -592,7 +609,8 @@ static void guest_connect_rw_shutdown(void **state)
 	expect_rx(f, VIRTIO_VSOCK_OP_RW, HOST_PORT, GUEST_PORT, &h, buf, sizeof(buf));
 	assert_int_equal(h.len, 5);
 	assert_memory_equal(buf, "world", 5);
-	assert_int_equal(h.fwd_cnt, 5); /* the 5 bytes of "hello" went to the host */
+	assert_int_equal(h.fwd_cnt, 5);	   /* the 5 bytes of "hello" went to the host */
+	assert_counters(f, 2, 2, 5, 5, 1); /* REQUEST, RW in; RESPONSE, RW out */
 
 	tx_ctrl(f, VIRTIO_VSOCK_OP_SHUTDOWN, GUEST_PORT, HOST_PORT,
 		VIRTIO_VSOCK_SHUTDOWN_RCV | VIRTIO_VSOCK_SHUTDOWN_SEND);
@@ -600,6 +618,7 @@ static void guest_connect_rw_shutdown(void **state)
 	expect_rx(f, VIRTIO_VSOCK_OP_RST, HOST_PORT, GUEST_PORT, &h, buf, 0);
 	assert_int_equal(f->vs.nconns, 0);
 	assert_no_rx(f);
+	assert_counters(f, 3, 3, 5, 5, 0);
 	close(hfd);
 	close(lfd);
 }
@@ -758,6 +777,7 @@ static void hostile_wrong_src_cid_dropped(void **state)
 	host_expect_nothing(hfd);
 	assert_no_rx(f);
 	assert_int_equal(f->vs.nconns, 1);
+	assert_counters(f, 1, 1, 0, 0, 1); /* dropped packets are not counted */
 	/* The connection still works, and nothing of the dropped packets leaked in. */
 	tx_rw(f, GUEST_PORT, HOST_PORT, "ok", 2);
 	host_read_exact(f, hfd, got, 2);

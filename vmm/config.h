@@ -1,0 +1,115 @@
+/* A sandbox's configuration, as `clawvm run`'s flags and the control API's pre-boot methods
+ * set it: one setter per setting, shared by both, each checking its value and saying what
+ * is wrong in words that name the setting as the caller knows it (`what`: "--memory" for
+ * the CLI, "memory_mib" for the API). The strings the vm_config points to live here. */
+#ifndef CLAWVM_CONFIG_H
+#define CLAWVM_CONFIG_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "vmm/vm_config.h"
+
+#define CONFIG_DEFAULT_CPUS    1
+#define CONFIG_DEFAULT_MEM_MIB 512
+#define CONFIG_MAX_ENV	       256  /* exec defaults' environment */
+#define CONFIG_MAX_CMDLINE     1024 /* extra kernel command-line bytes */
+#define CONFIG_NAME_MAX	       63   /* [A-Za-z0-9][A-Za-z0-9_.-]* */
+#define CONFIG_MAX_UID	       0xfffffffeu
+#define CONFIG_ERR_MAX	       512
+
+/* Why a setter refused, for people. */
+struct config_err {
+	char msg[CONFIG_ERR_MAX];
+};
+
+struct sandbox_config {
+	struct vm_config vm;
+	char name[CONFIG_NAME_MAX + 1];
+	/* What every exec gets unless it says otherwise. */
+	char *env[CONFIG_MAX_ENV + 1]; /* "K=V", owned, NULL-terminated */
+	unsigned nenv;
+	uint32_t uid, gid;
+	char cwd[PATH_MAX]; /* "" means / */
+	/* Storage for vm's strings. */
+	char kernel[PATH_MAX], initrd[PATH_MAX], rootfs[PATH_MAX], console_log[PATH_MAX];
+	char vsock_uds[PATH_MAX], cmdline[CONFIG_MAX_CMDLINE + 1];
+	char share_host[VM_MAX_SHARES][PATH_MAX];
+	char share_guest[VM_MAX_SHARES][PATH_MAX];
+};
+
+/* The defaults: 1 vCPU, 512 MiB (or the host's RAM if less), CID 3, no shares, root. */
+void config_init(struct sandbox_config *c);
+/* Frees the environment strings. */
+void config_release(struct sandbox_config *c);
+
+/* The largest guest memory this host allows, in MiB. */
+uint64_t config_max_memory_mib(void);
+
+/* Each: 0, or -1 with err->msg filled. */
+__attribute__((warn_unused_result)) int config_set_cpus(struct sandbox_config *c, const char *what,
+							uint64_t cpus, struct config_err *err);
+__attribute__((warn_unused_result)) int
+config_set_memory(struct sandbox_config *c, const char *what, uint64_t mib, struct config_err *err);
+/* The guest kernel or initramfs: an existing regular file, kept as an absolute path. */
+__attribute__((warn_unused_result)) int config_set_kernel(struct sandbox_config *c,
+							  const char *what, const char *path,
+							  struct config_err *err);
+__attribute__((warn_unused_result)) int config_set_initrd(struct sandbox_config *c,
+							  const char *what, const char *path,
+							  struct config_err *err);
+/* The guest root: an existing directory, shared read-only. */
+__attribute__((warn_unused_result)) int config_set_rootfs(struct sandbox_config *c,
+							  const char *what, const char *path,
+							  struct config_err *err);
+/* Extra kernel command-line words: printable ASCII, at most CONFIG_MAX_CMDLINE bytes. */
+__attribute__((warn_unused_result)) int config_set_cmdline(struct sandbox_config *c,
+							   const char *what, const char *text,
+							   struct config_err *err);
+__attribute__((warn_unused_result)) int config_set_console_log(struct sandbox_config *c,
+							       const char *what, const char *path,
+							       struct config_err *err);
+/* HOST must be a directory (made absolute), GUEST an absolute guest path that is not the
+ * root nor under /proc, /sys or /dev, without `.` or `..`, not shared twice; at most
+ * VM_MAX_SHARES. */
+__attribute__((warn_unused_result)) int config_add_share(struct sandbox_config *c, const char *what,
+							 const char *host, const char *guest,
+							 bool read_only, struct config_err *err);
+/* One -v HOST:GUEST[:ro|:rw], into config_add_share. */
+__attribute__((warn_unused_result)) int config_add_volume(struct sandbox_config *c,
+							  const char *spec, struct config_err *err);
+/* The guest's CID, 3 to 4294967294. */
+__attribute__((warn_unused_result)) int config_set_vsock_cid(struct sandbox_config *c,
+							     const char *what, uint64_t cid,
+							     struct config_err *err);
+__attribute__((warn_unused_result)) int config_set_vsock_uds(struct sandbox_config *c,
+							     const char *what, const char *path,
+							     struct config_err *err);
+/* K=V with a non-empty K without `=`; a K set again is replaced. */
+__attribute__((warn_unused_result)) int config_add_env(struct sandbox_config *c, const char *what,
+						       const char *kv, struct config_err *err);
+__attribute__((warn_unused_result)) int config_set_user(struct sandbox_config *c, const char *what,
+							uint64_t uid, uint64_t gid,
+							struct config_err *err);
+/* UID[:GID] (GID defaults to UID), into config_set_user. */
+__attribute__((warn_unused_result)) int config_parse_user(struct sandbox_config *c,
+							  const char *what, const char *spec,
+							  struct config_err *err);
+/* An absolute guest directory. */
+__attribute__((warn_unused_result)) int config_set_cwd(struct sandbox_config *c, const char *what,
+						       const char *cwd, struct config_err *err);
+/* A sandbox name: 1 to 63 of [A-Za-z0-9_.-], starting with a letter or digit. */
+__attribute__((warn_unused_result)) int config_set_name(struct sandbox_config *c, const char *what,
+							const char *name, struct config_err *err);
+
+/* The guest kernel, initramfs and root not set: from the CLAWVM_* variables that stand
+ * for them, else found below `dirs` (guest_files.h). */
+__attribute__((warn_unused_result)) int
+config_find_guest_files(struct sandbox_config *c, const char *const *dirs, struct config_err *err);
+
+/* Where the defaults are looked for: the running binary's directory (a build tree), then
+ * the install's data directory. `self` holds PATH_MAX bytes. */
+void config_guest_dirs(char *self, const char *dirs[3]);
+
+#endif

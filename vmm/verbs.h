@@ -1,0 +1,15 @@
+/* The `clawvm` commands that are clients of a sandbox's control API (api/control.md):
+ * exec, ps, inspect, stop, kill. */
+#ifndef CLAWVM_VERBS_H
+#define CLAWVM_VERBS_H
+
+#include <stddef.h>
+
+struct cli_verb {
+	const char *name;
+	int (*fn)(int argc, char **argv); /* argv[0] is the verb; returns the exit status */
+};
+
+extern const struct cli_verb cli_verbs[5];
+
+#endif
