@@ -2,7 +2,8 @@
 """Raw control-socket clients for tests/api/run (api/control.md). Each subcommand prints
 what it saw in a fixed form, so that the shell test compares its output exactly.
 
-  probe.py wait SOCK SECONDS            until describe answers with the guest ready (exit 1 if not)
+  probe.py wait SOCK SECONDS [PID]      until describe answers with the guest ready (exit 1 if
+                                        not, or once process PID is gone)
   probe.py call SOCK METHOD [PARAMS]    one request: prints `result JSON` or `error CODE MESSAGE`
   probe.py stop SOCK TIMEOUT_MS         subscribes, sends stop, prints `exit REASON STATUS`
                                         (and on stderr the milliseconds it took)
@@ -26,9 +27,12 @@ def compact(obj):
     return json.dumps(obj, sort_keys=True, separators=(",", ":"))
 
 
-def cmd_wait(sock, seconds):
+def cmd_wait(sock, seconds, pid=None):
     deadline = time.monotonic() + float(seconds)
     while time.monotonic() < deadline:
+        if pid and not os.path.exists(f"/proc/{pid}"):
+            print(f"{sock}: process {pid} ended before its sandbox was ready", file=sys.stderr)
+            return 1
         try:
             c = Client(sock, timeout=10)
             try:
@@ -236,7 +240,11 @@ def main(argv):
     if len(argv) < 3 or argv[1] not in commands:
         print(__doc__, file=sys.stderr)
         return 2
-    return commands[argv[1]](*argv[2:])
+    try:
+        return commands[argv[1]](*argv[2:])
+    except (OSError, ApiError, ProtocolError, ValueError) as e:
+        print(f"probe.py {argv[1]}: {type(e).__name__}: {e}")
+        return 1
 
 
 if __name__ == "__main__":
