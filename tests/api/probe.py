@@ -7,7 +7,7 @@ what it saw in a fixed form, so that the shell test compares its output exactly.
   probe.py call SOCK METHOD [PARAMS]    one request: prints `result JSON` or `error CODE MESSAGE`
   probe.py stop SOCK TIMEOUT_MS         subscribes, sends stop, prints `exit REASON STATUS`
                                         (and on stderr the milliseconds it took)
-  probe.py hostile SOCK NAME            garbage, a 10 MiB line, 200 concurrent describes,
+  probe.py hostile SOCK NAME [STATE]    garbage, a 10 MiB line, 200 concurrent describes,
                                         clients that vanish or never read
 """
 
@@ -65,8 +65,11 @@ def cmd_stop(sock, timeout_ms):
     c.call("subscribe", {"events": ["exit"]})
     start = time.monotonic()
     c.call("stop", {"timeout_ms": int(timeout_ms)})
-    ev = c.wait_event("exit")
-    print(f"exit {ev.get('reason')} {ev.get('status')}")
+    try:
+        ev = c.wait_event("exit")
+        print(f"exit {ev.get('reason')} {ev.get('status')}")
+    except ProtocolError:
+        print("closed before an exit event")
     print(f"{(time.monotonic() - start) * 1000:.0f} ms from stop to exit", file=sys.stderr)
     c.close()
     return 0
@@ -100,13 +103,13 @@ def error_of(reply):
     return f"{err.get('code')} {err.get('message')}"
 
 
-def describe_ok(reply, name, want_id):
+def describe_ok(reply, name, want_id, state="running"):
     r = reply.get("result") or {}
     return (reply.get("jsonrpc") == "2.0" and reply.get("id") == want_id and r.get("protocol") == 1
-            and r.get("name") == name and r.get("state") == "running" and isinstance(r.get("pid"), int))
+            and r.get("name") == name and r.get("state") == state and isinstance(r.get("pid"), int))
 
 
-def hostile(sock, name):
+def hostile(sock, name, state="running"):
     out = []
     # Garbage on one connection, which must go on answering afterwards.
     s = raw(sock)
@@ -132,7 +135,7 @@ def hostile(sock, name):
             buf = bytearray()
     s.sendall(b'{"jsonrpc":"2.0","id":"after","method":"describe"}\n')
     reply = read_line(s, buf)
-    out.append("the same connection afterwards: " + ("describe ok" if reply and describe_ok(reply, name, "after") else repr(reply)))
+    out.append("the same connection afterwards: " + ("describe ok" if reply and describe_ok(reply, name, "after", state) else repr(reply)))
     s.close()
 
     # A 10 MiB line: an error reply, then the VMM closes the connection.
@@ -169,7 +172,7 @@ def hostile(sock, name):
             c = raw(sock)
             c.sendall(compact({"jsonrpc": "2.0", "id": i, "method": "describe"}).encode() + b"\n")
             reply = read_line(c, bytearray())
-            results[i] = describe_ok(reply, name, i) if reply else "closed"
+            results[i] = describe_ok(reply, name, i, state) if reply else "closed"
             c.close()
         except Exception as e:  # noqa: BLE001 (reported, not raised: the thread's result)
             results[i] = f"{type(e).__name__}: {e}"
@@ -213,23 +216,38 @@ def hostile(sock, name):
 
     # The clients that never read: dropped once 1 MiB of replies waits for them (their
     # stream ends), and the VMM answers the others all along.
+    # Dropped: the stream ends (EOF, or a reset since requests of ours were left unread),
+    # after nothing but correct replies.
     dropped = 0
     deadline = time.monotonic() + 30
-    for c in non_readers:
+    for n, c in enumerate(non_readers):
         c.setblocking(True)
         c.settimeout(max(0.1, deadline - time.monotonic()))
+        got = bytearray()
         try:
-            while c.recv(1 << 20):
-                pass
+            while True:
+                chunk = c.recv(1 << 20)
+                if not chunk:
+                    break
+                got += chunk
+            ending = "EOF"
+        except ConnectionResetError:
+            ending = "reset"
+        except socket.timeout:
+            ending = "still open after 30 s"
+        lines = bytes(got).split(b"\n")[:-1]
+        errors = [line for line in lines if b'"error"' in line]
+        if ending != "still open after 30 s" and not errors:
             dropped += 1
-        except (socket.timeout, ConnectionResetError):
-            pass
+        else:
+            print(f"never-reading client {n}: {ending} after {len(lines)} replies, "
+                  f"{len(errors)} errors, e.g. {errors[:1]}", file=sys.stderr)
         c.close()
     out.append(f"16 clients that never read: {dropped} dropped")
     s = raw(sock)
     s.sendall(b'{"jsonrpc":"2.0","id":7,"method":"describe"}\n')
     reply = read_line(s, bytearray())
-    out.append("describe afterwards: " + ("ok" if reply and describe_ok(reply, name, 7) else repr(reply)))
+    out.append("describe afterwards: " + ("ok" if reply and describe_ok(reply, name, 7, state) else repr(reply)))
     s.close()
     print("\n".join(out))
     return 0
