@@ -155,6 +155,14 @@ void conn_send(struct conn *c, char *line)
 	conn_update(c);
 }
 
+void conn_reply(struct conn *c, char *line)
+{
+	if (c->mute) /* a notification: done, but not answered */
+		free(line);
+	else
+		conn_send(c, line);
+}
+
 void reply_error(struct conn *c, const char *id, int code, const char *fmt, ...)
 {
 	char message[CONTROL_MESSAGE_MAX];
@@ -164,7 +172,7 @@ void reply_error(struct conn *c, const char *id, int code, const char *fmt, ...)
 	vsnprintf(message, sizeof(message), fmt, ap);
 	va_end(ap);
 	if (*id) /* a notification gets no answer, not even an error */
-		conn_send(c, control_reply_error(id, code, message));
+		conn_reply(c, control_reply_error(id, code, message));
 }
 
 void server_event(struct server *s, unsigned event, char *line)
@@ -274,12 +282,11 @@ static int apply_config(struct server *s, const struct control_request *r, struc
 static void do_start(struct server *s, struct conn *c, const char *id)
 {
 	struct config_err e;
-	const char *dirs[3];
-	char self[PATH_MAX];
+	struct guest_dirs dirs;
 	struct vm *vm;
 
-	config_guest_dirs(self, dirs);
-	if (config_find_guest_files(s->cfg, dirs, &e) < 0) {
+	config_guest_dirs(&dirs);
+	if (config_find_guest_files(s->cfg, dirs.list, &e) < 0) {
 		reply_error(c, id, CONTROL_E_HOST, "%s", e.msg);
 		return;
 	}
@@ -295,7 +302,7 @@ static void do_start(struct server *s, struct conn *c, const char *id)
 	s->start_us = log_clock_us();
 	pthread_cond_broadcast(&s->cond);
 	pthread_mutex_unlock(&s->lock);
-	conn_send(c, control_reply_empty(id));
+	conn_reply(c, control_reply_empty(id));
 }
 
 /* `stop`: the main command (or, without one, every exec) gets SIGTERM; the VM is stopped
@@ -310,7 +317,7 @@ static void do_stop(struct server *s, struct conn *c, const char *id, uint64_t t
 		pthread_cond_broadcast(&s->cond);
 		pthread_mutex_unlock(&s->lock);
 		snprintf(s->exit_message, sizeof(s->exit_message), "stopped before it started");
-		conn_send(c, control_reply_empty(id));
+		conn_reply(c, control_reply_empty(id));
 		return;
 	}
 	if (s->state == STATE_PAUSED && vm_resume(s->vm) == 0)
@@ -322,7 +329,7 @@ static void do_stop(struct server *s, struct conn *c, const char *id, uint64_t t
 		vm_stop_signal(s->vm, SIGKILL);
 	else if (exec_signal_for_stop(s) == 0)
 		vm_stop_signal(s->vm, SIGTERM);
-	conn_send(c, control_reply_empty(id));
+	conn_reply(c, control_reply_empty(id));
 }
 
 static void do_describe(struct server *s, struct conn *c, const char *id)
@@ -364,7 +371,7 @@ static void do_describe(struct server *s, struct conn *c, const char *id)
 		shares[i] =
 		    (struct control_share_info){cfg->vm.shares[i].host, cfg->vm.shares[i].guest,
 						NULL, cfg->vm.shares[i].read_only};
-	conn_send(c, control_reply_describe(id, &d));
+	conn_reply(c, control_reply_describe(id, &d));
 }
 
 static void do_metrics(struct server *s, struct conn *c, const char *id)
@@ -373,7 +380,7 @@ static void do_metrics(struct server *s, struct conn *c, const char *id)
 
 	if (s->vm)
 		vm_metrics(s->vm, &m);
-	conn_send(c, control_reply_metrics(id, &m));
+	conn_reply(c, control_reply_metrics(id, &m));
 }
 
 static void do_signal(struct server *s, struct conn *c, const struct control_request *r)
@@ -395,7 +402,7 @@ static void do_signal(struct server *s, struct conn *c, const struct control_req
 	if (ret < 0)
 		return reply_error(c, r->id, CONTROL_E_BUSY, "cannot pass the signal on: %s",
 				   strerror(-ret));
-	conn_send(c, control_reply_empty(r->id));
+	conn_reply(c, control_reply_empty(r->id));
 }
 
 static void handle_request(struct server *s, struct conn *c, struct control_request *r)
@@ -415,7 +422,7 @@ static void handle_request(struct server *s, struct conn *c, struct control_requ
 	case CONTROL_SET_EXEC_DEFAULTS:
 		if (apply_config(s, r, &e) < 0)
 			return reply_error(c, r->id, CONTROL_E_PARAMS, "%s", e.msg);
-		return conn_send(c, control_reply_empty(r->id));
+		return conn_reply(c, control_reply_empty(r->id));
 	case CONTROL_START:
 		if (s->mode != SERVER_VMM)
 			return reply_error(c, r->id, CONTROL_E_STATE,
@@ -426,13 +433,13 @@ static void handle_request(struct server *s, struct conn *c, struct control_requ
 			return reply_error(c, r->id, CONTROL_E_GUEST,
 					   "the VM cannot be paused now");
 		s->state = STATE_PAUSED;
-		return conn_send(c, control_reply_empty(r->id));
+		return conn_reply(c, control_reply_empty(r->id));
 	case CONTROL_RESUME:
 		if (vm_resume(s->vm) < 0)
 			return reply_error(c, r->id, CONTROL_E_GUEST,
 					   "the VM cannot be resumed now");
 		s->state = STATE_RUNNING;
-		return conn_send(c, control_reply_empty(r->id));
+		return conn_reply(c, control_reply_empty(r->id));
 	case CONTROL_STOP:
 		if (r->stop.timeout_ms.set && r->stop.timeout_ms.value > SERVER_STOP_TIMEOUT_MAX)
 			return reply_error(c, r->id, CONTROL_E_PARAMS,
@@ -452,7 +459,7 @@ static void handle_request(struct server *s, struct conn *c, struct control_requ
 		return do_signal(s, c, r);
 	case CONTROL_SUBSCRIBE:
 		c->events = r->subscribe.events;
-		conn_send(c, control_reply_empty(r->id));
+		conn_reply(c, control_reply_empty(r->id));
 		/* A late subscriber still learns what already happened. */
 		if ((c->events & CONTROL_EV_READY) && s->ready_us)
 			conn_send(c, control_event_ready((s->ready_us - s->start_us) / 1000));
@@ -484,9 +491,11 @@ static void conn_lines(struct conn *c)
 			continue;
 		}
 		if (control_parse_request(c->in + start, len, &r, &e) < 0) {
-			conn_send(c, control_reply_error(e.id, e.code, e.message));
+			conn_reply(c, control_reply_error(e.id, e.code, e.message));
 		} else {
+			c->mute = !r.id[0];
 			handle_request(s, c, &r);
+			c->mute = false;
 			control_request_free(&r);
 		}
 		start = (size_t)(nl - c->in) + 1;
@@ -831,15 +840,20 @@ struct server *server_create(enum server_mode mode, struct sandbox_config *cfg,
 	s->state = STATE_CONFIGURED;
 	s->next_exec_id = 1;
 	s->main_sig_fd = -1;
+	s->loop.epfd = -1;
 	s->listen.fd = s->wake.fd = s->ready.fd = s->sig.fd = -1;
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->cond, NULL);
-	snprintf(s->sock_path, sizeof(s->sock_path), "%s", sock_path);
+	if (snprintf(s->sock_path, sizeof(s->sock_path), "%s", sock_path) >=
+	    (int)sizeof(s->sock_path)) {
+		snprintf(err->msg, sizeof(err->msg), "the API socket path is too long");
+		goto err;
+	}
 	if (evloop_init(&s->loop) < 0) {
 		snprintf(err->msg, sizeof(err->msg), "cannot make the API's event loop");
 		goto err;
 	}
-	s->listen.fd = server_listen(sock_path, err);
+	s->listen.fd = server_listen(s->sock_path, err);
 	if (s->listen.fd < 0)
 		goto err;
 	s->wake.fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -868,7 +882,7 @@ struct server *server_create(enum server_mode mode, struct sandbox_config *cfg,
 	return s;
 err:
 	if (s->listen.fd >= 0)
-		unlink(sock_path);
+		unlink(s->sock_path);
 	if (s->listen.fd >= 0)
 		close(s->listen.fd);
 	if (s->wake.fd >= 0)

@@ -309,7 +309,7 @@ void exec_start(struct server *s, struct conn *c, const struct control_request *
 	e = calloc(1, sizeof(*e));
 	if (!e || socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, pair) < 0) {
 		free(e);
-		conn_send(c, control_reply_error(r->id, CONTROL_E_HOST, "cannot make a socket"));
+		conn_reply(c, control_reply_error(r->id, CONTROL_E_HOST, "cannot make a socket"));
 		return;
 	}
 	e->s = s;
@@ -346,7 +346,7 @@ void exec_start(struct server *s, struct conn *c, const struct control_request *
 	s->nexecs++;
 	if (e->main)
 		s->main_running = true;
-	conn_send(c, control_reply_exec(r->id, e->id));
+	conn_reply(c, control_reply_exec(r->id, e->id));
 	if (r->exec.attach && !c->dead) {
 		e->client = c;
 		c->exec = e;
