@@ -122,6 +122,16 @@ void conn_drop(struct conn *c)
 	s->dead = c;
 }
 
+void conn_finish(struct conn *c)
+{
+	if (c->dead)
+		return;
+	if (c->out.off == c->out.len)
+		return conn_drop(c);
+	c->closing = true;
+	conn_update(c);
+}
+
 static void conn_free_dead(struct server *s)
 {
 	while (s->dead) {
@@ -583,12 +593,8 @@ static void conn_ready(struct ev_handler *h, uint32_t events)
 			conn_read(c);
 		}
 	}
-	if (!c->dead) {
-		/* Lines left after the budget wait for the next wake-up: make sure it comes. */
-		if (!c->exec && memchr(c->in, '\n', c->in_len) && !c->closing)
-			conn_lines(c);
-		conn_update(c);
-	}
+	if (!c->dead)
+		conn_update(c); /* lines left after the budget: server_backlog */
 }
 
 static void server_accept(struct ev_handler *h, uint32_t events)
@@ -641,11 +647,16 @@ static void server_ended(struct server *s, unsigned linger_ms)
 	s->vm = NULL;
 	s->state = STATE_STOPPED;
 	pthread_mutex_unlock(&s->lock);
+	s->finishing = true;
 	exec_close_all(s);
 	server_event(s, CONTROL_EV_EXIT,
 		     control_event_exit(s->exit_reason, s->exit_status,
 					s->exit_message[0] ? s->exit_message : NULL));
-	s->finishing = true;
+	/* What fits in the sockets now goes at once, even with no time to linger. */
+	for (struct conn *c = s->conns; c; c = c->next) {
+		if (outbuf_flush(&c->out, c->sock) < 0)
+			c->out.off = c->out.len = 0;
+	}
 	s->linger_until_us = log_clock_us() + (uint64_t)linger_ms * 1000;
 }
 
@@ -752,6 +763,26 @@ void server_run_started(struct server *s, struct vm *vm, int main_sig_fd)
 
 /* ---- the thread ---- */
 
+/* Connections with whole requests left over from their last wake-up's budget are served
+ * here, a budget at a time: true if some are still left. */
+static bool server_backlog(struct server *s)
+{
+	bool left = false;
+
+	for (struct conn *c = s->conns, *next; c; c = next) {
+		next = c->next;
+		if (c->exec || c->closing || !c->in_len || !memchr(c->in, '\n', c->in_len))
+			continue;
+		conn_lines(c);
+		if (!c->dead) {
+			conn_update(c);
+			left |= !c->exec && !c->closing && memchr(c->in, '\n', c->in_len);
+		}
+	}
+	conn_free_dead(s);
+	return left;
+}
+
 static void *server_thread(void *arg)
 {
 	struct server *s = arg;
@@ -759,7 +790,7 @@ static void *server_thread(void *arg)
 	/* evloop_add and friends are checked to run on the loop's owner thread. */
 	s->loop.owner = pthread_self();
 	while (!s->finishing || (s->conns && log_clock_us() < s->linger_until_us)) {
-		int timeout = -1;
+		int timeout = server_backlog(s) ? 0 : -1;
 
 		if (s->finishing) {
 			uint64_t left = (s->linger_until_us - log_clock_us()) / 1000;

@@ -58,9 +58,8 @@ static void exec_free(struct exec *e)
 
 	if (e->client) {
 		e->client->exec = NULL;
-		e->client->closing = true; /* its last frames go out, then it is closed */
 		e->client->read_blocked = false;
-		conn_update(e->client);
+		conn_finish(e->client); /* its last frames go out, then it is closed */
 	}
 	evloop_close(&s->loop, &e->h);
 	if (e->prev)
@@ -129,7 +128,9 @@ static bool exec_read(struct exec *e)
 		size_t want;
 		ssize_t n;
 
-		if (e->client && e->client->out.len - e->client->out.off >= EXEC_CLIENT_ROOM)
+		/* At the end, what the guest sent is read whatever the room. */
+		if (e->client && e->client->out.len - e->client->out.off >= EXEC_CLIENT_ROOM &&
+		    !e->s->finishing)
 			break;
 		if (in_header) {
 			dst = e->hdr + e->got;
@@ -411,6 +412,13 @@ unsigned exec_signal_for_stop(struct server *s)
 void exec_close_all(struct server *s)
 {
 	s->stopping = false; /* no VM to stop any more */
-	while (s->execs)
-		exec_free(s->execs);
+	while (s->execs) {
+		struct exec *e = s->execs;
+
+		/* The last frames (a main command's EXIT comes just before the guest powers
+		 * off) are still in the socket: pass them on first. */
+		if (e->h.fd >= 0)
+			(void)exec_read(e);
+		exec_free(e);
+	}
 }

@@ -107,6 +107,8 @@ void outbuf_free(struct outbuf *o);
 
 void conn_update(struct conn *c);
 void conn_drop(struct conn *c);
+/* Drops the connection once what is queued for it is sent (at once if nothing is). */
+void conn_finish(struct conn *c);
 void conn_send(struct conn *c, char *line);
 /* conn_send for the reply to the request being handled (dropped for a notification). */
 void conn_reply(struct conn *c, char *line);
