@@ -316,7 +316,7 @@ char *control_request_line(uint64_t id, const char *method, const char *params_j
 
 	request = put(request, "method", jstr(method ? method : ""));
 	if (params_json) {
-		json_t *params = json_loads(params_json, 0, NULL);
+		json_t *params = json_loads(params_json, JSON_ALLOW_NUL, NULL);
 
 		if (!json_is_object(params)) {
 			json_decref(params);
@@ -429,7 +429,7 @@ static const json_t *lookup(const char *json, const char *path, json_t **root)
 {
 	const json_t *v;
 
-	*root = json ? json_loads(json, JSON_DECODE_ANY, NULL) : NULL;
+	*root = json ? json_loads(json, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL) : NULL;
 	v = *root;
 	while (v && path && *path) {
 		const char *dot = strchr(path, '.');
@@ -472,7 +472,7 @@ int control_json_string(const char *json, const char *path, char *out, size_t ca
 
 char *control_json_pretty(const char *json)
 {
-	json_t *root = json ? json_loads(json, JSON_DECODE_ANY, NULL) : NULL;
+	json_t *root = json ? json_loads(json, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL) : NULL;
 	char *text = root ? json_dumps(root, JSON_INDENT(2) | JSON_ENCODE_ANY) : NULL;
 
 	json_decref(root);

@@ -1011,6 +1011,12 @@ static void test_json_helpers(void **state)
 	pretty = control_json_pretty("\"x\"");
 	assert_string_equal(pretty, "\"x\"");
 	free(pretty);
+	/* NULs escaped in strings read as they were written (a reply may carry them). */
+	pretty = control_json_pretty("{\"a\":\"x\\u0000\"}");
+	assert_string_equal(pretty, "{\n  \"a\": \"x\\u0000\"\n}");
+	free(pretty);
+	assert_int_equal(control_json_string("{\"a\":\"x\\u0000y\"}", "a", s, sizeof(s)), 0);
+	assert_string_equal(s, "x");
 	assert_null(control_json_pretty("{\"a\":"));
 	assert_null(control_json_pretty(NULL));
 }
