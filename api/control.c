@@ -1,49 +1,122 @@
-/* The control API's wire format (control.h), with jansson: the only JSON in clawvm. */
-#include <ctype.h>
+/* The control API's request parser (api/control.h, api/control.md): one JSON-RPC 2.0 line
+ * into a struct control_request, or a code and a message that names what is wrong. Each
+ * method's parameters are a table (name, kind, where it goes), so that parsing, the
+ * "did you mean" hints and freeing all read the same description. */
+#include "api/control.h"
+
+#include <inttypes.h>
 #include <jansson.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
-#include "api/control.h"
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+/* How much of a client's string an error message quotes. */
+#define QUOTE_MAX 64
 
-static const char *const method_names[CONTROL_METHODS] = {
-    [CONTROL_SET_MACHINE] = "set_machine",
-    [CONTROL_SET_BOOT] = "set_boot",
-    [CONTROL_ADD_SHARE] = "add_share",
-    [CONTROL_SET_VSOCK] = "set_vsock",
-    [CONTROL_SET_EXEC_DEFAULTS] = "set_exec_defaults",
-    [CONTROL_START] = "start",
-    [CONTROL_PAUSE] = "pause",
-    [CONTROL_RESUME] = "resume",
-    [CONTROL_STOP] = "stop",
-    [CONTROL_DESCRIBE] = "describe",
-    [CONTROL_METRICS] = "metrics",
-    [CONTROL_EXEC] = "exec",
-    [CONTROL_SIGNAL] = "signal",
-    [CONTROL_SUBSCRIBE] = "subscribe",
+enum param_kind {
+	P_UINT,	  /* struct control_uint: an integer >= 0 */
+	P_STRING, /* char *: a string without NUL bytes */
+	P_BOOL,	  /* bool */
+	P_ARGV,	  /* char **: a non-empty array of strings, the first not empty */
+	P_ENV,	  /* char **: an array of "K=V" strings */
+	P_SIGNAL, /* int: 1..64, or a signal's name */
+	P_EVENTS, /* unsigned: control_event bits from an array of event names */
 };
 
-/* Each method's parameters, NULL-terminated: anything else is refused by name. */
-static const char *const method_params[CONTROL_METHODS][11] = {
-    [CONTROL_SET_MACHINE] = {"vcpus", "memory_mib"},
-    [CONTROL_SET_BOOT] = {"kernel", "initrd", "rootfs", "cmdline", "console_log"},
-    [CONTROL_ADD_SHARE] = {"host", "guest", "read_only"},
-    [CONTROL_SET_VSOCK] = {"cid", "uds"},
-    [CONTROL_SET_EXEC_DEFAULTS] = {"env", "uid", "gid", "cwd"},
-    [CONTROL_STOP] = {"timeout_ms"},
-    [CONTROL_EXEC] = {"argv", "env", "cwd", "uid", "gid", "tty", "rows", "cols", "main", "attach"},
-    [CONTROL_SIGNAL] = {"signal", "id"},
-    [CONTROL_SUBSCRIBE] = {"events"},
+struct param {
+	const char *name;
+	enum param_kind kind;
+	bool required;
+	size_t offset; /* in struct control_request */
+};
+
+#define PARAM(name, kind, member)                                                                  \
+	{                                                                                          \
+		name, kind, false, offsetof(struct control_request, member)                        \
+	}
+#define REQUIRED(name, kind, member)                                                               \
+	{                                                                                          \
+		name, kind, true, offsetof(struct control_request, member)                         \
+	}
+
+static const struct param machine_params[] = {
+    PARAM("vcpus", P_UINT, machine.vcpus),
+    PARAM("memory_mib", P_UINT, machine.memory_mib),
+};
+static const struct param boot_params[] = {
+    PARAM("kernel", P_STRING, boot.kernel),	      PARAM("initrd", P_STRING, boot.initrd),
+    PARAM("rootfs", P_STRING, boot.rootfs),	      PARAM("cmdline", P_STRING, boot.cmdline),
+    PARAM("console_log", P_STRING, boot.console_log),
+};
+static const struct param share_params[] = {
+    REQUIRED("host", P_STRING, share.host),
+    REQUIRED("guest", P_STRING, share.guest),
+    PARAM("read_only", P_BOOL, share.read_only),
+};
+static const struct param vsock_params[] = {
+    PARAM("cid", P_UINT, vsock.cid),
+    PARAM("uds", P_STRING, vsock.uds),
+};
+static const struct param defaults_params[] = {
+    PARAM("env", P_ENV, defaults.env),
+    PARAM("uid", P_UINT, defaults.uid),
+    PARAM("gid", P_UINT, defaults.gid),
+    PARAM("cwd", P_STRING, defaults.cwd),
+};
+static const struct param stop_params[] = {
+    PARAM("timeout_ms", P_UINT, stop.timeout_ms),
+};
+static const struct param exec_params[] = {
+    REQUIRED("argv", P_ARGV, exec.argv), PARAM("env", P_ENV, exec.env),
+    PARAM("cwd", P_STRING, exec.cwd),	 PARAM("uid", P_UINT, exec.uid),
+    PARAM("gid", P_UINT, exec.gid),	 PARAM("tty", P_BOOL, exec.tty),
+    PARAM("rows", P_UINT, exec.rows),	 PARAM("cols", P_UINT, exec.cols),
+    PARAM("main", P_BOOL, exec.main),	 PARAM("attach", P_BOOL, exec.attach),
+};
+static const struct param signal_params[] = {
+    REQUIRED("signal", P_SIGNAL, signal.signo),
+    PARAM("id", P_UINT, signal.id),
+};
+static const struct param subscribe_params[] = {
+    PARAM("events", P_EVENTS, subscribe.events),
+};
+
+struct method_spec {
+	const char *name;
+	const struct param *params;
+	size_t nparams;
+};
+
+#define METHOD(name, params)                                                                       \
+	{                                                                                          \
+		name, params, ARRAY_LEN(params)                                                    \
+	}
+static const struct method_spec methods[CONTROL_METHODS] = {
+    [CONTROL_SET_MACHINE] = METHOD("set_machine", machine_params),
+    [CONTROL_SET_BOOT] = METHOD("set_boot", boot_params),
+    [CONTROL_ADD_SHARE] = METHOD("add_share", share_params),
+    [CONTROL_SET_VSOCK] = METHOD("set_vsock", vsock_params),
+    [CONTROL_SET_EXEC_DEFAULTS] = METHOD("set_exec_defaults", defaults_params),
+    [CONTROL_START] = {"start", NULL, 0},
+    [CONTROL_PAUSE] = {"pause", NULL, 0},
+    [CONTROL_RESUME] = {"resume", NULL, 0},
+    [CONTROL_STOP] = METHOD("stop", stop_params),
+    [CONTROL_DESCRIBE] = {"describe", NULL, 0},
+    [CONTROL_METRICS] = {"metrics", NULL, 0},
+    [CONTROL_EXEC] = METHOD("exec", exec_params),
+    [CONTROL_SIGNAL] = METHOD("signal", signal_params),
+    [CONTROL_SUBSCRIBE] = METHOD("subscribe", subscribe_params),
 };
 
 static const char *const event_names[] = {"ready", "exec.exit", "exit", "error"};
 
 const char *control_method_name(enum control_method m)
 {
-	return (unsigned)m < CONTROL_METHODS ? method_names[m] : "?";
+	return (unsigned)m < CONTROL_METHODS ? methods[m].name : NULL;
 }
 
 __attribute__((format(printf, 3, 4))) static int fail(struct control_error *err, int code,
@@ -58,51 +131,80 @@ __attribute__((format(printf, 3, 4))) static int fail(struct control_error *err,
 	return -1;
 }
 
-/* Edit distance, for "did you mean"; small strings only. */
-static unsigned distance(const char *a, const char *b)
+/* A client's string for an error message: at most QUOTE_MAX bytes, cut at a character
+ * boundary (jansson gave us valid UTF-8), "..." when cut. */
+static const char *quote(const char *s, char buf[QUOTE_MAX + 4])
 {
-	unsigned row[64], la = (unsigned)strlen(a), lb = (unsigned)strlen(b);
+	size_t n = strlen(s);
 
-	if (la >= 63 || lb >= 63)
-		return 99;
-	for (unsigned j = 0; j <= lb; j++)
-		row[j] = j;
-	for (unsigned i = 1; i <= la; i++) {
-		unsigned diag = row[0], next;
-
-		row[0] = i;
-		for (unsigned j = 1; j <= lb; j++) {
-			next = row[j];
-			row[j] = diag + (a[i - 1] != b[j - 1]);
-			if (row[j - 1] + 1 < row[j])
-				row[j] = row[j - 1] + 1;
-			if (next + 1 < row[j])
-				row[j] = next + 1;
-			diag = next;
-		}
-	}
-	return row[lb];
+	if (n <= QUOTE_MAX)
+		return s;
+	n = QUOTE_MAX;
+	while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
+		n--;
+	memcpy(buf, s, n);
+	memcpy(buf + n, "...", 4);
+	return buf;
 }
 
-/* The nearest of `names` within 2 edits, or NULL. */
-static const char *nearest(const char *word, const char *const *names, size_t n)
+/* Levenshtein distance, given up (returns 3) past 2 or for long strings. */
+static unsigned edit_distance(const char *a, const char *b)
+{
+	unsigned row[QUOTE_MAX + 1];
+	size_t la = strlen(a), lb = strlen(b);
+
+	if (la > QUOTE_MAX || lb > QUOTE_MAX || (la > lb ? la - lb : lb - la) > 2)
+		return 3;
+	for (size_t j = 0; j <= lb; j++)
+		row[j] = (unsigned)j;
+	for (size_t i = 1; i <= la; i++) {
+		unsigned diag = row[0];
+
+		row[0] = (unsigned)i;
+		for (size_t j = 1; j <= lb; j++) {
+			unsigned up = row[j];
+			unsigned best = diag + (a[i - 1] != b[j - 1]);
+
+			if (up + 1 < best)
+				best = up + 1;
+			if (row[j - 1] + 1 < best)
+				best = row[j - 1] + 1;
+			row[j] = best;
+			diag = up;
+		}
+	}
+	return row[lb] > 2 ? 3 : row[lb];
+}
+
+/* The known name nearest to `s` (within 2 edits), or NULL. `names` has `stride`-byte
+ * elements starting with a const char *. */
+static const char *nearest(const char *s, const void *names, size_t count, size_t stride)
 {
 	const char *best = NULL;
-	unsigned best_d = 3;
+	unsigned best_distance = 3;
 
-	for (size_t i = 0; i < n && names[i]; i++) {
-		unsigned d = distance(word, names[i]);
+	for (size_t i = 0; i < count; i++) {
+		const char *name = *(const char *const *)((const char *)names + i * stride);
+		unsigned d = edit_distance(s, name);
 
-		if (d < best_d) {
-			best_d = d;
-			best = names[i];
+		if (d < best_distance) {
+			best = name;
+			best_distance = d;
 		}
 	}
 	return best;
 }
 
-/* The JSON type of v, in words. */
-static const char *type_words(const json_t *v)
+/* " (did you mean `x`?)" or "". */
+static const char *did_you_mean(const char *near, char buf[64])
+{
+	if (!near)
+		return "";
+	snprintf(buf, 64, " (did you mean `%s`?)", near);
+	return buf;
+}
+
+static const char *type_name(const json_t *v)
 {
 	switch (json_typeof(v)) {
 	case JSON_OBJECT:
@@ -112,778 +214,391 @@ static const char *type_words(const json_t *v)
 	case JSON_STRING:
 		return "a string";
 	case JSON_INTEGER:
-		return "a number";
 	case JSON_REAL:
 		return "a number";
 	case JSON_TRUE:
+		return "true";
 	case JSON_FALSE:
-		return "a boolean";
+		return "false";
 	default:
 		return "null";
 	}
 }
 
-static int get_uint(const char *m, const json_t *params, const char *key, struct control_uint *out,
-		    struct control_error *err)
+static bool has_nul(const json_t *s)
 {
-	json_t *v = json_object_get(params, key);
-
-	if (!v)
-		return 0;
-	if (json_is_real(v) || (json_is_integer(v) && json_integer_value(v) < 0))
-		return fail(err, CONTROL_E_PARAMS, "%s: %s must be a whole number >= 0, got %s", m,
-			    key, json_is_real(v) ? "a fraction" : "a negative number");
-	if (!json_is_integer(v))
-		return fail(err, CONTROL_E_PARAMS, "%s: %s must be a whole number, got %s", m, key,
-			    type_words(v));
-	out->set = true;
-	out->value = (uint64_t)json_integer_value(v);
-	return 0;
+	return strlen(json_string_value(s)) != json_string_length(s);
 }
 
-static int get_bool(const char *m, const json_t *params, const char *key, bool *out,
-		    struct control_error *err)
-{
-	json_t *v = json_object_get(params, key);
-
-	if (!v)
-		return 0;
-	if (!json_is_boolean(v))
-		return fail(err, CONTROL_E_PARAMS, "%s: %s must be true or false, got %s", m, key,
-			    type_words(v));
-	*out = json_is_true(v);
-	return 0;
-}
-
-/* A string without NUL bytes, copied. */
-static int get_string(const char *m, const json_t *params, const char *key, bool required,
-		      char **out, struct control_error *err)
-{
-	json_t *v = json_object_get(params, key);
-
-	if (!v) {
-		if (required)
-			return fail(err, CONTROL_E_PARAMS, "%s: %s is required", m, key);
-		return 0;
-	}
-	if (!json_is_string(v))
-		return fail(err, CONTROL_E_PARAMS, "%s: %s must be a string, got %s", m, key,
-			    type_words(v));
-	if (strlen(json_string_value(v)) != json_string_length(v))
-		return fail(err, CONTROL_E_PARAMS, "%s: %s holds a NUL byte", m, key);
-	*out = strdup(json_string_value(v));
-	if (!*out)
-		return fail(err, CONTROL_E_PARAMS, "%s: out of memory", m);
-	return 0;
-}
-
-static void free_strings(char **list)
-{
-	for (char **p = list; p && *p; p++)
-		free(*p);
-	free(list);
-}
-
-/* An array of at most `max` strings; `kv`: each K=V with a non-empty K. */
-static int get_strings(const char *m, const json_t *params, const char *key, size_t max, bool kv,
-		       bool required, char ***out, struct control_error *err)
-{
-	json_t *v = json_object_get(params, key), *item;
-	size_t i, n;
-	char **list;
-
-	if (!v) {
-		if (required)
-			return fail(err, CONTROL_E_PARAMS, "%s: %s is required", m, key);
-		return 0;
-	}
-	n = json_is_array(v) ? json_array_size(v) : 0;
-	if (!json_is_array(v) || (required && n == 0))
-		return fail(err, CONTROL_E_PARAMS, "%s: %s must be a%s array of strings, got %s", m,
-			    key, required ? " non-empty" : "n", type_words(v));
-	if (n > max)
-		return fail(err, CONTROL_E_PARAMS, "%s: %s holds %zu strings; at most %zu", m, key,
-			    n, max);
-	list = calloc(n + 1, sizeof(*list));
-	if (!list)
-		return fail(err, CONTROL_E_PARAMS, "%s: out of memory", m);
-	json_array_foreach(v, i, item)
-	{
-		const char *s = json_string_value(item);
-
-		if (!json_is_string(item) || strlen(s) != json_string_length(item)) {
-			free_strings(list);
-			return fail(err, CONTROL_E_PARAMS,
-				    "%s: %s[%zu] must be a string without NUL", m, key, i);
-		}
-		if (kv && (!strchr(s, '=') || s[0] == '=')) {
-			free_strings(list);
-			return fail(err, CONTROL_E_PARAMS, "%s: %s[%zu] must be K=V, got `%.64s`",
-				    m, key, i, s);
-		}
-		if (!(list[i] = strdup(s))) {
-			free_strings(list);
-			return fail(err, CONTROL_E_PARAMS, "%s: out of memory", m);
-		}
-	}
-	if (required && list[0][0] == '\0') {
-		free_strings(list);
-		return fail(err, CONTROL_E_PARAMS, "%s: %s[0], the program, is empty", m, key);
-	}
-	*out = list;
-	return 0;
-}
-
-static const struct {
-	const char *name;
-	int signo;
-} signal_names[] = {
-    {"HUP", SIGHUP},	   {"INT", SIGINT},   {"QUIT", SIGQUIT},   {"ILL", SIGILL},
-    {"TRAP", SIGTRAP},	   {"ABRT", SIGABRT}, {"BUS", SIGBUS},	   {"FPE", SIGFPE},
-    {"KILL", SIGKILL},	   {"USR1", SIGUSR1}, {"SEGV", SIGSEGV},   {"USR2", SIGUSR2},
-    {"PIPE", SIGPIPE},	   {"ALRM", SIGALRM}, {"TERM", SIGTERM},   {"CHLD", SIGCHLD},
-    {"CONT", SIGCONT},	   {"STOP", SIGSTOP}, {"TSTP", SIGTSTP},   {"TTIN", SIGTTIN},
-    {"TTOU", SIGTTOU},	   {"URG", SIGURG},   {"XCPU", SIGXCPU},   {"XFSZ", SIGXFSZ},
-    {"VTALRM", SIGVTALRM}, {"PROF", SIGPROF}, {"WINCH", SIGWINCH}, {"IO", SIGIO},
-    {"PWR", SIGPWR},	   {"SYS", SIGSYS},
+struct ctx {
+	const char *method;
+	struct control_error *err;
 };
 
-/* A signal by number (1..64) or name (TERM, SIGTERM, RTMIN+3). */
-static int get_signal(const json_t *params, int *out, struct control_error *err)
+static int parse_uint(const struct ctx *c, const char *name, const json_t *v,
+		      struct control_uint *out)
 {
-	json_t *v = json_object_get(params, "signal");
-	const char *name;
+	if (json_is_integer(v) && json_integer_value(v) >= 0) {
+		out->set = true;
+		out->value = (uint64_t)json_integer_value(v);
+		return 0;
+	}
+	if (json_is_integer(v))
+		return fail(c->err, CONTROL_E_PARAMS,
+			    "%s: %s must be a whole number >= 0, got %" PRId64, c->method, name,
+			    (int64_t)json_integer_value(v));
+	if (json_is_real(v))
+		return fail(c->err, CONTROL_E_PARAMS, "%s: %s must be a whole number >= 0, got %g",
+			    c->method, name, json_real_value(v));
+	return fail(c->err, CONTROL_E_PARAMS, "%s: %s must be a whole number, got %s", c->method,
+		    name, type_name(v));
+}
 
-	if (!v)
-		return fail(err, CONTROL_E_PARAMS, "signal: signal is required");
+/* A string member (name is "cwd" or "env[2]") copied into *out. */
+static int parse_string(const struct ctx *c, const char *name, const json_t *v, char **out)
+{
+	if (!json_is_string(v))
+		return fail(c->err, CONTROL_E_PARAMS, "%s: %s must be a string, got %s", c->method,
+			    name, type_name(v));
+	if (has_nul(v))
+		return fail(c->err, CONTROL_E_PARAMS, "%s: %s must not contain a NUL byte",
+			    c->method, name);
+	*out = strdup(json_string_value(v));
+	if (!*out)
+		return fail(c->err, CONTROL_E_HOST, "out of memory");
+	return 0;
+}
+
+static void free_strings(char **strs)
+{
+	for (size_t i = 0; strs && strs[i]; i++)
+		free(strs[i]);
+	free(strs);
+}
+
+/* argv or env: an array of at most `max` strings, into a NULL-terminated copy. */
+static int parse_strings(const struct ctx *c, const char *name, const json_t *v, bool is_env,
+			 char ***out)
+{
+	size_t n = json_array_size(v), max = is_env ? CONTROL_MAX_ENV : CONTROL_MAX_ARGS;
+	char item[32], qbuf[QUOTE_MAX + 4];
+	char **strs;
+
+	if (!json_is_array(v) || (!is_env && n == 0))
+		return fail(c->err, CONTROL_E_PARAMS, "%s: %s must be a%s array of strings, got %s",
+			    c->method, name, is_env ? "n" : " non-empty",
+			    json_is_array(v) ? "an empty one" : type_name(v));
+	if (n > max)
+		return fail(c->err, CONTROL_E_PARAMS, "%s: %s has %zu strings, at most %zu",
+			    c->method, name, n, max);
+	strs = calloc(n + 1, sizeof(*strs));
+	if (!strs)
+		return fail(c->err, CONTROL_E_HOST, "out of memory");
+	for (size_t i = 0; i < n; i++) {
+		const char *eq;
+
+		snprintf(item, sizeof(item), "%s[%zu]", name, i);
+		if (parse_string(c, item, json_array_get(v, i), &strs[i]) < 0)
+			goto err;
+		eq = strchr(strs[i], '=');
+		if (is_env && (!eq || eq == strs[i])) {
+			fail(c->err, CONTROL_E_PARAMS, "%s: %s must be K=V, got `%s`", c->method,
+			     item, quote(strs[i], qbuf));
+			goto err;
+		}
+	}
+	if (!is_env && strs[0][0] == '\0') {
+		fail(c->err, CONTROL_E_PARAMS, "%s: argv[0] must not be empty", c->method);
+		goto err;
+	}
+	*out = strs;
+	return 0;
+err:
+	free_strings(strs);
+	return -1;
+}
+
+/* "TERM", "SIGTERM", "RTMIN+3", "SIGRTMAX-1" (case aside): the host's numbering, which is
+ * the guest's (both are x86-64 Linux with glibc). 0 if unknown. */
+static int signal_by_name(const char *name)
+{
+	const char *rt;
+	int base, sign;
+	char *end;
+	long off;
+
+	if (strncasecmp(name, "SIG", 3) == 0)
+		name += 3;
+	for (int signo = 1; signo < SIGRTMIN; signo++) {
+		const char *abbrev = sigabbrev_np(signo);
+
+		if (abbrev && strcasecmp(name, abbrev) == 0)
+			return signo;
+	}
+	if (strncasecmp(name, "RTMIN", 5) == 0) {
+		base = SIGRTMIN;
+		sign = 1;
+	} else if (strncasecmp(name, "RTMAX", 5) == 0) {
+		base = SIGRTMAX;
+		sign = -1;
+	} else {
+		return 0;
+	}
+	rt = name + 5;
+	if (*rt == '\0')
+		return base;
+	if (*rt != (sign > 0 ? '+' : '-') || rt[1] < '0' || rt[1] > '9')
+		return 0;
+	off = strtol(rt + 1, &end, 10);
+	if (*end || off > SIGRTMAX - SIGRTMIN)
+		return 0;
+	return base + sign * (int)off;
+}
+
+static int parse_signal(const struct ctx *c, const json_t *v, int *out)
+{
+	char qbuf[QUOTE_MAX + 4];
+
 	if (json_is_integer(v)) {
-		if (json_integer_value(v) < 1 || json_integer_value(v) > 64)
-			return fail(err, CONTROL_E_PARAMS,
-				    "signal: signal must be between 1 and 64, got %lld",
-				    (long long)json_integer_value(v));
-		*out = (int)json_integer_value(v);
+		json_int_t n = json_integer_value(v);
+
+		if (n < 1 || n > 64)
+			return fail(c->err, CONTROL_E_PARAMS,
+				    "%s: signal must be 1 to 64, got %" PRId64, c->method,
+				    (int64_t)n);
+		*out = (int)n;
 		return 0;
 	}
 	if (!json_is_string(v))
-		return fail(err, CONTROL_E_PARAMS,
-			    "signal: signal must be a number or a name, got %s", type_words(v));
-	name = json_string_value(v);
-	if (!strncmp(name, "SIG", 3))
-		name += 3;
-	for (size_t i = 0; i < sizeof(signal_names) / sizeof(signal_names[0]); i++) {
-		if (!strcmp(name, signal_names[i].name)) {
-			*out = signal_names[i].signo;
-			return 0;
-		}
-	}
-	if (!strncmp(name, "RTMIN", 5) || !strncmp(name, "RTMAX", 5)) {
-		int base = name[3] == 'I' ? SIGRTMIN : SIGRTMAX, off = 0;
-		char sign = name[5];
-
-		if ((sign == '+' || sign == '-') && isdigit((unsigned char)name[6]) &&
-		    strlen(name + 6) <= 2)
-			off = atoi(name + 6) * (sign == '-' ? -1 : 1);
-		else if (sign != '\0')
-			off = 1000;
-		if (base + off >= 1 && base + off <= 64) {
-			*out = base + off;
-			return 0;
-		}
-	}
-	return fail(err, CONTROL_E_PARAMS, "signal: no signal named `%.32s`", json_string_value(v));
+		return fail(c->err, CONTROL_E_PARAMS,
+			    "%s: signal must be a number or a name, got %s", c->method,
+			    type_name(v));
+	if (has_nul(v))
+		return fail(c->err, CONTROL_E_PARAMS, "%s: signal must not contain a NUL byte",
+			    c->method);
+	*out = signal_by_name(json_string_value(v));
+	if (*out == 0)
+		return fail(c->err, CONTROL_E_PARAMS, "%s: no signal `%s`", c->method,
+			    quote(json_string_value(v), qbuf));
+	return 0;
 }
 
-static int get_events(const json_t *params, unsigned *out, struct control_error *err)
+static int parse_events(const struct ctx *c, const json_t *v, unsigned *out)
 {
-	json_t *v = json_object_get(params, "events"), *item;
+	char qbuf[QUOTE_MAX + 4], hint[64];
 	size_t i;
+	json_t *item;
 
-	*out = CONTROL_EV_ALL;
-	if (!v)
-		return 0;
 	if (!json_is_array(v))
-		return fail(err, CONTROL_E_PARAMS, "subscribe: events must be an array of names");
+		return fail(c->err, CONTROL_E_PARAMS,
+			    "%s: events must be an array of event names, got %s", c->method,
+			    type_name(v));
 	*out = 0;
 	json_array_foreach(v, i, item)
 	{
-		size_t k;
+		const char *name = json_string_value(item);
+		size_t e;
 
-		for (k = 0; k < 4; k++) {
-			if (json_is_string(item) &&
-			    !strcmp(json_string_value(item), event_names[k]))
+		if (!name)
+			return fail(c->err, CONTROL_E_PARAMS,
+				    "%s: events[%zu] must be a string, got %s", c->method, i,
+				    type_name(item));
+		if (has_nul(item))
+			return fail(c->err, CONTROL_E_PARAMS,
+				    "%s: events[%zu] must not contain a NUL byte", c->method, i);
+		for (e = 0; e < ARRAY_LEN(event_names); e++) {
+			if (strcmp(name, event_names[e]) == 0)
 				break;
 		}
-		if (k == 4)
-			return fail(err, CONTROL_E_PARAMS,
-				    "subscribe: events[%zu] must be one of ready, exec.exit, exit, "
-				    "error",
-				    i);
-		*out |= 1u << k;
+		if (e == ARRAY_LEN(event_names))
+			return fail(c->err, CONTROL_E_PARAMS, "%s: no event `%s`%s", c->method,
+				    quote(name, qbuf),
+				    did_you_mean(nearest(name, event_names, ARRAY_LEN(event_names),
+							 sizeof(event_names[0])),
+						 hint));
+		*out |= 1u << e;
 	}
 	return 0;
 }
 
-static int parse_params(struct control_request *r, const json_t *p, struct control_error *err)
+static int parse_param(const struct ctx *c, const struct param *p, const json_t *v, void *field)
 {
-	const char *m = method_names[r->method];
-
-	switch (r->method) {
-	case CONTROL_SET_MACHINE:
-		return get_uint(m, p, "vcpus", &r->machine.vcpus, err) < 0 ||
-			       get_uint(m, p, "memory_mib", &r->machine.memory_mib, err) < 0
-			   ? -1
-			   : 0;
-	case CONTROL_SET_BOOT:
-		return get_string(m, p, "kernel", false, &r->boot.kernel, err) < 0 ||
-			       get_string(m, p, "initrd", false, &r->boot.initrd, err) < 0 ||
-			       get_string(m, p, "rootfs", false, &r->boot.rootfs, err) < 0 ||
-			       get_string(m, p, "cmdline", false, &r->boot.cmdline, err) < 0 ||
-			       get_string(m, p, "console_log", false, &r->boot.console_log, err) < 0
-			   ? -1
-			   : 0;
-	case CONTROL_ADD_SHARE:
-		return get_string(m, p, "host", true, &r->share.host, err) < 0 ||
-			       get_string(m, p, "guest", true, &r->share.guest, err) < 0 ||
-			       get_bool(m, p, "read_only", &r->share.read_only, err) < 0
-			   ? -1
-			   : 0;
-	case CONTROL_SET_VSOCK:
-		return get_uint(m, p, "cid", &r->vsock.cid, err) < 0 ||
-			       get_string(m, p, "uds", false, &r->vsock.uds, err) < 0
-			   ? -1
-			   : 0;
-	case CONTROL_SET_EXEC_DEFAULTS:
-		return get_strings(m, p, "env", CONTROL_MAX_ENV, true, false, &r->defaults.env,
-				   err) < 0 ||
-			       get_uint(m, p, "uid", &r->defaults.uid, err) < 0 ||
-			       get_uint(m, p, "gid", &r->defaults.gid, err) < 0 ||
-			       get_string(m, p, "cwd", false, &r->defaults.cwd, err) < 0
-			   ? -1
-			   : 0;
-	case CONTROL_STOP:
-		return get_uint(m, p, "timeout_ms", &r->stop.timeout_ms, err);
-	case CONTROL_EXEC:
-		return get_strings(m, p, "argv", CONTROL_MAX_ARGS, false, true, &r->exec.argv,
-				   err) < 0 ||
-			       get_strings(m, p, "env", CONTROL_MAX_ENV, true, false, &r->exec.env,
-					   err) < 0 ||
-			       get_string(m, p, "cwd", false, &r->exec.cwd, err) < 0 ||
-			       get_uint(m, p, "uid", &r->exec.uid, err) < 0 ||
-			       get_uint(m, p, "gid", &r->exec.gid, err) < 0 ||
-			       get_uint(m, p, "rows", &r->exec.rows, err) < 0 ||
-			       get_uint(m, p, "cols", &r->exec.cols, err) < 0 ||
-			       get_bool(m, p, "tty", &r->exec.tty, err) < 0 ||
-			       get_bool(m, p, "main", &r->exec.main, err) < 0 ||
-			       get_bool(m, p, "attach", &r->exec.attach, err) < 0
-			   ? -1
-			   : 0;
-	case CONTROL_SIGNAL:
-		return get_signal(p, &r->signal.signo, err) < 0 ||
-			       get_uint(m, p, "id", &r->signal.id, err) < 0
-			   ? -1
-			   : 0;
-	case CONTROL_SUBSCRIBE:
-		return get_events(p, &r->subscribe.events, err);
-	default:
+	switch (p->kind) {
+	case P_UINT:
+		return parse_uint(c, p->name, v, field);
+	case P_STRING:
+		return parse_string(c, p->name, v, field);
+	case P_BOOL:
+		if (!json_is_boolean(v))
+			return fail(c->err, CONTROL_E_PARAMS,
+				    "%s: %s must be true or false, got %s", c->method, p->name,
+				    type_name(v));
+		*(bool *)field = json_is_true(v);
 		return 0;
+	case P_ARGV:
+	case P_ENV:
+		return parse_strings(c, p->name, v, p->kind == P_ENV, field);
+	case P_SIGNAL:
+		return parse_signal(c, v, field);
+	case P_EVENTS:
+		return parse_events(c, v, field);
 	}
+	return -1;
 }
 
-void control_request_free(struct control_request *r)
+static int parse_params(const struct method_spec *spec, const json_t *params,
+			struct control_request *req, struct control_error *err)
 {
-	switch (r->method) {
-	case CONTROL_SET_BOOT:
-		free(r->boot.kernel);
-		free(r->boot.initrd);
-		free(r->boot.rootfs);
-		free(r->boot.cmdline);
-		free(r->boot.console_log);
-		break;
-	case CONTROL_ADD_SHARE:
-		free(r->share.host);
-		free(r->share.guest);
-		break;
-	case CONTROL_SET_VSOCK:
-		free(r->vsock.uds);
-		break;
-	case CONTROL_SET_EXEC_DEFAULTS:
-		free_strings(r->defaults.env);
-		free(r->defaults.cwd);
-		break;
-	case CONTROL_EXEC:
-		free_strings(r->exec.argv);
-		free_strings(r->exec.env);
-		free(r->exec.cwd);
-		break;
-	default:
-		break;
-	}
-	memset(r, 0, sizeof(*r));
-}
+	const struct ctx c = {spec->name, err};
+	char qbuf[QUOTE_MAX + 4], hint[64];
+	const char *key;
+	json_t *v;
 
-/* The id's JSON text into out[CONTROL_ID_MAX]: 0, or -1 if it is not a valid id. */
-static int id_text(const json_t *id, char *out)
-{
-	char *text;
-	size_t len;
+	if (params && !json_is_object(params))
+		return fail(err, CONTROL_E_PARAMS, "%s: params must be an object, got %s",
+			    spec->name, type_name(params));
+	json_object_foreach((json_t *)params, key, v)
+	{
+		size_t i;
 
-	if (!id) {
-		out[0] = '\0';
-		return 0;
+		for (i = 0; i < spec->nparams; i++) {
+			if (strcmp(key, spec->params[i].name) == 0)
+				break;
+		}
+		if (i == spec->nparams)
+			return fail(err, CONTROL_E_PARAMS, "%s: unknown parameter `%s`%s",
+				    spec->name, quote(key, qbuf),
+				    did_you_mean(nearest(key, spec->params, spec->nparams,
+							 sizeof(spec->params[0])),
+						 hint));
 	}
-	if (!json_is_integer(id) && !json_is_string(id))
-		return -1;
-	text = json_dumps(id, JSON_ENCODE_ANY | JSON_COMPACT);
-	if (!text)
-		return -1;
-	len = strlen(text);
-	if (len >= CONTROL_ID_MAX) {
-		free(text);
-		return -1;
+	for (size_t i = 0; i < spec->nparams; i++) {
+		const struct param *p = &spec->params[i];
+
+		v = params ? json_object_get(params, p->name) : NULL;
+		if (!v && p->required)
+			return fail(err, CONTROL_E_PARAMS, "%s: missing parameter `%s`", spec->name,
+				    p->name);
+		if (v && parse_param(&c, p, v, (char *)req + p->offset) < 0)
+			return -1;
 	}
-	memcpy(out, text, len + 1);
-	free(text);
+	if (req->method == CONTROL_SUBSCRIBE && !json_object_get(params, "events"))
+		req->subscribe.events = CONTROL_EV_ALL;
 	return 0;
+}
+
+/* The id's JSON text into id[CONTROL_ID_MAX]: "" when absent. */
+static int parse_id(const json_t *root, char *id, struct control_error *err)
+{
+	const json_t *v = json_object_get(root, "id");
+	size_t n;
+
+	if (!v) {
+		id[0] = '\0';
+		return 0;
+	}
+	if (!json_is_integer(v) && !json_is_string(v))
+		return fail(err, CONTROL_E_REQUEST, "id must be a whole number or a string, got %s",
+			    type_name(v));
+	n = json_dumpb(v, id, CONTROL_ID_MAX - 1, JSON_COMPACT | JSON_ENCODE_ANY);
+	if (n == 0 || n > CONTROL_ID_MAX - 1)
+		return fail(err, CONTROL_E_REQUEST, "id longer than %d characters",
+			    CONTROL_ID_MAX - 1);
+	id[n] = '\0';
+	return 0;
+}
+
+static int parse_root(const json_t *root, struct control_request *req, struct control_error *err)
+{
+	const char *method, *key;
+	char qbuf[QUOTE_MAX + 4], hint[64];
+	const json_t *version, *v;
+	size_t m;
+
+	if (json_is_array(root))
+		return fail(err, CONTROL_E_REQUEST,
+			    "batches are not supported: send one request a line");
+	if (!json_is_object(root))
+		return fail(err, CONTROL_E_REQUEST, "a request is a JSON object, got %s",
+			    type_name(root));
+	if (parse_id(root, req->id, err) < 0)
+		return -1;
+	snprintf(err->id, sizeof(err->id), "%s", req->id[0] ? req->id : "null");
+	json_object_foreach((json_t *)root, key, v)
+	{
+		if (strcmp(key, "jsonrpc") && strcmp(key, "method") && strcmp(key, "params") &&
+		    strcmp(key, "id"))
+			return fail(err, CONTROL_E_REQUEST, "unknown member `%s` in the request",
+				    quote(key, qbuf));
+	}
+	version = json_object_get(root, "jsonrpc");
+	if (!json_is_string(version) || json_string_length(version) != 3 ||
+	    memcmp(json_string_value(version), "2.0", 3) != 0)
+		return fail(err, CONTROL_E_REQUEST, "\"jsonrpc\" must be \"2.0\"");
+	v = json_object_get(root, "method");
+	if (!json_is_string(v) || has_nul(v))
+		return fail(err, CONTROL_E_REQUEST, "\"method\" must be a string%s",
+			    v && json_is_string(v) ? " without NUL bytes" : "");
+	/* From here on the request is well formed: a notification's errors go unanswered. */
+	memcpy(err->id, req->id, sizeof(req->id));
+	method = json_string_value(v);
+	for (m = 0; m < CONTROL_METHODS; m++) {
+		if (strcmp(method, methods[m].name) == 0)
+			break;
+	}
+	if (m == CONTROL_METHODS)
+		return fail(
+		    err, CONTROL_E_METHOD, "no method `%s`%s", quote(method, qbuf),
+		    did_you_mean(nearest(method, methods, CONTROL_METHODS, sizeof(methods[0])),
+				 hint));
+	req->method = (enum control_method)m;
+	return parse_params(&methods[m], json_object_get(root, "params"), req, err);
 }
 
 int control_parse_request(const char *line, size_t len, struct control_request *req,
 			  struct control_error *err)
 {
 	json_error_t jerr;
-	json_t *root, *v, *params;
-	const char *key, *name;
-	int ret = -1;
-	size_t m;
+	json_t *root;
+	int ret;
 
 	memset(req, 0, sizeof(*req));
-	snprintf(err->id, sizeof(err->id), "null");
+	memset(err, 0, sizeof(*err));
+	strcpy(err->id, "null");
 	if (len > CONTROL_LINE_MAX)
 		return fail(err, CONTROL_E_REQUEST, "request line over 1 MiB");
-	root = json_loadb(line, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
+	/* NUL bytes are allowed in strings so that they are refused by name (-32602) rather
+	 * than by position; an object key with one is still a parse error. */
+	root =
+	    json_loadb(line, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
 	if (!root)
 		return fail(err, CONTROL_E_PARSE, "not JSON: %s at byte %d", jerr.text,
 			    jerr.position);
-	if (json_is_array(root)) {
-		fail(err, CONTROL_E_REQUEST, "batches are not supported: one request per line");
-		goto out;
-	}
-	if (!json_is_object(root)) {
-		fail(err, CONTROL_E_REQUEST, "a request is a JSON object, got %s",
-		     type_words(root));
-		goto out;
-	}
-	if (id_text(json_object_get(root, "id"), req->id) < 0) {
-		fail(err, CONTROL_E_REQUEST,
-		     "id must be a whole number or a string of at most %d bytes",
-		     CONTROL_ID_MAX - 8);
-		goto out;
-	}
-	if (req->id[0])
-		memcpy(err->id, req->id, sizeof(err->id));
-	v = json_object_get(root, "jsonrpc");
-	if (!json_is_string(v) || strcmp(json_string_value(v), "2.0")) {
-		fail(err, CONTROL_E_REQUEST, "\"jsonrpc\": \"2.0\" is missing");
-		goto out;
-	}
-	json_object_foreach(root, key, v)
-	{
-		if (strcmp(key, "jsonrpc") && strcmp(key, "id") && strcmp(key, "method") &&
-		    strcmp(key, "params")) {
-			fail(err, CONTROL_E_REQUEST, "unknown member `%.32s` in the request", key);
-			goto out;
-		}
-	}
-	v = json_object_get(root, "method");
-	if (!json_is_string(v)) {
-		fail(err, CONTROL_E_REQUEST, "method must be a string");
-		goto out;
-	}
-	name = json_string_value(v);
-	for (m = 0; m < CONTROL_METHODS; m++) {
-		if (!strcmp(name, method_names[m]))
-			break;
-	}
-	if (m == CONTROL_METHODS) {
-		const char *near = nearest(name, method_names, CONTROL_METHODS);
-
-		if (near)
-			fail(err, CONTROL_E_METHOD, "no method `%.64s` (did you mean `%s`?)", name,
-			     near);
-		else
-			fail(err, CONTROL_E_METHOD, "no method `%.64s`", name);
-		goto out;
-	}
-	req->method = (enum control_method)m;
-	params = json_object_get(root, "params");
-	if (params && !json_is_object(params)) {
-		fail(err, CONTROL_E_PARAMS, "%s: params must be an object, got %s", name,
-		     type_words(params));
-		goto out;
-	}
-	json_object_foreach(params, key, v)
-	{
-		const char *const *known = method_params[m];
-		size_t k;
-
-		for (k = 0; known[k] && strcmp(key, known[k]); k++)
-			;
-		if (!known[k]) {
-			const char *near = nearest(key, known, 11);
-
-			if (near)
-				fail(err, CONTROL_E_PARAMS,
-				     "%s: unknown parameter `%.32s` (did you mean `%s`?)", name,
-				     key, near);
-			else
-				fail(err, CONTROL_E_PARAMS, "%s: unknown parameter `%.32s`", name,
-				     key);
-			goto out;
-		}
-	}
-	if (parse_params(req, params, err) < 0) {
+	ret = parse_root(root, req, err);
+	json_decref(root);
+	if (ret < 0) {
 		control_request_free(req);
-		goto out;
+		memset(req, 0, sizeof(*req));
 	}
-	ret = 0;
-out:
-	json_decref(root);
 	return ret;
 }
 
-/* ---- building lines ---- */
-
-/* s as a JSON string, its invalid UTF-8 replaced by U+FFFD. NULL -> null. */
-static json_t *str(const char *s)
+void control_request_free(struct control_request *req)
 {
-	json_t *v;
-	char *clean;
-	size_t n = 0, len;
+	const struct method_spec *spec;
 
-	if (!s)
-		return json_null();
-	v = json_string(s);
-	if (v)
-		return v;
-	len = strlen(s);
-	clean = malloc(len * 3 + 1);
-	if (!clean)
-		return json_null();
-	for (size_t i = 0; i < len;) {
-		unsigned char c = (unsigned char)s[i];
-		size_t want = c < 0x80	       ? 1
-			      : (c >> 5) == 6  ? 2
-			      : (c >> 4) == 14 ? 3
-			      : (c >> 3) == 30 ? 4
-					       : 0;
-		json_t *probe = NULL;
+	if ((unsigned)req->method >= CONTROL_METHODS)
+		return;
+	spec = &methods[req->method];
+	for (size_t i = 0; i < spec->nparams; i++) {
+		void *field = (char *)req + spec->params[i].offset;
 
-		if (want && i + want <= len) {
-			char chunk[5] = {0};
-
-			memcpy(chunk, s + i, want);
-			probe = json_string(chunk);
-		}
-		if (probe) {
-			memcpy(clean + n, s + i, want);
-			n += want;
-			i += want;
-			json_decref(probe);
-		} else {
-			memcpy(clean + n, "\xef\xbf\xbd", 3);
-			n += 3;
-			i++;
+		if (spec->params[i].kind == P_STRING) {
+			free(*(char **)field);
+			*(char **)field = NULL;
+		} else if (spec->params[i].kind == P_ARGV || spec->params[i].kind == P_ENV) {
+			free_strings(*(char ***)field);
+			*(char ***)field = NULL;
 		}
 	}
-	clean[n] = '\0';
-	v = json_string(clean);
-	free(clean);
-	return v ? v : json_null();
-}
-
-/* The line for `root` (taken), compact, with "\n". */
-static char *line_of(json_t *root)
-{
-	char *text, *line;
-	size_t len;
-
-	if (!root)
-		return NULL;
-	text = json_dumps(root, JSON_COMPACT);
-	json_decref(root);
-	if (!text)
-		return NULL;
-	len = strlen(text);
-	line = realloc(text, len + 2);
-	if (!line) {
-		free(text);
-		return NULL;
-	}
-	line[len] = '\n';
-	line[len + 1] = '\0';
-	return line;
-}
-
-/* The id text back into JSON ("" or unreadable: null). */
-static json_t *id_value(const char *id)
-{
-	json_t *v = id && *id ? json_loads(id, JSON_DECODE_ANY, NULL) : NULL;
-
-	return v ? v : json_null();
-}
-
-static char *reply(const char *id, json_t *result)
-{
-	return line_of(json_pack("{s:s, s:o, s:o}", "jsonrpc", "2.0", "id", id_value(id), "result",
-				 result ? result : json_object()));
-}
-
-static char *event(const char *name, json_t *params)
-{
-	return line_of(json_pack("{s:s, s:s, s:o}", "jsonrpc", "2.0", "method", name, "params",
-				 params ? params : json_object()));
-}
-
-char *control_reply_error(const char *id, int code, const char *message)
-{
-	return line_of(json_pack("{s:s, s:o, s:{s:i, s:o}}", "jsonrpc", "2.0", "id", id_value(id),
-				 "error", "code", code, "message", str(message)));
-}
-
-char *control_reply_empty(const char *id)
-{
-	return reply(id, NULL);
-}
-
-char *control_reply_exec(const char *id, uint64_t exec_id)
-{
-	return reply(id, json_pack("{s:I}", "id", (json_int_t)exec_id));
-}
-
-static json_t *strings(const char *const *list)
-{
-	json_t *a = json_array();
-
-	for (const char *const *p = list; a && p && *p; p++)
-		json_array_append_new(a, str(*p));
-	return a;
-}
-
-char *control_reply_describe(const char *id, const struct control_describe *d)
-{
-	json_t *shares = json_array(), *exit_info;
-
-	for (unsigned i = 0; shares && i < d->nshares; i++)
-		json_array_append_new(
-		    shares, json_pack("{s:o, s:o, s:o, s:b}", "host", str(d->shares[i].host),
-				      "guest", str(d->shares[i].guest), "tag",
-				      str(d->shares[i].tag), "read_only", d->shares[i].read_only));
-	exit_info = d->exit_reason
-			? json_pack("{s:s, s:i, s:o}", "reason", d->exit_reason, "status",
-				    d->exit_status, "message", str(d->exit_message))
-			: json_null();
-	return reply(
-	    id,
-	    json_pack("{s:i, s:o, s:s, s:I, s:I, s:o, s:{s:i, s:I, s:o, s:o, s:o, s:o, s:o, "
-		      "s:o, s:{s:I, s:o}, s:{s:o, s:I, s:I, s:o}}, s:i, s:o}",
-		      "protocol", CONTROL_PROTOCOL, "name", str(d->name), "state", d->state, "pid",
-		      (json_int_t)d->pid, "uptime_ms", (json_int_t)d->uptime_ms, "ready_ms",
-		      d->ready ? json_integer((json_int_t)d->ready_ms) : json_null(), "config",
-		      "vcpus", (int)d->vcpus, "memory_mib", (json_int_t)d->memory_mib, "kernel",
-		      str(d->kernel), "initrd", str(d->initrd), "rootfs", str(d->rootfs), "cmdline",
-		      str(d->cmdline), "console_log", str(d->console_log), "shares",
-		      shares ? shares : json_array(), "vsock", "cid", (json_int_t)d->vsock_cid,
-		      "uds", str(d->vsock_uds), "exec_defaults", "env", strings(d->env), "uid",
-		      (json_int_t)d->uid, "gid", (json_int_t)d->gid, "cwd", str(d->cwd), "execs",
-		      (int)d->execs, "exit", exit_info ? exit_info : json_null()));
-}
-
-char *control_reply_metrics(const char *id, const struct control_metrics *m)
-{
-	json_t *fs = json_array();
-
-	for (unsigned i = 0; fs && i < m->nfs && i < CONTROL_METRICS_MAX_FS; i++)
-		json_array_append_new(
-		    fs, json_pack("{s:o, s:I, s:I, s:I}", "tag", str(m->fs[i].tag), "requests",
-				  (json_int_t)m->fs[i].requests, "bytes_read",
-				  (json_int_t)m->fs[i].bytes_read, "bytes_written",
-				  (json_int_t)m->fs[i].bytes_written));
-	return reply(
-	    id,
-	    json_pack("{s:{s:I, s:I, s:I, s:I, s:I}, s:{s:I, s:I, s:I, s:I, s:I}, s:o, s:{s:I}, "
-		      "s:{s:I, s:I}}",
-		      "vcpu_exits", "io", (json_int_t)m->exits_io, "mmio",
-		      (json_int_t)m->exits_mmio, "hlt", (json_int_t)m->exits_hlt, "intr",
-		      (json_int_t)m->exits_intr, "other", (json_int_t)m->exits_other, "vsock",
-		      "rx_packets", (json_int_t)m->vsock_rx_packets, "tx_packets",
-		      (json_int_t)m->vsock_tx_packets, "rx_bytes", (json_int_t)m->vsock_rx_bytes,
-		      "tx_bytes", (json_int_t)m->vsock_tx_bytes, "connections",
-		      (json_int_t)m->vsock_connections, "fs", fs ? fs : json_array(), "rng",
-		      "bytes", (json_int_t)m->rng_bytes, "memory", "vmm_rss_kib",
-		      (json_int_t)m->vmm_rss_kib, "guest_rss_kib", (json_int_t)m->guest_rss_kib));
-}
-
-char *control_event_ready(uint64_t ms_since_start)
-{
-	return event("ready", json_pack("{s:I}", "ms", (json_int_t)ms_since_start));
-}
-
-char *control_event_exec_exit(uint64_t exec_id, int status)
-{
-	return event("exec.exit",
-		     json_pack("{s:I, s:i}", "id", (json_int_t)exec_id, "status", status));
-}
-
-char *control_event_exit(const char *reason, int status, const char *message)
-{
-	return event("exit", json_pack("{s:o, s:i, s:o}", "reason", str(reason), "status", status,
-				       "message", str(message)));
-}
-
-char *control_event_error(int code, const char *message)
-{
-	return event("error", json_pack("{s:i, s:o}", "code", code, "message", str(message)));
-}
-
-/* ---- the client side ---- */
-
-char *control_request_line(uint64_t id, const char *method, const char *params_json)
-{
-	json_t *params = params_json ? json_loads(params_json, 0, NULL) : NULL;
-	json_t *root =
-	    json_pack("{s:s, s:I, s:s}", "jsonrpc", "2.0", "id", (json_int_t)id, "method", method);
-
-	if (root && params)
-		json_object_set_new(root, "params", params);
-	else if (params)
-		json_decref(params);
-	return line_of(root);
-}
-
-char *control_exec_params(const char *const *argv, const char *const *env, const char *cwd,
-			  bool tty, unsigned rows, unsigned cols, bool attach)
-{
-	json_t *p =
-	    json_pack("{s:o, s:b, s:b}", "argv", strings(argv), "tty", tty, "attach", attach);
-	char *text;
-
-	if (!p)
-		return NULL;
-	if (env)
-		json_object_set_new(p, "env", strings(env));
-	if (cwd)
-		json_object_set_new(p, "cwd", str(cwd));
-	if (rows)
-		json_object_set_new(p, "rows", json_integer(rows));
-	if (cols)
-		json_object_set_new(p, "cols", json_integer(cols));
-	text = json_dumps(p, JSON_COMPACT);
-	json_decref(p);
-	return text;
-}
-
-int control_parse_reply(const char *line, size_t len, struct control_reply *r)
-{
-	json_t *root = json_loadb(line, len, 0, NULL), *v, *err;
-
-	memset(r, 0, sizeof(*r));
-	r->id = -1;
-	if (!json_is_object(root))
-		goto bad;
-	v = json_object_get(root, "method");
-	if (json_is_string(v)) {
-		r->is_event = true;
-		snprintf(r->method, sizeof(r->method), "%s", json_string_value(v));
-		v = json_object_get(root, "params");
-		r->result = v ? json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
-		json_decref(root);
-		return 0;
-	}
-	v = json_object_get(root, "id");
-	if (json_is_integer(v))
-		r->id = (int64_t)json_integer_value(v);
-	err = json_object_get(root, "error");
-	if (json_is_object(err)) {
-		v = json_object_get(err, "code");
-		r->code = json_is_integer(v) && json_integer_value(v) != 0
-			      ? (int)json_integer_value(v)
-			      : CONTROL_E_REQUEST;
-		v = json_object_get(err, "message");
-		r->message = strdup(json_is_string(v) ? json_string_value(v) : "no message");
-	} else if ((v = json_object_get(root, "result"))) {
-		r->result = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-	} else {
-		goto bad;
-	}
-	json_decref(root);
-	return 0;
-bad:
-	json_decref(root);
-	return -1;
-}
-
-void control_reply_free(struct control_reply *r)
-{
-	free(r->message);
-	free(r->result);
-	r->message = r->result = NULL;
-}
-
-/* The member at a dotted path of the JSON text `json` (held by *root; decref it). */
-static json_t *at_path(const char *json, const char *path, json_t **root)
-{
-	char key[64];
-	json_t *v;
-
-	*root = json ? json_loads(json, JSON_DECODE_ANY, NULL) : NULL;
-	v = *root;
-	while (v && *path) {
-		const char *dot = strchr(path, '.');
-		size_t n = dot ? (size_t)(dot - path) : strlen(path);
-
-		if (n >= sizeof(key))
-			return NULL;
-		memcpy(key, path, n);
-		key[n] = '\0';
-		v = json_object_get(v, key);
-		path += n + (dot ? 1 : 0);
-	}
-	return v;
-}
-
-int control_json_int(const char *json, const char *path, int64_t *out)
-{
-	json_t *root, *v = at_path(json, path, &root);
-	int ret = -1;
-
-	if (json_is_integer(v)) {
-		*out = (int64_t)json_integer_value(v);
-		ret = 0;
-	}
-	json_decref(root);
-	return ret;
-}
-
-int control_json_string(const char *json, const char *path, char *out, size_t cap)
-{
-	json_t *root, *v = at_path(json, path, &root);
-	int ret = -1;
-
-	if (json_is_string(v) || json_is_null(v)) {
-		snprintf(out, cap, "%s", json_is_string(v) ? json_string_value(v) : "");
-		ret = 0;
-	}
-	json_decref(root);
-	return ret;
-}
-
-char *control_json_pretty(const char *json)
-{
-	json_t *root = json ? json_loads(json, JSON_DECODE_ANY, NULL) : NULL;
-	char *text;
-
-	if (!root)
-		return NULL;
-	text = json_dumps(root, JSON_INDENT(2) | JSON_ENCODE_ANY);
-	json_decref(root);
-	return text;
 }
