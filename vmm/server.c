@@ -501,7 +501,9 @@ static void conn_lines(struct conn *c)
 			continue;
 		}
 		if (control_parse_request(c->in + start, len, &r, &e) < 0) {
+			c->mute = !e.id[0]; /* a notification, answered by nothing */
 			conn_reply(c, control_reply_error(e.id, e.code, e.message));
+			c->mute = false;
 		} else {
 			c->mute = !r.id[0];
 			handle_request(s, c, &r);
