@@ -330,6 +330,8 @@ static void do_stop(struct server *s, struct conn *c, const char *id, uint64_t t
 		conn_reply(c, control_reply_empty(id));
 		return;
 	}
+	if (s->stopping) /* one stop at a time: the first one's timeout holds */
+		return conn_reply(c, control_reply_empty(id));
 	if (s->state == STATE_PAUSED && vm_resume(s->vm) == 0)
 		s->state = STATE_RUNNING;
 	s->stopping = true;
@@ -405,8 +407,7 @@ static void do_signal(struct server *s, struct conn *c, const struct control_req
 	} else {
 		ret = exec_signal(s, r->signal.id.value, r->signal.signo);
 		if (ret == -ENOENT)
-			return reply_error(c, r->id, CONTROL_E_NOT_FOUND,
-					   "no exec with id %llu runs",
+			return reply_error(c, r->id, CONTROL_E_NOT_FOUND, "no exec with id %llu",
 					   (unsigned long long)r->signal.id.value);
 	}
 	if (ret < 0)
@@ -469,11 +470,7 @@ static void handle_request(struct server *s, struct conn *c, struct control_requ
 		return do_signal(s, c, r);
 	case CONTROL_SUBSCRIBE:
 		c->events = r->subscribe.events;
-		conn_reply(c, control_reply_empty(r->id));
-		/* A late subscriber still learns what already happened. */
-		if ((c->events & CONTROL_EV_READY) && s->ready_us)
-			conn_send(c, control_event_ready((s->ready_us - s->start_us) / 1000));
-		return;
+		return conn_reply(c, control_reply_empty(r->id));
 	case CONTROL_METHODS:
 		break;
 	}
@@ -615,7 +612,7 @@ static void server_accept(struct ev_handler *h, uint32_t events)
 		}
 		if (s->nconns >= SERVER_MAX_CONNS || !(c = calloc(1, sizeof(*c)))) {
 			char *line = control_reply_error("null", CONTROL_E_BUSY,
-							 "too many connections (at most 256)");
+							 "256 connections are open already");
 
 			if (line && send(fd, line, strlen(line), MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
 				log_debug("api: %m");

@@ -95,9 +95,16 @@ static bool exec_deliver(struct exec *e)
 			return true;
 		status = (int)exec_get_le32(e->frame);
 		break;
-	case EXEC_FRAME_ERROR:
+	case EXEC_FRAME_ERROR: {
+		char message[CONTROL_MESSAGE_MAX];
+
+		snprintf(message, sizeof(message), "exec %llu: guest-init refused it: %.*s",
+			 (unsigned long long)e->id, (int)(e->frame_len < 400 ? e->frame_len : 400),
+			 (const char *)e->frame);
+		server_event(s, CONTROL_EV_ERROR, control_event_error(CONTROL_E_GUEST, message));
 		status = VM_EXIT_FAILURE;
 		break;
+	}
 	default:
 		log_warn_guest("api: exec %llu: the guest sent frame type %u",
 			       (unsigned long long)e->id, e->frame_type);
@@ -144,8 +151,18 @@ static bool exec_read(struct exec *e)
 			continue;
 		if (want && n < 0 && errno == EAGAIN)
 			break;
-		if (want && n <= 0)
-			return true; /* the guest closed before its EXIT: the sandbox ends */
+		if (want && n <= 0) {
+			/* The guest closed before the EXIT: said, unless the sandbox is ending. */
+			char message[128];
+
+			snprintf(message, sizeof(message),
+				 "exec %llu: its channel closed before the command's end",
+				 (unsigned long long)e->id);
+			if (!e->s->finishing)
+				server_event(e->s, CONTROL_EV_ERROR,
+					     control_event_error(CONTROL_E_GUEST, message));
+			return true;
+		}
 		e->got += (uint32_t)n;
 		budget -= (size_t)n;
 		if (in_header && e->got == EXEC_FRAME_HEADER_LEN) {
