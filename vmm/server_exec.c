@@ -29,6 +29,18 @@ static void exec_update(struct exec *e)
 		return;
 	if (!e->client || e->client->out.len - e->client->out.off < EXEC_CLIENT_ROOM)
 		want |= EPOLLIN;
+	if (e->parked) {
+		/* Hung up and waiting for its client's room: watched again once there is. */
+		if (!(want & EPOLLIN))
+			return;
+		if (evloop_add(&e->s->loop, &e->h, want) < 0) {
+			log_debug("api: epoll_ctl: %m");
+			return;
+		}
+		e->parked = false;
+		e->watched = want;
+		return;
+	}
 	if (e->to_guest.off < e->to_guest.len)
 		want |= EPOLLOUT;
 	if (want == e->watched)
@@ -203,9 +215,15 @@ static void exec_ready(struct ev_handler *h, uint32_t events)
 	}
 	if ((events & (EPOLLIN | EPOLLHUP | EPOLLERR)) && exec_read(e))
 		return exec_free(e);
-	/* A hang-up with the reading held back: the client's room must come first. */
-	if ((events & (EPOLLHUP | EPOLLERR)) && !(e->watched & EPOLLIN) && !e->client)
-		return exec_free(e);
+	/* A hang-up with the rest held back by the client's room: epoll reports a hang-up
+	 * whatever it is asked, so the fd leaves the set until the client has room. */
+	if ((events & (EPOLLHUP | EPOLLERR)) && e->client &&
+	    e->client->out.len - e->client->out.off >= EXEC_CLIENT_ROOM) {
+		evloop_del(&e->s->loop, &e->h);
+		e->parked = true;
+		e->watched = 0;
+		return;
+	}
 	exec_update(e);
 }
 

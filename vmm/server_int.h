@@ -59,10 +59,10 @@ struct exec {
 	uint32_t frame_len, got;
 	uint8_t frame_type;
 	uint32_t watched;
-	bool main;	 /* its end ends the sandbox */
-	bool eof_sent;	 /* STDIN_EOF queued */
-	bool done;	 /* EXIT or ERROR seen */
-	bool guest_gone; /* the connection broke */
+	bool main;     /* its end ends the sandbox */
+	bool eof_sent; /* STDIN_EOF queued */
+	bool done;     /* EXIT or ERROR seen */
+	bool parked;   /* hung up, out of the epoll set until its client has room */
 };
 
 struct server {
