@@ -3,7 +3,9 @@
  * request lines into plain C structs, checking shape and types (values and their ranges are
  * the setters' business, api/config.h), and builds reply, event and request lines from plain
  * C structs. Pure: no I/O, no global state. Every line built ends in "\n" and is malloc()ed
- * (free() it); NULL only when memory runs out. */
+ * (free() it); NULL only when memory runs out. Strings given to builders may be any bytes:
+ * invalid UTF-8 is replaced by U+FFFD. Unsigned numbers past INT64_MAX (which JSON integers
+ * here cannot hold) are written as INT64_MAX. */
 #ifndef CLAWVM_CONTROL_H
 #define CLAWVM_CONTROL_H
 
@@ -54,7 +56,7 @@ enum control_method {
 	CONTROL_METHODS,   /* how many */
 };
 
-/* The method's name on the wire ("set_machine"...). */
+/* The method's name on the wire ("set_machine"...); NULL past CONTROL_METHODS. */
 const char *control_method_name(enum control_method m);
 
 /* Events, as bits for `subscribe`. */
@@ -121,7 +123,9 @@ struct control_request {
 
 /* What went wrong with a request line: the code and a message a person can act on
  * ("exec: argv must be a non-empty array of strings"). `id` is the request's id text if it
- * could be read (so the error reply can carry it), else "null". */
+ * could be read (so the error reply can carry it), else "null"; "" when the request is a
+ * well-formed notification (no id) refused for its method or params: JSON-RPC answers no
+ * notification, so the server sends nothing (control_reply_error would write id null). */
 struct control_error {
 	int code;
 	char id[CONTROL_ID_MAX];
@@ -163,7 +167,7 @@ struct control_describe {
 	const char *kernel, *initrd, *rootfs, *cmdline, *console_log;
 	const struct control_share_info *shares;
 	unsigned nshares;
-	uint64_t vsock_cid;
+	uint64_t vsock_cid; /* 0: no vsock device (JSON null) */
 	const char *vsock_uds;
 	const char *const *env; /* exec defaults, NULL-terminated (or NULL) */
 	uint32_t uid, gid;
@@ -215,7 +219,8 @@ char *control_event_error(int code, const char *message);
  * JSON text (NULL: no params). */
 char *control_request_line(uint64_t id, const char *method, const char *params_json);
 /* Builds an exec request's params object: {"argv":[...],"env":[...],"cwd":..,"tty":..,
- * "rows":..,"cols":..,"attach":true}; env/cwd may be NULL, rows/cols 0 = not sent. */
+ * "rows":..,"cols":..,"attach":true}; env/cwd may be NULL, rows/cols 0 = not sent, attach
+ * sent only when true. Compact JSON text without "\n" (for control_request_line). */
 char *control_exec_params(const char *const *argv, const char *const *env, const char *cwd,
 			  bool tty, unsigned rows, unsigned cols, bool attach);
 
@@ -236,10 +241,11 @@ void control_reply_free(struct control_reply *r);
  * by a dotted path ("exit.status"); -1 if absent or of another type. */
 __attribute__((warn_unused_result)) int control_json_int(const char *json, const char *path,
 							 int64_t *out);
-/* The string is copied into out[cap]; a JSON null gives "". */
+/* The string is copied into out[cap]; a JSON null gives "". -1 also when it does not fit. */
 __attribute__((warn_unused_result)) int control_json_string(const char *json, const char *path,
 							    char *out, size_t cap);
-/* The JSON text indented for people (inspect), malloc()ed; NULL if it is not JSON. */
+/* The JSON text indented for people (inspect), malloc()ed, without a final "\n"; NULL if
+ * it is not JSON. */
 char *control_json_pretty(const char *json);
 
 #endif

@@ -403,16 +403,15 @@ static void cli_detach(const char *name, int *notify_fd)
 
 static int cli_run(int argc, char **argv)
 {
-	char self[PATH_MAX];
-	const char *dirs[3];
+	struct guest_dirs dirs;
 	struct run_args args;
 	struct server *srv;
 	struct rundir rd = {0};
 	unsigned long long t0;
 	int ret, notify_fd = -1;
 
-	config_guest_dirs(self, dirs);
-	ret = cli_parse_run(argc, argv, &args, dirs);
+	config_guest_dirs(&dirs);
+	ret = cli_parse_run(argc, argv, &args, dirs.list);
 	if (ret != 0) {
 		config_release(&args.cfg);
 		return ret > 0 ? 0 : VM_EXIT_FAILURE;
@@ -449,16 +448,15 @@ static int cli_run(int argc, char **argv)
 
 static int cli_vmm(int argc, char **argv)
 {
-	char self[PATH_MAX];
-	const char *dirs[3];
+	struct guest_dirs dirs;
 	struct run_args args;
 	struct server *srv;
 	struct rundir rd = {0};
 	struct vm *vm;
 	int ret, status;
 
-	config_guest_dirs(self, dirs);
-	ret = cli_parse_run(argc, argv, &args, dirs);
+	config_guest_dirs(&dirs);
+	ret = cli_parse_run(argc, argv, &args, dirs.list);
 	if (ret != 0) {
 		config_release(&args.cfg);
 		return ret > 0 ? 0 : VM_EXIT_FAILURE;

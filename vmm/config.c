@@ -256,9 +256,10 @@ int config_add_volume(struct sandbox_config *c, const char *spec, struct config_
 	char what[64], host[PATH_MAX], guest[PATH_MAX];
 	bool read_only = false;
 
-	snprintf(what, sizeof(what), "-v %s", spec);
-	if (strlen(spec) >= sizeof(what))
+	if (strlen(spec) + 4 > sizeof(what))
 		snprintf(what, sizeof(what), "-v %.40s...", spec);
+	else
+		snprintf(what, sizeof(what), "-v %s", spec);
 	if (end - spec > 3 && (!strcmp(end - 3, ":ro") || !strcmp(end - 3, ":rw"))) {
 		read_only = end[-1] == 'o';
 		end -= 3;
@@ -419,20 +420,19 @@ int config_find_guest_files(struct sandbox_config *c, const char *const *dirs,
 	return 0;
 }
 
-void config_guest_dirs(char *self, const char *dirs[3])
+void config_guest_dirs(struct guest_dirs *g)
 {
-	ssize_t len = readlink("/proc/self/exe", self, PATH_MAX - 1);
-	char *slash;
+	char exe[PATH_MAX], *slash;
+	ssize_t len = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
 
-	if (len <= 0) {
-		snprintf(self, PATH_MAX, ".");
-	} else {
-		self[len] = '\0';
-		slash = strrchr(self, '/');
-		if (slash)
-			*slash = '\0';
-	}
-	dirs[0] = self;
-	dirs[1] = CLAWVM_DATADIR;
-	dirs[2] = NULL;
+	if (len <= 0)
+		len = snprintf(exe, sizeof(exe), ".");
+	exe[len] = '\0';
+	slash = strrchr(exe, '/');
+	if (slash && slash != exe)
+		*slash = '\0';
+	memcpy(g->self, exe, sizeof(g->self));
+	g->list[0] = g->self;
+	g->list[1] = CLAWVM_DATADIR;
+	g->list[2] = NULL;
 }

@@ -109,7 +109,11 @@ __attribute__((warn_unused_result)) int
 config_find_guest_files(struct sandbox_config *c, const char *const *dirs, struct config_err *err);
 
 /* Where the defaults are looked for: the running binary's directory (a build tree), then
- * the install's data directory. `self` holds PATH_MAX bytes. */
-void config_guest_dirs(char *self, const char *dirs[3]);
+ * the install's data directory. */
+struct guest_dirs {
+	char self[PATH_MAX];
+	const char *list[3]; /* NULL-terminated */
+};
+void config_guest_dirs(struct guest_dirs *g);
 
 #endif

@@ -122,6 +122,16 @@ void conn_drop(struct conn *c)
 	s->dead = c;
 }
 
+void conn_finish(struct conn *c)
+{
+	if (c->dead)
+		return;
+	if (c->out.off == c->out.len)
+		return conn_drop(c);
+	c->closing = true;
+	conn_update(c);
+}
+
 static void conn_free_dead(struct server *s)
 {
 	while (s->dead) {
@@ -155,6 +165,14 @@ void conn_send(struct conn *c, char *line)
 	conn_update(c);
 }
 
+void conn_reply(struct conn *c, char *line)
+{
+	if (c->mute) /* a notification: done, but not answered */
+		free(line);
+	else
+		conn_send(c, line);
+}
+
 void reply_error(struct conn *c, const char *id, int code, const char *fmt, ...)
 {
 	char message[CONTROL_MESSAGE_MAX];
@@ -164,7 +182,7 @@ void reply_error(struct conn *c, const char *id, int code, const char *fmt, ...)
 	vsnprintf(message, sizeof(message), fmt, ap);
 	va_end(ap);
 	if (*id) /* a notification gets no answer, not even an error */
-		conn_send(c, control_reply_error(id, code, message));
+		conn_reply(c, control_reply_error(id, code, message));
 }
 
 void server_event(struct server *s, unsigned event, char *line)
@@ -274,12 +292,11 @@ static int apply_config(struct server *s, const struct control_request *r, struc
 static void do_start(struct server *s, struct conn *c, const char *id)
 {
 	struct config_err e;
-	const char *dirs[3];
-	char self[PATH_MAX];
+	struct guest_dirs dirs;
 	struct vm *vm;
 
-	config_guest_dirs(self, dirs);
-	if (config_find_guest_files(s->cfg, dirs, &e) < 0) {
+	config_guest_dirs(&dirs);
+	if (config_find_guest_files(s->cfg, dirs.list, &e) < 0) {
 		reply_error(c, id, CONTROL_E_HOST, "%s", e.msg);
 		return;
 	}
@@ -295,7 +312,7 @@ static void do_start(struct server *s, struct conn *c, const char *id)
 	s->start_us = log_clock_us();
 	pthread_cond_broadcast(&s->cond);
 	pthread_mutex_unlock(&s->lock);
-	conn_send(c, control_reply_empty(id));
+	conn_reply(c, control_reply_empty(id));
 }
 
 /* `stop`: the main command (or, without one, every exec) gets SIGTERM; the VM is stopped
@@ -310,9 +327,11 @@ static void do_stop(struct server *s, struct conn *c, const char *id, uint64_t t
 		pthread_cond_broadcast(&s->cond);
 		pthread_mutex_unlock(&s->lock);
 		snprintf(s->exit_message, sizeof(s->exit_message), "stopped before it started");
-		conn_send(c, control_reply_empty(id));
+		conn_reply(c, control_reply_empty(id));
 		return;
 	}
+	if (s->stopping) /* one stop at a time: the first one's timeout holds */
+		return conn_reply(c, control_reply_empty(id));
 	if (s->state == STATE_PAUSED && vm_resume(s->vm) == 0)
 		s->state = STATE_RUNNING;
 	s->stopping = true;
@@ -322,7 +341,7 @@ static void do_stop(struct server *s, struct conn *c, const char *id, uint64_t t
 		vm_stop_signal(s->vm, SIGKILL);
 	else if (exec_signal_for_stop(s) == 0)
 		vm_stop_signal(s->vm, SIGTERM);
-	conn_send(c, control_reply_empty(id));
+	conn_reply(c, control_reply_empty(id));
 }
 
 static void do_describe(struct server *s, struct conn *c, const char *id)
@@ -364,7 +383,7 @@ static void do_describe(struct server *s, struct conn *c, const char *id)
 		shares[i] =
 		    (struct control_share_info){cfg->vm.shares[i].host, cfg->vm.shares[i].guest,
 						NULL, cfg->vm.shares[i].read_only};
-	conn_send(c, control_reply_describe(id, &d));
+	conn_reply(c, control_reply_describe(id, &d));
 }
 
 static void do_metrics(struct server *s, struct conn *c, const char *id)
@@ -373,7 +392,7 @@ static void do_metrics(struct server *s, struct conn *c, const char *id)
 
 	if (s->vm)
 		vm_metrics(s->vm, &m);
-	conn_send(c, control_reply_metrics(id, &m));
+	conn_reply(c, control_reply_metrics(id, &m));
 }
 
 static void do_signal(struct server *s, struct conn *c, const struct control_request *r)
@@ -388,14 +407,13 @@ static void do_signal(struct server *s, struct conn *c, const struct control_req
 	} else {
 		ret = exec_signal(s, r->signal.id.value, r->signal.signo);
 		if (ret == -ENOENT)
-			return reply_error(c, r->id, CONTROL_E_NOT_FOUND,
-					   "no exec with id %llu runs",
+			return reply_error(c, r->id, CONTROL_E_NOT_FOUND, "no exec with id %llu",
 					   (unsigned long long)r->signal.id.value);
 	}
 	if (ret < 0)
 		return reply_error(c, r->id, CONTROL_E_BUSY, "cannot pass the signal on: %s",
 				   strerror(-ret));
-	conn_send(c, control_reply_empty(r->id));
+	conn_reply(c, control_reply_empty(r->id));
 }
 
 static void handle_request(struct server *s, struct conn *c, struct control_request *r)
@@ -415,7 +433,7 @@ static void handle_request(struct server *s, struct conn *c, struct control_requ
 	case CONTROL_SET_EXEC_DEFAULTS:
 		if (apply_config(s, r, &e) < 0)
 			return reply_error(c, r->id, CONTROL_E_PARAMS, "%s", e.msg);
-		return conn_send(c, control_reply_empty(r->id));
+		return conn_reply(c, control_reply_empty(r->id));
 	case CONTROL_START:
 		if (s->mode != SERVER_VMM)
 			return reply_error(c, r->id, CONTROL_E_STATE,
@@ -426,13 +444,13 @@ static void handle_request(struct server *s, struct conn *c, struct control_requ
 			return reply_error(c, r->id, CONTROL_E_GUEST,
 					   "the VM cannot be paused now");
 		s->state = STATE_PAUSED;
-		return conn_send(c, control_reply_empty(r->id));
+		return conn_reply(c, control_reply_empty(r->id));
 	case CONTROL_RESUME:
 		if (vm_resume(s->vm) < 0)
 			return reply_error(c, r->id, CONTROL_E_GUEST,
 					   "the VM cannot be resumed now");
 		s->state = STATE_RUNNING;
-		return conn_send(c, control_reply_empty(r->id));
+		return conn_reply(c, control_reply_empty(r->id));
 	case CONTROL_STOP:
 		if (r->stop.timeout_ms.set && r->stop.timeout_ms.value > SERVER_STOP_TIMEOUT_MAX)
 			return reply_error(c, r->id, CONTROL_E_PARAMS,
@@ -452,11 +470,7 @@ static void handle_request(struct server *s, struct conn *c, struct control_requ
 		return do_signal(s, c, r);
 	case CONTROL_SUBSCRIBE:
 		c->events = r->subscribe.events;
-		conn_send(c, control_reply_empty(r->id));
-		/* A late subscriber still learns what already happened. */
-		if ((c->events & CONTROL_EV_READY) && s->ready_us)
-			conn_send(c, control_event_ready((s->ready_us - s->start_us) / 1000));
-		return;
+		return conn_reply(c, control_reply_empty(r->id));
 	case CONTROL_METHODS:
 		break;
 	}
@@ -484,9 +498,13 @@ static void conn_lines(struct conn *c)
 			continue;
 		}
 		if (control_parse_request(c->in + start, len, &r, &e) < 0) {
-			conn_send(c, control_reply_error(e.id, e.code, e.message));
+			c->mute = !e.id[0]; /* a notification, answered by nothing */
+			conn_reply(c, control_reply_error(e.id, e.code, e.message));
+			c->mute = false;
 		} else {
+			c->mute = !r.id[0];
 			handle_request(s, c, &r);
+			c->mute = false;
 			control_request_free(&r);
 		}
 		start = (size_t)(nl - c->in) + 1;
@@ -574,12 +592,8 @@ static void conn_ready(struct ev_handler *h, uint32_t events)
 			conn_read(c);
 		}
 	}
-	if (!c->dead) {
-		/* Lines left after the budget wait for the next wake-up: make sure it comes. */
-		if (!c->exec && memchr(c->in, '\n', c->in_len) && !c->closing)
-			conn_lines(c);
-		conn_update(c);
-	}
+	if (!c->dead)
+		conn_update(c); /* lines left after the budget: server_backlog */
 }
 
 static void server_accept(struct ev_handler *h, uint32_t events)
@@ -598,7 +612,7 @@ static void server_accept(struct ev_handler *h, uint32_t events)
 		}
 		if (s->nconns >= SERVER_MAX_CONNS || !(c = calloc(1, sizeof(*c)))) {
 			char *line = control_reply_error("null", CONTROL_E_BUSY,
-							 "too many connections (at most 256)");
+							 "256 connections are open already");
 
 			if (line && send(fd, line, strlen(line), MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
 				log_debug("api: %m");
@@ -632,11 +646,16 @@ static void server_ended(struct server *s, unsigned linger_ms)
 	s->vm = NULL;
 	s->state = STATE_STOPPED;
 	pthread_mutex_unlock(&s->lock);
+	s->finishing = true;
 	exec_close_all(s);
 	server_event(s, CONTROL_EV_EXIT,
 		     control_event_exit(s->exit_reason, s->exit_status,
 					s->exit_message[0] ? s->exit_message : NULL));
-	s->finishing = true;
+	/* What fits in the sockets now goes at once, even with no time to linger. */
+	for (struct conn *c = s->conns; c; c = c->next) {
+		if (outbuf_flush(&c->out, c->sock) < 0)
+			c->out.off = c->out.len = 0;
+	}
 	s->linger_until_us = log_clock_us() + (uint64_t)linger_ms * 1000;
 }
 
@@ -743,6 +762,26 @@ void server_run_started(struct server *s, struct vm *vm, int main_sig_fd)
 
 /* ---- the thread ---- */
 
+/* Connections with whole requests left over from their last wake-up's budget are served
+ * here, a budget at a time: true if some are still left. */
+static bool server_backlog(struct server *s)
+{
+	bool left = false;
+
+	for (struct conn *c = s->conns, *next; c; c = next) {
+		next = c->next;
+		if (c->exec || c->closing || !c->in_len || !memchr(c->in, '\n', c->in_len))
+			continue;
+		conn_lines(c);
+		if (!c->dead) {
+			conn_update(c);
+			left |= !c->exec && !c->closing && memchr(c->in, '\n', c->in_len);
+		}
+	}
+	conn_free_dead(s);
+	return left;
+}
+
 static void *server_thread(void *arg)
 {
 	struct server *s = arg;
@@ -750,7 +789,7 @@ static void *server_thread(void *arg)
 	/* evloop_add and friends are checked to run on the loop's owner thread. */
 	s->loop.owner = pthread_self();
 	while (!s->finishing || (s->conns && log_clock_us() < s->linger_until_us)) {
-		int timeout = -1;
+		int timeout = server_backlog(s) ? 0 : -1;
 
 		if (s->finishing) {
 			uint64_t left = (s->linger_until_us - log_clock_us()) / 1000;
@@ -831,15 +870,20 @@ struct server *server_create(enum server_mode mode, struct sandbox_config *cfg,
 	s->state = STATE_CONFIGURED;
 	s->next_exec_id = 1;
 	s->main_sig_fd = -1;
+	s->loop.epfd = -1;
 	s->listen.fd = s->wake.fd = s->ready.fd = s->sig.fd = -1;
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->cond, NULL);
-	snprintf(s->sock_path, sizeof(s->sock_path), "%s", sock_path);
+	if (snprintf(s->sock_path, sizeof(s->sock_path), "%s", sock_path) >=
+	    (int)sizeof(s->sock_path)) {
+		snprintf(err->msg, sizeof(err->msg), "the API socket path is too long");
+		goto err;
+	}
 	if (evloop_init(&s->loop) < 0) {
 		snprintf(err->msg, sizeof(err->msg), "cannot make the API's event loop");
 		goto err;
 	}
-	s->listen.fd = server_listen(sock_path, err);
+	s->listen.fd = server_listen(s->sock_path, err);
 	if (s->listen.fd < 0)
 		goto err;
 	s->wake.fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -868,7 +912,7 @@ struct server *server_create(enum server_mode mode, struct sandbox_config *cfg,
 	return s;
 err:
 	if (s->listen.fd >= 0)
-		unlink(sock_path);
+		unlink(s->sock_path);
 	if (s->listen.fd >= 0)
 		close(s->listen.fd);
 	if (s->wake.fd >= 0)

@@ -29,6 +29,18 @@ static void exec_update(struct exec *e)
 		return;
 	if (!e->client || e->client->out.len - e->client->out.off < EXEC_CLIENT_ROOM)
 		want |= EPOLLIN;
+	if (e->parked) {
+		/* Hung up and waiting for its client's room: watched again once there is. */
+		if (!(want & EPOLLIN))
+			return;
+		if (evloop_add(&e->s->loop, &e->h, want) < 0) {
+			log_debug("api: epoll_ctl: %m");
+			return;
+		}
+		e->parked = false;
+		e->watched = want;
+		return;
+	}
 	if (e->to_guest.off < e->to_guest.len)
 		want |= EPOLLOUT;
 	if (want == e->watched)
@@ -58,9 +70,8 @@ static void exec_free(struct exec *e)
 
 	if (e->client) {
 		e->client->exec = NULL;
-		e->client->closing = true; /* its last frames go out, then it is closed */
 		e->client->read_blocked = false;
-		conn_update(e->client);
+		conn_finish(e->client); /* its last frames go out, then it is closed */
 	}
 	evloop_close(&s->loop, &e->h);
 	if (e->prev)
@@ -96,9 +107,16 @@ static bool exec_deliver(struct exec *e)
 			return true;
 		status = (int)exec_get_le32(e->frame);
 		break;
-	case EXEC_FRAME_ERROR:
+	case EXEC_FRAME_ERROR: {
+		char message[CONTROL_MESSAGE_MAX];
+
+		snprintf(message, sizeof(message), "exec %llu: guest-init refused it: %.*s",
+			 (unsigned long long)e->id, (int)(e->frame_len < 400 ? e->frame_len : 400),
+			 (const char *)e->frame);
+		server_event(s, CONTROL_EV_ERROR, control_event_error(CONTROL_E_GUEST, message));
 		status = VM_EXIT_FAILURE;
 		break;
+	}
 	default:
 		log_warn_guest("api: exec %llu: the guest sent frame type %u",
 			       (unsigned long long)e->id, e->frame_type);
@@ -129,7 +147,9 @@ static bool exec_read(struct exec *e)
 		size_t want;
 		ssize_t n;
 
-		if (e->client && e->client->out.len - e->client->out.off >= EXEC_CLIENT_ROOM)
+		/* At the end, what the guest sent is read whatever the room. */
+		if (e->client && e->client->out.len - e->client->out.off >= EXEC_CLIENT_ROOM &&
+		    !e->s->finishing)
 			break;
 		if (in_header) {
 			dst = e->hdr + e->got;
@@ -143,8 +163,18 @@ static bool exec_read(struct exec *e)
 			continue;
 		if (want && n < 0 && errno == EAGAIN)
 			break;
-		if (want && n <= 0)
-			return true; /* the guest closed before its EXIT: the sandbox ends */
+		if (want && n <= 0) {
+			/* The guest closed before the EXIT: said, unless the sandbox is ending. */
+			char message[128];
+
+			snprintf(message, sizeof(message),
+				 "exec %llu: its channel closed before the command's end",
+				 (unsigned long long)e->id);
+			if (!e->s->finishing)
+				server_event(e->s, CONTROL_EV_ERROR,
+					     control_event_error(CONTROL_E_GUEST, message));
+			return true;
+		}
 		e->got += (uint32_t)n;
 		budget -= (size_t)n;
 		if (in_header && e->got == EXEC_FRAME_HEADER_LEN) {
@@ -185,9 +215,15 @@ static void exec_ready(struct ev_handler *h, uint32_t events)
 	}
 	if ((events & (EPOLLIN | EPOLLHUP | EPOLLERR)) && exec_read(e))
 		return exec_free(e);
-	/* A hang-up with the reading held back: the client's room must come first. */
-	if ((events & (EPOLLHUP | EPOLLERR)) && !(e->watched & EPOLLIN) && !e->client)
-		return exec_free(e);
+	/* A hang-up with the rest held back by the client's room: epoll reports a hang-up
+	 * whatever it is asked, so the fd leaves the set until the client has room. */
+	if ((events & (EPOLLHUP | EPOLLERR)) && e->client &&
+	    e->client->out.len - e->client->out.off >= EXEC_CLIENT_ROOM) {
+		evloop_del(&e->s->loop, &e->h);
+		e->parked = true;
+		e->watched = 0;
+		return;
+	}
 	exec_update(e);
 }
 
@@ -309,7 +345,7 @@ void exec_start(struct server *s, struct conn *c, const struct control_request *
 	e = calloc(1, sizeof(*e));
 	if (!e || socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, pair) < 0) {
 		free(e);
-		conn_send(c, control_reply_error(r->id, CONTROL_E_HOST, "cannot make a socket"));
+		conn_reply(c, control_reply_error(r->id, CONTROL_E_HOST, "cannot make a socket"));
 		return;
 	}
 	e->s = s;
@@ -346,7 +382,7 @@ void exec_start(struct server *s, struct conn *c, const struct control_request *
 	s->nexecs++;
 	if (e->main)
 		s->main_running = true;
-	conn_send(c, control_reply_exec(r->id, e->id));
+	conn_reply(c, control_reply_exec(r->id, e->id));
 	if (r->exec.attach && !c->dead) {
 		e->client = c;
 		c->exec = e;
@@ -411,6 +447,13 @@ unsigned exec_signal_for_stop(struct server *s)
 void exec_close_all(struct server *s)
 {
 	s->stopping = false; /* no VM to stop any more */
-	while (s->execs)
-		exec_free(s->execs);
+	while (s->execs) {
+		struct exec *e = s->execs;
+
+		/* The last frames (a main command's EXIT comes just before the guest powers
+		 * off) are still in the socket: pass them on first. */
+		if (e->h.fd >= 0)
+			(void)exec_read(e);
+		exec_free(e);
+	}
 }

@@ -44,6 +44,7 @@ struct conn {
 	bool closing;	   /* send what is queued, read nothing more, then close */
 	bool read_blocked; /* attached and the guest side is full */
 	bool dead;	   /* dropped, freed after the dispatch */
+	bool mute;	   /* handling a notification: no reply */
 };
 
 struct exec {
@@ -58,10 +59,10 @@ struct exec {
 	uint32_t frame_len, got;
 	uint8_t frame_type;
 	uint32_t watched;
-	bool main;	 /* its end ends the sandbox */
-	bool eof_sent;	 /* STDIN_EOF queued */
-	bool done;	 /* EXIT or ERROR seen */
-	bool guest_gone; /* the connection broke */
+	bool main;     /* its end ends the sandbox */
+	bool eof_sent; /* STDIN_EOF queued */
+	bool done;     /* EXIT or ERROR seen */
+	bool parked;   /* hung up, out of the epoll set until its client has room */
 };
 
 struct server {
@@ -106,7 +107,11 @@ void outbuf_free(struct outbuf *o);
 
 void conn_update(struct conn *c);
 void conn_drop(struct conn *c);
+/* Drops the connection once what is queued for it is sent (at once if nothing is). */
+void conn_finish(struct conn *c);
 void conn_send(struct conn *c, char *line);
+/* conn_send for the reply to the request being handled (dropped for a notification). */
+void conn_reply(struct conn *c, char *line);
 /* An error reply to request `id` (none to a notification, whose id is ""). */
 void reply_error(struct conn *c, const char *id, int code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

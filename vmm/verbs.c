@@ -33,7 +33,7 @@
 struct api_conn {
 	int fd;
 	char buf[65536];
-	size_t len;
+	size_t len, consumed; /* bytes in buf; of those, the line handed out last */
 	uint64_t next_id;
 };
 
@@ -41,7 +41,7 @@ static int api_open_path(struct api_conn *c, const char *sock)
 {
 	struct sockaddr_un addr = {.sun_family = AF_UNIX};
 
-	c->len = 0;
+	c->len = c->consumed = 0;
 	c->next_id = 1;
 	if (strlen(sock) >= sizeof(addr.sun_path))
 		return -ENAMETOOLONG;
@@ -90,12 +90,10 @@ static void api_close(struct api_conn *c)
  * error or time-out. */
 static int api_line(struct api_conn *c, char **line, size_t *len, bool bytewise, int timeout_ms)
 {
-	static size_t consumed;
-
 	/* Drop the line handed out last time. */
-	memmove(c->buf, c->buf + consumed, c->len - consumed);
-	c->len -= consumed;
-	consumed = 0;
+	memmove(c->buf, c->buf + c->consumed, c->len - c->consumed);
+	c->len -= c->consumed;
+	c->consumed = 0;
 	for (;;) {
 		char *nl = memchr(c->buf, '\n', c->len);
 		struct pollfd p = {.fd = c->fd, .events = POLLIN};
@@ -105,7 +103,7 @@ static int api_line(struct api_conn *c, char **line, size_t *len, bool bytewise,
 			*nl = '\0';
 			*line = c->buf;
 			*len = (size_t)(nl - c->buf);
-			consumed = *len + 1;
+			c->consumed = *len + 1;
 			return 0;
 		}
 		if (c->len == sizeof(c->buf) - 1)
@@ -358,7 +356,7 @@ struct ps_state {
 static void ps_one(const char *name, const char *sock, void *opaque)
 {
 	struct ps_state *ps = opaque;
-	struct control_reply r;
+	struct control_reply r = {0};
 	struct api_conn c;
 	char state[32] = "?";
 	int64_t pid = 0, cpus = 0, mem = 0, up = 0, execs = 0;

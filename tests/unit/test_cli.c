@@ -599,7 +599,7 @@ static void lookup_messages(void **state)
 
 	(void)state;
 	refused((const char *const[]){"run", "--kernel", "/nonexistent", "true", NULL},
-		"no guest kernel at /nonexistent (from --kernel): No such file or directory");
+		"--kernel `/nonexistent`: No such file or directory");
 	setenv("CLAWVM_KERNEL", in(none_dir, "vmlinux"), 1);
 	refused(run_true, "no guest kernel at %s (from CLAWVM_KERNEL): No such file or directory",
 		in(none_dir, "vmlinux"));
