@@ -1,12 +1,18 @@
 # bash completion for clawvm (installed as DATADIR/bash-completion/completions/clawvm):
-# its commands, their options (as vmm/cli.c has them), and paths for the options that take
-# one. With bash-completion loaded, `--kernel=PATH` and `-v HOST:GUEST` complete too;
-# without it (the file sourced by hand), only the separate-word forms do.
+# its commands, their options (as vmm/cli.c and vmm/verbs.c have them), paths for the
+# options that take one, and the names of the running sandboxes (from `clawvm ps`) where a
+# command takes NAME. With bash-completion loaded, `--kernel=PATH` and `-v HOST:GUEST`
+# complete too; without it (the file sourced by hand), only the separate-word forms do.
 
-_clawvm_takes_value() {
-	case $1 in
-	-v | --volume | --rootfs | --cpus | --memory | --kernel | --initrd | --console-log | \
-		--vsock-uds | --vsock-cid | -e | --env | --cwd) return 0 ;;
+_clawvm_takes_value() { # VERB OPTION
+	case $1:$2 in
+	stop:--timeout | stop:-t | kill:-s | kill:--signal) return 0 ;;
+	stop:* | kill:* | ps:* | inspect:*) return 1 ;;
+	exec:--vsock-uds | exec:-e | exec:--env | exec:--cwd) return 0 ;;
+	exec:*) return 1 ;;
+	*:-v | *:--volume | *:--rootfs | *:--cpus | *:--memory | *:--kernel | *:--initrd | \
+		*:--console-log | *:--vsock-uds | *:--vsock-cid | *:-e | *:--env | *:-u | \
+		*:--user | *:-w | *:--workdir | *:--name | *:--api-sock) return 0 ;;
 	esac
 	return 1
 }
@@ -24,12 +30,18 @@ _clawvm_paths() { # dirs|files
 	fi
 }
 
+# The running sandboxes' names: the first column of `clawvm ps` after its header line.
+_clawvm_names() {
+	local names
+	names=$("${words[0]}" ps </dev/null 2>/dev/null | awk 'NR > 1 { print $1 }')
+	mapfile -t COMPREPLY < <(compgen -W "$names" -- "$cur")
+}
+
 _clawvm() {
 	# shellcheck disable=SC2034 # split: set by _init_completion -s
-	local cur prev words cword split i
-	local run_opts='-v --volume --rootfs --cpus --memory --kernel --initrd --console-log
-		--vsock-uds --vsock-cid -t --tty -i --interactive --verbose -h --help'
-	local exec_opts='--vsock-uds -t --tty -e --env --cwd -h --help'
+	local cur prev words cword split i verb opts named='' uds=''
+	local sandbox_opts='-v --volume --rootfs --cpus --memory --kernel --initrd --console-log
+		--vsock-uds --vsock-cid -e --env -u --user -w --workdir --name --verbose -h --help'
 
 	COMPREPLY=()
 	if declare -F _init_completion >/dev/null; then
@@ -43,30 +55,68 @@ _clawvm() {
 	fi
 
 	if [ "$cword" -eq 1 ]; then
-		mapfile -t COMPREPLY < <(compgen -W 'run exec --help --version' -- "$cur")
+		mapfile -t COMPREPLY < <(compgen -W 'run vmm exec ps inspect stop kill --help
+			--version' -- "$cur")
 		return
 	fi
-	# Past `--`, or the first word that is neither an option nor an option's value, the
-	# words are the guest command's own.
+	verb=${words[1]}
+	case $verb in
+	run) opts="-d --detach -t --tty -i --interactive $sandbox_opts" ;;
+	vmm) opts="--api-sock $sandbox_opts" ;;
+	exec) opts='--vsock-uds -t --tty -e --env --cwd -h --help' ;;
+	ps) opts='--json -h --help' ;;
+	inspect) opts='-h --help' ;;
+	stop) opts='--timeout -h --help' ;;
+	kill) opts='-s -h --help' ;;
+	*) return ;;
+	esac
+	# The words so far: options and their values, then NAME (exec, inspect) or names
+	# (stop, kill); past `--`, or past run's first other word or exec's NAME, the words
+	# are the guest command's own.
 	for ((i = 2; i < cword; i++)); do
 		case ${words[i]} in
 		--) return ;;
-		-*) _clawvm_takes_value "${words[i]}" && i=$((i + 1)) ;;
-		*) return ;;
+		-*)
+			[ -z "$named" ] || [ "$verb" != exec ] || return
+			[[ ${words[i]} == --vsock-uds || ${words[i]} == --vsock-uds=* ]] && uds=1
+			_clawvm_takes_value "$verb" "${words[i]}" && i=$((i + 1))
+			;;
+		*)
+			case $verb in
+			stop | kill) named=1 ;; # more names may follow, no more options
+			exec) [ -z "$uds" ] && [ -z "$named" ] || return; named=1 ;;
+			*) return ;;
+			esac
+			;;
 		esac
 	done
+	[ "$verb" = exec ] && [ -n "$named" ] && return
 
 	case $prev in
-	--kernel | --initrd | --console-log | --vsock-uds) _clawvm_paths files ;;
+	--kernel | --initrd | --console-log | --vsock-uds | --api-sock) _clawvm_paths files ;;
 	--rootfs) _clawvm_paths dirs ;;
 	# The host directory; the guest path after the colon is the user's to write.
 	-v | --volume) [[ $cur == *:* ]] || _clawvm_paths dirs ;;
-	--cpus | --memory | --vsock-cid | -e | --env | --cwd) ;;
 	*)
-		case ${words[1]} in
-		run) mapfile -t COMPREPLY < <(compgen -W "$run_opts" -- "$cur") ;;
-		exec) mapfile -t COMPREPLY < <(compgen -W "$exec_opts" -- "$cur") ;;
-		esac
+		if _clawvm_takes_value "$verb" "$prev"; then
+			# kill -s: a signal's name (TERM, or SIGTERM once SIG is typed); other values
+			# are the user's to write.
+			[ "$verb" = kill ] || return
+			if [[ $cur == SIG* ]]; then
+				mapfile -t COMPREPLY < <(compgen -A signal -- "$cur")
+			else
+				mapfile -t COMPREPLY < <(compgen -W "$(compgen -A signal | sed 's/^SIG//')" -- "$cur")
+			fi
+			return
+		fi
+		# A name where the verb takes one, else (or for a word that starts with -) an
+		# option: no option once stop or kill has a name.
+		if [[ $cur != -* ]] && { [ "$verb" = stop ] || [ "$verb" = kill ] ||
+			[ "$verb" = inspect ] || { [ "$verb" = exec ] && [ -z "$uds" ]; }; }; then
+			_clawvm_names
+		elif [ -z "$named" ]; then
+			mapfile -t COMPREPLY < <(compgen -W "$opts" -- "$cur")
+		fi
 		;;
 	esac
 }
