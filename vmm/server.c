@@ -928,8 +928,16 @@ err:
 
 int server_start(struct server *s)
 {
-	int ret = pthread_create(&s->thread, NULL, server_thread, s);
+	sigset_t all, saved;
+	int ret;
 
+	/* The API thread takes no signal: one it left unblocked would be delivered to it
+	 * (and ignored, or kill the process) instead of reaching the signalfd that clawvm run
+	 * forwards to its command. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &saved);
+	ret = pthread_create(&s->thread, NULL, server_thread, s);
+	pthread_sigmask(SIG_SETMASK, &saved, NULL);
 	if (ret) {
 		log_err("cannot start the API thread: %s", strerror(ret));
 		return -ret;

@@ -499,12 +499,17 @@ static void vm_grace_over(struct ev_handler *h, uint32_t events)
 {
 	struct vm *vm = h->opaque;
 	int signo = atomic_load(&vm->grace_signal);
+	unsigned ms = atomic_load(&vm->grace_ms);
 
 	(void)events;
 	if (!evloop_drain(h))
 		return;
-	log_warn("the sandbox did not end within %u ms of signal %d; stopping it",
-		 atomic_load(&vm->grace_ms), signo);
+	if (ms % 1000 == 0)
+		log_warn("the sandbox did not end within %u s of signal %d; stopping it",
+			 ms / 1000, signo);
+	else
+		log_warn("the sandbox did not end within %u ms of signal %d; stopping it", ms,
+			 signo);
 	vm_stop_signal(vm, signo);
 }
 
