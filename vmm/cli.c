@@ -474,10 +474,8 @@ static int cli_vmm(int argc, char **argv)
 	}
 	log_debug("sandbox %s: API at %s", args.cfg.name, rd.sock);
 	vm = server_wait_vm(srv, &status);
-	if (vm) {
-		vm->loop.owner = pthread_self(); /* built by `start` on the API thread, run here */
+	if (vm)
 		status = vm_run(vm);
-	}
 	server_finish(srv, vm, status, VMM_LINGER_MS);
 	vm_destroy(vm);
 	rundir_remove(&rd);

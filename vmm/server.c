@@ -87,7 +87,13 @@ void conn_update(struct conn *c)
 
 	if (c->dead)
 		return;
-	if (!c->closing && !c->read_blocked)
+	if (c->exec || c->out.off == c->out.len)
+		c->stuck_us = 0;
+	else if (!c->stuck_us)
+		c->stuck_us = log_clock_us();
+	/* Not read while whole requests wait (server_backlog serves them): the socket's
+	 * buffer, not ours, holds what the client sends meanwhile. */
+	if (!c->closing && !c->read_blocked && !c->backlog)
 		want |= EPOLLIN;
 	if (c->out.off < c->out.len)
 		want |= EPOLLOUT;
@@ -476,13 +482,22 @@ static void handle_request(struct server *s, struct conn *c, struct control_requ
 	}
 }
 
-/* The complete lines in c->in, at most SERVER_LINES_PER_WAKE of them. */
+/* Whether the connection's replies leave room to serve another request. */
+static bool conn_room(const struct conn *c)
+{
+	return c->out.len - c->out.off < SERVER_OUT_PAUSE;
+}
+
+/* The complete lines in c->in, at most SERVER_LINES_PER_WAKE of them, while their replies
+ * have room. */
 static void conn_lines(struct conn *c)
 {
 	struct server *s = c->s;
 	size_t start = 0;
 
-	for (int n = 0; n < SERVER_LINES_PER_WAKE && !c->dead && !c->closing && !c->exec; n++) {
+	for (int n = 0;
+	     n < SERVER_LINES_PER_WAKE && !c->dead && !c->closing && !c->exec && conn_room(c);
+	     n++) {
 		char *nl = memchr(c->in + start, '\n', c->in_len - start);
 		struct control_request r;
 		struct control_error e;
@@ -513,6 +528,7 @@ static void conn_lines(struct conn *c)
 		return;
 	memmove(c->in, c->in + start, c->in_len - start);
 	c->in_len -= start;
+	c->backlog = !c->exec && !c->closing && memchr(c->in, '\n', c->in_len);
 	/* What follows an attaching `exec` is its frames. */
 	if (c->exec)
 		exec_client_input(c->exec);
@@ -522,7 +538,7 @@ static void conn_read(struct conn *c)
 {
 	size_t budget = SERVER_BYTES_PER_WAKE;
 
-	while (budget > 0 && !c->dead && !c->read_blocked) {
+	while (budget > 0 && !c->dead && !c->read_blocked && !c->backlog) {
 		size_t room;
 		ssize_t n;
 
@@ -533,7 +549,8 @@ static void conn_read(struct conn *c)
 			if (cap > CONTROL_LINE_MAX + 8192)
 				cap = CONTROL_LINE_MAX + 8192;
 			if (cap <= c->in_cap) {
-				/* A whole buffer and no end of line: an over-long line. */
+				/* A whole buffer and no end of line (nothing is read while
+				 * whole lines wait): an over-long line. */
 				reply_error(c, "null", CONTROL_E_REQUEST,
 					    "request line over 1 MiB");
 				c->closing = true;
@@ -576,15 +593,23 @@ static void conn_ready(struct ev_handler *h, uint32_t events)
 	struct conn *c = h->opaque;
 
 	if (events & EPOLLOUT) {
+		size_t off = c->out.off;
+
 		if (outbuf_flush(&c->out, c->sock) < 0)
 			return conn_drop(c);
+		if (c->out.off != off)
+			c->stuck_us = log_clock_us(); /* it reads: not stuck (conn_update) */
 		if (c->exec && c->out.len - c->out.off < EXEC_CLIENT_ROOM)
 			exec_client_room(c->exec);
 		if (c->closing && c->out.off == c->out.len)
 			return conn_drop(c);
+		if (c->backlog && conn_room(c))
+			conn_lines(c); /* waited for this room */
 	}
 	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
-		if (c->closing || c->read_blocked) {
+		if (c->backlog) {
+			/* Its requests first: the hang-up is seen again once they are done. */
+		} else if (c->closing || c->read_blocked) {
 			/* Not reading: only a hang-up matters, and it ends the connection. */
 			if (events & (EPOLLHUP | EPOLLERR))
 				return conn_drop(c);
@@ -770,16 +795,39 @@ static bool server_backlog(struct server *s)
 
 	for (struct conn *c = s->conns, *next; c; c = next) {
 		next = c->next;
-		if (c->exec || c->closing || !c->in_len || !memchr(c->in, '\n', c->in_len))
-			continue;
+		if (!c->backlog || !conn_room(c))
+			continue; /* ... or served when its client has read (conn_ready) */
 		conn_lines(c);
 		if (!c->dead) {
 			conn_update(c);
-			left |= !c->exec && !c->closing && memchr(c->in, '\n', c->in_len);
+			left |= c->backlog && conn_room(c);
 		}
 	}
 	conn_free_dead(s);
 	return left;
+}
+
+/* Drops the connections whose clients read nothing of their replies for SERVER_STUCK_MS;
+ * the milliseconds until the next may be, or -1. */
+static int server_stuck(struct server *s)
+{
+	uint64_t now = log_clock_us(), next = UINT64_MAX;
+
+	for (struct conn *c = s->conns, *n; c; c = n) {
+		n = c->next;
+		if (!c->stuck_us)
+			continue;
+		if (now - c->stuck_us >= SERVER_STUCK_MS * 1000ull) {
+			log_warn_guest(
+			    "api: a client read none of its replies for %d s; dropping it",
+			    SERVER_STUCK_MS / 1000);
+			conn_drop(c);
+		} else if (c->stuck_us + SERVER_STUCK_MS * 1000ull < next) {
+			next = c->stuck_us + SERVER_STUCK_MS * 1000ull;
+		}
+	}
+	conn_free_dead(s);
+	return next == UINT64_MAX ? -1 : (int)((next - now) / 1000) + 1;
 }
 
 static void *server_thread(void *arg)
@@ -789,7 +837,7 @@ static void *server_thread(void *arg)
 	/* evloop_add and friends are checked to run on the loop's owner thread. */
 	s->loop.owner = pthread_self();
 	while (!s->finishing || (s->conns && log_clock_us() < s->linger_until_us)) {
-		int timeout = server_backlog(s) ? 0 : -1;
+		int stuck = server_stuck(s), timeout = server_backlog(s) ? 0 : stuck;
 
 		if (s->finishing) {
 			uint64_t left = (s->linger_until_us - log_clock_us()) / 1000;

@@ -10,7 +10,10 @@
  * line of CONTROL_LINE_MAX bytes, SERVER_OUT_MAX bytes of replies and events waiting for a
  * client (past it the client is dropped), SERVER_MAX_EXECS execs at once, and per wake-up a
  * budget of SERVER_LINES_PER_WAKE requests and SERVER_BYTES_PER_WAKE bytes per
- * connection. */
+ * connection. A connection's requests wait, unread, while SERVER_OUT_PAUSE bytes of its
+ * replies do: a client that sends faster than it reads is slowed, and dropped only if it
+ * reads nothing for SERVER_STUCK_MS while replies wait (an attached exec's client is
+ * never: its output waits, and so does the command). */
 #ifndef CLAWVM_SERVER_H
 #define CLAWVM_SERVER_H
 
@@ -21,6 +24,8 @@
 
 #define SERVER_MAX_CONNS      256
 #define SERVER_OUT_MAX	      (1024 * 1024)
+#define SERVER_OUT_PAUSE      (256 * 1024)
+#define SERVER_STUCK_MS	      10000
 #define SERVER_MAX_EXECS      64
 #define SERVER_LINES_PER_WAKE 64
 #define SERVER_BYTES_PER_WAKE (256 * 1024)

@@ -43,6 +43,8 @@ struct conn {
 	struct exec *exec; /* attached: the connection carries this exec's frames */
 	bool closing;	   /* send what is queued, read nothing more, then close */
 	bool read_blocked; /* attached and the guest side is full */
+	bool backlog;	   /* whole requests left over a wake-up's budget: read no more */
+	uint64_t stuck_us; /* since when its replies wait and it reads none (0: they don't) */
 	bool dead;	   /* dropped, freed after the dispatch */
 	bool mute;	   /* handling a notification: no reply */
 };

@@ -206,15 +206,16 @@ static const char usage_exec[] =
     "\n"
     "Runs COMMAND in the running sandbox NAME (through its control API), or in the\n"
     "sandbox whose vsock host socket is PATH (clawvm run --vsock-uds), over guest-init's\n"
-    "exec channel (api/exec.md), with the sandbox's -e, -u and -w defaults. stdin,\n"
-    "stdout and stderr are relayed separately; signals to clawvm go to the command;\n"
-    "clawvm exits with the command's status (125 if the exec could not be started).\n"
+    "exec channel (api/exec.md). By NAME, the command gets the sandbox's -e, -u and -w\n"
+    "defaults; by --vsock-uds, none of them (root, in /). stdin, stdout and stderr are\n"
+    "relayed separately; signals to clawvm go to the command; clawvm exits with the\n"
+    "command's status (125 if the exec could not be started).\n"
     "\n"
     "Options:\n"
     "  --vsock-uds PATH   the sandbox's vsock host socket, instead of NAME\n"
     "  -t, --tty          run the command on a pseudo-terminal of the current size\n"
     "  -e, --env K=V      set an environment variable (repeatable)\n"
-    "  --cwd DIR          working directory in the guest (default: the sandbox's)\n"
+    "  --cwd DIR          working directory in the guest (default: the sandbox's, by NAME)\n"
     "  -h, --help         show this help\n";
 
 #define EXEC_MAX_ENV 256

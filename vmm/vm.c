@@ -688,6 +688,9 @@ int vm_run(struct vm *vm)
 	int ret = 0;
 
 	log_debug("the guest starts");
+	/* The loop is the running thread's, wherever the VM was built (clawvm vmm's `start`
+	 * builds it on the API thread). */
+	vm->loop.owner = pthread_self();
 	/* vCPU threads inherit the mask and take the kick signal only inside KVM_RUN. */
 	sigemptyset(&mask);
 	sigaddset(&mask, VCPU_KICK_SIGNAL);

@@ -188,8 +188,9 @@ def hostile(sock, name, state="running"):
             pass
 
     # Clients that never read: each sends describe requests, whole lines only, and reads
-    # nothing, until the VMM drops it (a write fails: EPIPE or a reset) once 1 MiB of its
-    # replies waits; 60 s at most. They run while the 200 others are served.
+    # nothing, until the VMM drops it (a write fails: EPIPE or a reset) once it has read
+    # nothing of its replies for 10 s; 60 s at most. They run while the 200 others are
+    # served.
     dropped = [None] * 16
 
     def non_reader(n):

@@ -17,6 +17,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 clawvm = sys.argv[1]
@@ -160,6 +161,29 @@ c.send_line(b'{"jsonrpc":"2.0","method":"describe"}')  # a notification: no answ
 r = c.call("describe")
 check("a notification gets no reply (the next reply is the next request's)",
       r.get("id") == c.next_id - 1 and "result" in r, json.dumps(r))
+
+# A client that sends 20000 requests (over 1 MiB of them) before it reads a reply: each is
+# answered in order, none taken for an over-long line (requests are not read ahead of
+# their turn).
+pipe = Client(sock_path)
+n_pipe = 20000
+sender = threading.Thread(target=lambda: pipe.sock.sendall(b"".join(
+    b'{"jsonrpc":"2.0","id":%d,"method":"describe"}\n' % i for i in range(n_pipe))))
+sender.start()
+time.sleep(1)  # the server has a whole buffer of requests before the first read
+ids = []
+try:
+    while len(ids) < n_pipe:
+        r = pipe.line()
+        if r is None or "result" not in r:
+            break
+        ids.append(r["id"])
+except (OSError, ValueError) as e:
+    r = str(e)
+sender.join()
+pipe.close()
+check("20000 pipelined requests (1 MiB): all answered in order",
+      ids == list(range(n_pipe)), "%d answered, then %s" % (len(ids), json.dumps(r)))
 
 # A 10 MiB line: one error, then the connection is closed; the server goes on.
 big = Client(sock_path)
