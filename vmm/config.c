@@ -12,8 +12,7 @@
 #include "vmm/guest_files.h"
 #include "vmm/layout.h"
 
-__attribute__((format(printf, 2, 3))) static int config_fail(struct config_err *err,
-							     const char *fmt, ...)
+int config_fail(struct config_err *err, const char *fmt, ...)
 {
 	va_list ap;
 

@@ -24,6 +24,9 @@ struct config_err {
 	char msg[CONFIG_ERR_MAX];
 };
 
+/* Sets err's message from fmt; returns -1, for `return config_fail(err, ...)`. */
+__attribute__((format(printf, 2, 3))) int config_fail(struct config_err *err, const char *fmt, ...);
+
 struct sandbox_config {
 	struct vm_config vm;
 	char name[CONFIG_NAME_MAX + 1];

@@ -2,7 +2,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,28 +13,17 @@
 
 #include "vmm/rundir.h"
 
-__attribute__((format(printf, 2, 3))) static int rundir_fail(struct config_err *err,
-							     const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
-	va_end(ap);
-	return -1;
-}
-
 /* A directory we own that nobody else may enter. */
 static int rundir_private(const char *dir, struct config_err *err)
 {
 	struct stat st;
 
 	if (lstat(dir, &st) < 0)
-		return rundir_fail(err, "`%s`: %s", dir, strerror(errno));
+		return config_fail(err, "`%s`: %s", dir, strerror(errno));
 	if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid())
-		return rundir_fail(err, "`%s` is not a directory of this user", dir);
+		return config_fail(err, "`%s` is not a directory of this user", dir);
 	if (st.st_mode & 077)
-		return rundir_fail(err,
+		return config_fail(err,
 				   "`%s` can be entered by others (mode %03o); it must be 0700",
 				   dir, st.st_mode & 0777);
 	return 0;
@@ -55,9 +43,9 @@ int rundir_base(char base[PATH_MAX], struct config_err *err)
 	else /* as tmux does: private, and checked so below */
 		n = snprintf(base, PATH_MAX, "/tmp/clawvm-%u", (unsigned)geteuid());
 	if (n <= 0 || n >= PATH_MAX - 80)
-		return rundir_fail(err, "the runtime directory path is too long");
+		return config_fail(err, "the runtime directory path is too long");
 	if (mkdir(base, 0700) < 0 && errno != EEXIST)
-		return rundir_fail(err, "cannot make `%s`: %s", base, strerror(errno));
+		return config_fail(err, "cannot make `%s`: %s", base, strerror(errno));
 	return rundir_private(base, err);
 }
 
@@ -148,20 +136,20 @@ int rundir_create(struct rundir *rd, const char *name, const char *api_sock, str
 	if (rundir_base(base, err) < 0)
 		return -1;
 	if (snprintf(rd->dir, sizeof(rd->dir), "%s/%s", base, name) >= (int)sizeof(rd->dir))
-		return rundir_fail(err, "the runtime directory path is too long");
+		return config_fail(err, "the runtime directory path is too long");
 	if (mkdir(rd->dir, 0700) < 0) {
 		if (errno != EEXIST)
-			return rundir_fail(err, "cannot make `%s`: %s", rd->dir, strerror(errno));
+			return config_fail(err, "cannot make `%s`: %s", rd->dir, strerror(errno));
 		if (!rundir_stale(rd->dir))
-			return rundir_fail(err, "a sandbox named `%s` exists already", name);
+			return config_fail(err, "a sandbox named `%s` exists already", name);
 		rundir_clear(rd->dir);
 		if (mkdir(rd->dir, 0700) < 0)
-			return rundir_fail(err, "cannot make `%s`: %s", rd->dir, strerror(errno));
+			return config_fail(err, "cannot make `%s`: %s", rd->dir, strerror(errno));
 	}
 	if (!api_sock) {
 		if (snprintf(rd->sock, sizeof(rd->sock), "%s/api.sock", rd->dir) >=
 		    (int)sizeof(rd->sock))
-			return rundir_fail(err, "the runtime directory path is too long");
+			return config_fail(err, "the runtime directory path is too long");
 		return 0;
 	}
 	if (!realpath(api_sock, rd->sock)) {
@@ -177,7 +165,7 @@ int rundir_create(struct rundir *rd, const char *name, const char *api_sock, str
 		if (!realpath(slash ? (dir[0] ? dir : "/") : ".", rd->sock) ||
 		    strlen(rd->sock) + strlen(leaf) + 2 > sizeof(rd->sock)) {
 			rundir_clear(rd->dir);
-			return rundir_fail(err, "--api-sock `%s`: %s", api_sock, strerror(errno));
+			return config_fail(err, "--api-sock `%s`: %s", api_sock, strerror(errno));
 		}
 		if (rundir_private(rd->sock, err) < 0) {
 			rundir_clear(rd->dir);
@@ -187,10 +175,10 @@ int rundir_create(struct rundir *rd, const char *name, const char *api_sock, str
 		strcat(rd->sock, leaf);
 	}
 	if (snprintf(link, sizeof(link), "%s/api.sock", rd->dir) >= (int)sizeof(link))
-		return rundir_fail(err, "the runtime directory path is too long");
+		return config_fail(err, "the runtime directory path is too long");
 	if (symlink(rd->sock, link) < 0) {
 		rundir_clear(rd->dir);
-		return rundir_fail(err, "cannot link `%s`: %s", link, strerror(errno));
+		return config_fail(err, "cannot link `%s`: %s", link, strerror(errno));
 	}
 	return 0;
 }
@@ -202,11 +190,11 @@ int rundir_publish(struct rundir *rd, struct config_err *err)
 
 	if (snprintf(path, sizeof(path), "%s/pid", rd->dir) >= (int)sizeof(path) ||
 	    snprintf(tmp, sizeof(tmp), "%s/pid.tmp", rd->dir) >= (int)sizeof(tmp))
-		return rundir_fail(err, "the runtime directory path is too long");
+		return config_fail(err, "the runtime directory path is too long");
 	len = snprintf(line, sizeof(line), "%d %llu\n", (int)getpid(), proc_start_time(getpid()));
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0 || write(fd, line, (size_t)len) != len || close(fd) < 0 || rename(tmp, path) < 0)
-		return rundir_fail(err, "cannot write `%s`: %s", path, strerror(errno));
+		return config_fail(err, "cannot write `%s`: %s", path, strerror(errno));
 	return 0;
 }
 
@@ -224,16 +212,16 @@ int rundir_find(const char *name, char sock[PATH_MAX], struct config_err *err)
 	if (config_set_name(&probe, "sandbox", name, err) < 0 || rundir_base(base, err) < 0)
 		return -1;
 	if (snprintf(dir, sizeof(dir), "%s/%s", base, name) >= (int)sizeof(dir))
-		return rundir_fail(err, "the runtime directory path is too long");
+		return config_fail(err, "the runtime directory path is too long");
 	if (access(dir, F_OK) < 0)
-		return rundir_fail(err, "no sandbox named `%s` (see clawvm ps)", name);
+		return config_fail(err, "no sandbox named `%s` (see clawvm ps)", name);
 	if (!rundir_alive(dir)) {
 		if (rundir_stale(dir))
 			rundir_clear(dir);
-		return rundir_fail(err, "sandbox `%s` is not running (its VMM is gone)", name);
+		return config_fail(err, "sandbox `%s` is not running (its VMM is gone)", name);
 	}
 	if (snprintf(sock, PATH_MAX, "%s/api.sock", dir) >= PATH_MAX)
-		return rundir_fail(err, "the runtime directory path is too long");
+		return config_fail(err, "the runtime directory path is too long");
 	return 0;
 }
 
@@ -254,7 +242,7 @@ int rundir_list(rundir_fn *fn, void *opaque, struct config_err *err)
 		return -1;
 	d = opendir(base);
 	if (!d)
-		return rundir_fail(err, "cannot read `%s`: %s", base, strerror(errno));
+		return config_fail(err, "cannot read `%s`: %s", base, strerror(errno));
 	while ((de = readdir(d)) && n < sizeof(names) / sizeof(names[0])) {
 		if (de->d_name[0] == '.')
 			continue;
