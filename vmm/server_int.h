@@ -1,5 +1,6 @@
-/* The control API server's insides, shared by server.c (connections, requests, state) and
- * server_exec.c (execs and their relays). Not for other modules: they use server.h. */
+/* The control API server's insides, shared by server.c (the thread, connections, events),
+ * server_methods.c (requests and state) and server_exec.c (execs and their relays). Not for other
+ * modules: they use server.h. */
 #ifndef CLAWVM_SERVER_INT_H
 #define CLAWVM_SERVER_INT_H
 
@@ -107,6 +108,15 @@ int outbuf_put(struct outbuf *o, const void *data, size_t len, size_t limit);
 int outbuf_flush(struct outbuf *o, int fd);
 void outbuf_free(struct outbuf *o);
 
+/* server_conn.c */
+void server_accept(struct ev_handler *h, uint32_t events);
+/* Serves the requests left over from their connection's last budget: true if some are
+ * still left (the loop goes on at once). */
+bool server_backlog(struct server *s);
+/* Drops the clients stuck for SERVER_STUCK_MS: ms until the next may be, or -1. */
+int server_stuck(struct server *s);
+/* Frees the connections dropped during the last dispatch. */
+void conn_free_dead(struct server *s);
 void conn_update(struct conn *c);
 void conn_drop(struct conn *c);
 /* Drops the connection once what is queued for it is sent (at once if nothing is). */
@@ -119,6 +129,9 @@ void reply_error(struct conn *c, const char *id, int code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 /* Sends an event line to every connection that subscribed to `event`; frees `line`. */
 void server_event(struct server *s, unsigned event, char *line);
+
+/* server_methods.c: carries out one request (checked by api/control.c) for c. */
+void server_handle(struct server *s, struct conn *c, struct control_request *r);
 
 /* server_exec.c */
 void exec_start(struct server *s, struct conn *c, const struct control_request *r);
