@@ -6,6 +6,11 @@
 pass=0
 fail=0
 
+# The suites run as root with fixtures of root's (shares, the root tree): their jailed VMM
+# keeps root's uid (without any capability) unless the caller says otherwise. The jail
+# suite (tests/jail/run) checks the jail user's own: 65534, the default.
+export CLAWVM_JAIL_USER=${CLAWVM_JAIL_USER-0:0}
+
 # --- results that outlive a hung test host ------------------------------------------------
 #
 # Now and then the emulator under the nested test host freezes it whole (tests/nested/host,

@@ -20,6 +20,7 @@
 #include "api/guest_abi.h"
 #include "vmm/cli.h"
 #include "vmm/exec_client.h"
+#include "vmm/jail.h"
 #include "vmm/rundir.h"
 #include "vmm/server.h"
 #include "vmm/session.h"
@@ -75,6 +76,12 @@ static const char usage_main[] =
 	"  -w, --workdir DIR   the commands' working directory in the guest (default /)\n"         \
 	"  --name NAME         the sandbox's name (default: sb- and 6 hex digits), for the\n"      \
 	"                      other commands: 1 to 63 of A-Z a-z 0-9 _ . -\n"                     \
+	"  --jail-user UID[:GID]  as root, the user the jailed VMM becomes (default 65534,\n"      \
+	"                      nobody): it must be able to read the guest files and the\n"         \
+	"                      shares, and write the writable ones (0 keeps root's uid, still\n"   \
+	"                      without any capability). CLAWVM_JAIL_USER, if set, counts as\n"     \
+	"                      this option\n"                                                      \
+	"  --no-jail           run the VMM unconfined (UNSAFE: for debugging clawvm only)\n"       \
 	"  --verbose           log what clawvm does, and boot the kernel with loglevel=7\n"        \
 	"  -h, --help          show this help\n"                                                   \
 	"\n"                                                                                       \
@@ -92,6 +99,13 @@ static const char usage_run[] =
     "what it writes in a shared folder (-v). A SIGTERM or SIGHUP goes to the command too;\n"
     "if the sandbox has not ended 10 s later, clawvm stops it (exit 143 or 129). While it\n"
     "runs, the sandbox serves its control API, so that clawvm exec, ps, stop... reach it.\n"
+    "\n"
+    "The VMM is jailed (unless --no-jail): clawvm stays outside as its supervisor, and the\n"
+    "VMM runs in new mount, pid, ipc, uts and net namespaces (and a user namespace when\n"
+    "not root), its root a read-only tmpfs with only the files the sandbox names bound in,\n"
+    "as the jail user (root) or the caller, with no capability, no_new_privs, and a\n"
+    "seccomp allowlist per thread. A host path named by an option is visible to the VMM\n"
+    "at its own path (--console-log and --vsock-uds: their directories).\n"
     "\n"
     "Options:\n"
     "  -d, --detach        run in the background: print the sandbox's name and return\n"
@@ -157,6 +171,8 @@ enum {
 	OPT_ROOTFS,
 	OPT_NAME,
 	OPT_API_SOCK,
+	OPT_NO_JAIL,
+	OPT_JAIL_USER,
 };
 
 static const struct option run_options[] = {
@@ -171,6 +187,8 @@ static const struct option run_options[] = {
     {"rootfs", required_argument, NULL, OPT_ROOTFS},
     {"name", required_argument, NULL, OPT_NAME},
     {"api-sock", required_argument, NULL, OPT_API_SOCK},
+    {"no-jail", no_argument, NULL, OPT_NO_JAIL},
+    {"jail-user", required_argument, NULL, OPT_JAIL_USER},
     {"volume", required_argument, NULL, 'v'},
     {"env", required_argument, NULL, 'e'},
     {"user", required_argument, NULL, 'u'},
@@ -250,6 +268,12 @@ static int cli_run_option(struct run_args *args, int opt, const char *arg)
 	case OPT_API_SOCK:
 		args->api_sock = arg;
 		break;
+	case OPT_NO_JAIL:
+		cfg->no_jail = true;
+		break;
+	case OPT_JAIL_USER:
+		ret = config_set_jail_user(cfg, "--jail-user", arg, &err);
+		break;
 	}
 	if (ret < 0)
 		log_err("%s", err.msg);
@@ -266,6 +290,12 @@ int cli_parse_run(int argc, char **argv, struct run_args *args, const char *cons
 	args->tty = args->detach = false;
 	args->api_sock = NULL;
 	args->argv = NULL;
+	if (getenv("CLAWVM_JAIL_USER") && *getenv("CLAWVM_JAIL_USER") &&
+	    config_set_jail_user(&args->cfg, "CLAWVM_JAIL_USER", getenv("CLAWVM_JAIL_USER"), &err) <
+		0) {
+		log_err("%s", err.msg);
+		return -1;
+	}
 	optind = 0; /* 0, not 1: makes glibc forget any earlier parse */
 	opterr = 0;
 	/* '+': stop at the command, so its own options are not taken for ours; ':': tell a
@@ -428,6 +458,17 @@ static int cli_run(int argc, char **argv)
 		cli_detach(args.cfg.name, &notify_fd);
 	}
 	srv = cli_serve(&args, &rd, SERVER_RUN);
+	if (srv) {
+		int keep[SERVER_FDS + 1];
+		unsigned nkeep = server_fds(srv, keep);
+
+		keep[nkeep++] = notify_fd;
+		/* Returns in the jailed VMM; the supervisor exits from there. */
+		if (jail_enter(&args.cfg, &rd, keep, nkeep) < 0) {
+			server_finish(srv, NULL, VM_EXIT_FAILURE, 0);
+			srv = NULL;
+		}
+	}
 	if (!srv || server_start(srv) < 0) {
 		if (srv)
 			server_finish(srv, NULL, VM_EXIT_FAILURE, 0);

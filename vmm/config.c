@@ -50,6 +50,7 @@ void config_init(struct sandbox_config *c)
 	memset(c, 0, sizeof(*c));
 	c->vm = (struct vm_config){
 	    .kvm_path = "/dev/kvm",
+	    .kvm_fd = -1,
 	    .cpus = CONFIG_DEFAULT_CPUS,
 	    .mem_mib = CONFIG_DEFAULT_MEM_MIB < mem_max ? CONFIG_DEFAULT_MEM_MIB : mem_max,
 	    .vsock_cid = VSOCK_DEFAULT_GUEST_CID,
@@ -351,16 +352,39 @@ static int config_number(const char *text, size_t len, uint64_t *out)
 	return 0;
 }
 
+/* UID[:GID] into *uid and *gid (GID defaults to UID), in range. */
+static int config_uid_gid(const char *what, const char *spec, uint32_t *uid, uint32_t *gid,
+			  struct config_err *err)
+{
+	const char *colon = strchr(spec, ':');
+	uint64_t u, g;
+
+	if (config_number(spec, colon ? (size_t)(colon - spec) : strlen(spec), &u) < 0 ||
+	    (colon && config_number(colon + 1, strlen(colon + 1), &g) < 0))
+		return config_fail(err, "%s: want UID[:GID] (numbers), got `%s`", what, spec);
+	if (!colon)
+		g = u;
+	if (config_range(what, u, 0, CONFIG_MAX_UID, err) < 0 ||
+	    config_range(what, g, 0, CONFIG_MAX_UID, err) < 0)
+		return -1;
+	*uid = (uint32_t)u;
+	*gid = (uint32_t)g;
+	return 0;
+}
+
 int config_parse_user(struct sandbox_config *c, const char *what, const char *spec,
 		      struct config_err *err)
 {
-	const char *colon = strchr(spec, ':');
-	uint64_t uid, gid;
+	return config_uid_gid(what, spec, &c->uid, &c->gid, err);
+}
 
-	if (config_number(spec, colon ? (size_t)(colon - spec) : strlen(spec), &uid) < 0 ||
-	    (colon && config_number(colon + 1, strlen(colon + 1), &gid) < 0))
-		return config_fail(err, "%s: want UID[:GID] (numbers), got `%s`", what, spec);
-	return config_set_user(c, what, uid, colon ? gid : uid, err);
+int config_set_jail_user(struct sandbox_config *c, const char *what, const char *spec,
+			 struct config_err *err)
+{
+	if (config_uid_gid(what, spec, &c->jail_uid, &c->jail_gid, err) < 0)
+		return -1;
+	c->jail_user_set = true;
+	return 0;
 }
 
 int config_set_cwd(struct sandbox_config *c, const char *what, const char *cwd,

@@ -40,6 +40,10 @@ struct sandbox_config {
 	char vsock_uds[PATH_MAX], cmdline[CONFIG_MAX_CMDLINE + 1];
 	char share_host[VM_MAX_SHARES][PATH_MAX];
 	char share_guest[VM_MAX_SHARES][PATH_MAX];
+	/* The VMM's containment (jail.h). */
+	bool no_jail;
+	bool jail_user_set;
+	uint32_t jail_uid, jail_gid;
 };
 
 /* The defaults: 1 vCPU, 512 MiB (or the host's RAM if less), CID 3, no shares, root. */
@@ -99,6 +103,10 @@ __attribute__((warn_unused_result)) int config_set_user(struct sandbox_config *c
 __attribute__((warn_unused_result)) int config_parse_user(struct sandbox_config *c,
 							  const char *what, const char *spec,
 							  struct config_err *err);
+/* The user the jailed VMM becomes as root (jail.h): UID[:GID], numbers. */
+__attribute__((warn_unused_result)) int config_set_jail_user(struct sandbox_config *c,
+							     const char *what, const char *spec,
+							     struct config_err *err);
 /* An absolute guest directory. */
 __attribute__((warn_unused_result)) int config_set_cwd(struct sandbox_config *c, const char *what,
 						       const char *cwd, struct config_err *err);

@@ -87,14 +87,14 @@ static int kvm_get_cpuid(struct kvm *k)
 	return -E2BIG;
 }
 
-int kvm_open(struct kvm *k, const char *path, unsigned cpus)
+int kvm_open(struct kvm *k, const char *path, int fd, unsigned cpus)
 {
 	struct kvm_pit_config pit = {.flags = KVM_PIT_SPEAKER_DUMMY};
 	int version, max_cpus, run_size;
 
 	k->vm_fd = -1;
 	k->cpuid = NULL;
-	k->dev_fd = kvm_open_dev(path);
+	k->dev_fd = fd >= 0 ? fd : kvm_open_dev(path);
 	if (k->dev_fd < 0)
 		return -ENODEV;
 	version = ioctl(k->dev_fd, KVM_GET_API_VERSION, 0);

@@ -16,7 +16,8 @@ struct kvm {
 };
 
 /* Opens `path` (normally /dev/kvm) and creates a VM able to run `cpus` vCPUs. */
-__attribute__((warn_unused_result)) int kvm_open(struct kvm *k, const char *path, unsigned cpus);
+__attribute__((warn_unused_result)) int kvm_open(struct kvm *k, const char *path, int fd,
+						 unsigned cpus);
 __attribute__((warn_unused_result)) int kvm_set_memory(struct kvm *k, const struct guest_mem *gm);
 /* An edge on a GSI of the in-kernel PIC/IOAPIC. */
 void kvm_irq_pulse(struct kvm *k, unsigned gsi);

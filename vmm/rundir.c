@@ -111,6 +111,9 @@ static void rundir_clear(const char *dir)
 		if (snprintf(path, sizeof(path), "%s/%s", dir, names[i]) < (int)sizeof(path))
 			unlink(path);
 	}
+	/* The jail's root: a mount point in the jail's own mount namespace only. */
+	if (snprintf(path, sizeof(path), "%s/root", dir) < (int)sizeof(path))
+		rmdir(path);
 	rmdir(dir);
 }
 

@@ -291,6 +291,18 @@ err:
 	return NULL;
 }
 
+unsigned server_fds(const struct server *s, int fds[SERVER_FDS])
+{
+	const int all[SERVER_FDS] = {s->loop.epfd, s->listen.fd, s->wake.fd, s->ready.fd,
+				     s->sig.fd};
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < SERVER_FDS; i++)
+		if (all[i] >= 0)
+			fds[n++] = all[i];
+	return n;
+}
+
 int server_start(struct server *s)
 {
 	sigset_t all, saved;

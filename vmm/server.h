@@ -48,6 +48,10 @@ enum server_mode {
  * NULL after writing why into err. */
 struct server *server_create(enum server_mode mode, struct sandbox_config *cfg,
 			     const char *sock_path, struct config_err *err);
+/* The fds the server holds (its socket, loop, eventfds): the jail keeps them open. Returns
+ * how many were written (at most SERVER_FDS). */
+#define SERVER_FDS 5
+unsigned server_fds(const struct server *s, int fds[SERVER_FDS]);
 /* Starts the server's thread. */
 __attribute__((warn_unused_result)) int server_start(struct server *s);
 

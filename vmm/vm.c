@@ -350,7 +350,7 @@ int vm_create(const struct vm_config *cfg, struct vm **out)
 	if (ret < 0)
 		goto err;
 	/* 1. KVM: the VM with its interrupt controllers and timer. */
-	ret = kvm_open(&vm->kvm, cfg->kvm_path, cfg->cpus);
+	ret = kvm_open(&vm->kvm, cfg->kvm_path, cfg->kvm_fd, cfg->cpus);
 	if (ret < 0)
 		goto err;
 	/* 2. Guest RAM. */

@@ -25,6 +25,8 @@ struct vm_share {
 
 struct vm_config {
 	const char *kvm_path; /* /dev/kvm */
+	int kvm_fd;	      /* -1, or kvm_path already open (the jail opens it before it drops
+				 its user), which vm_create takes */
 	unsigned cpus;
 	uint64_t mem_mib;
 	const char *kernel_path;
