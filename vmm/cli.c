@@ -494,6 +494,7 @@ static int cli_vmm(int argc, char **argv)
 	struct server *srv;
 	struct rundir rd = {0};
 	struct vm *vm;
+	bool jailed = false;
 	int ret, status;
 
 	config_guest_dirs(&dirs);
@@ -514,9 +515,34 @@ static int cli_vmm(int argc, char **argv)
 		return VM_EXIT_FAILURE;
 	}
 	log_debug("sandbox %s: API at %s", args.cfg.name, rd.sock);
-	vm = server_wait_vm(srv, &status);
-	if (vm)
-		status = vm_run(vm);
+	/* `start`: the API's thread waits while this one, alone in the process, jails it (the
+	 * first time: its paths are those of this start) and builds the VM. */
+	vm = NULL;
+	while (server_wait_start(srv, &status)) {
+		if (!jailed) {
+			int keep[SERVER_FDS];
+
+			if (jail_enter(&args.cfg, &rd, keep, server_fds(srv, keep)) < 0) {
+				if (server_resume(srv, NULL) < 0)
+					break;
+				continue;
+			}
+			jailed = true;
+		}
+		if (vm_create(&args.cfg.vm, &vm) < 0) {
+			vm = NULL;
+			args.cfg.vm.kvm_fd = -1; /* closed by vm_create */
+		}
+		if (server_resume(srv, vm) < 0) {
+			log_err("the API cannot go on after start");
+			status = VM_EXIT_FAILURE;
+			break;
+		}
+		if (vm) {
+			status = vm_run(vm);
+			break;
+		}
+	}
 	server_finish(srv, vm, status, VMM_LINGER_MS);
 	vm_destroy(vm);
 	rundir_remove(&rd);

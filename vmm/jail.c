@@ -298,8 +298,9 @@ static int jail_build(struct jail *j, struct sandbox_config *cfg, const int *kee
 	fds[nfds++] = kvm_fd;
 	jail_close_fds(fds, nfds);
 	jail_clear_env();
-	log_debug("jail: the VMM runs as %u:%u%s in its namespaces, %u paths bound", (unsigned)j->uid,
-		  (unsigned)j->gid, j->userns ? " (a user namespace)" : "", j->nbinds);
+	log_debug("jail: the VMM runs as %u:%u%s in its namespaces, %u paths bound",
+		  (unsigned)j->uid, (unsigned)j->gid, j->userns ? " (a user namespace)" : "",
+		  j->nbinds);
 	return 0;
 }
 

@@ -153,7 +153,19 @@ static void *server_thread(void *arg)
 
 	/* evloop_add and friends are checked to run on the loop's owner thread. */
 	s->loop.owner = pthread_self();
-	while (!s->finishing || (s->conns && log_clock_us() < s->linger_until_us)) {
+	if (s->start_answer) {
+		s->start_answer = false;
+		if (!s->start_conn || !s->start_id[0])
+			; /* gone, or a notification: answered by nothing */
+		else if (!s->start_error[0])
+			conn_reply(s->start_conn, control_reply_empty(s->start_id));
+		else
+			reply_error(s->start_conn, s->start_id, CONTROL_E_HOST,
+				    "the VM could not be built: %s", s->start_error);
+		s->start_conn = NULL;
+	}
+	while (!s->handover &&
+	       (!s->finishing || (s->conns && log_clock_us() < s->linger_until_us))) {
 		int stuck = server_stuck(s), timeout = server_backlog(s) ? 0 : stuck;
 
 		if (s->finishing) {
@@ -293,13 +305,14 @@ err:
 
 unsigned server_fds(const struct server *s, int fds[SERVER_FDS])
 {
-	const int all[SERVER_FDS] = {s->loop.epfd, s->listen.fd, s->wake.fd, s->ready.fd,
-				     s->sig.fd};
+	const int own[] = {s->loop.epfd, s->listen.fd, s->wake.fd, s->ready.fd, s->sig.fd};
 	unsigned n = 0;
 
-	for (unsigned i = 0; i < SERVER_FDS; i++)
-		if (all[i] >= 0)
-			fds[n++] = all[i];
+	for (unsigned i = 0; i < sizeof(own) / sizeof(own[0]); i++)
+		if (own[i] >= 0)
+			fds[n++] = own[i];
+	for (const struct conn *c = s->conns; c && n < SERVER_FDS; c = c->next)
+		fds[n++] = c->sock;
 	return n;
 }
 
@@ -323,17 +336,38 @@ int server_start(struct server *s)
 	return 0;
 }
 
-struct vm *server_wait_vm(struct server *s, int *status)
+bool server_wait_start(struct server *s, int *status)
 {
-	struct vm *vm;
+	bool start;
 
 	pthread_mutex_lock(&s->lock);
-	while (!s->vm && s->state != STATE_STOPPED)
+	while (!s->handover && s->state != STATE_STOPPED)
 		pthread_cond_wait(&s->cond, &s->lock);
-	vm = s->vm;
+	start = s->handover;
 	*status = s->exit_status;
 	pthread_mutex_unlock(&s->lock);
-	return vm;
+	if (start) {
+		pthread_join(s->thread, NULL);
+		s->started = false;
+	}
+	return start;
+}
+
+int server_resume(struct server *s, struct vm *vm)
+{
+	s->start_error[0] = '\0';
+	if (!vm)
+		snprintf(s->start_error, sizeof(s->start_error), "%s", log_last_error());
+	pthread_mutex_lock(&s->lock);
+	if (vm) {
+		s->vm = vm;
+		s->state = STATE_RUNNING;
+		s->start_us = log_clock_us();
+	}
+	s->handover = false;
+	s->start_answer = true;
+	pthread_mutex_unlock(&s->lock);
+	return server_start(s);
 }
 
 /* The `exit` event's reason, from how the VM ended. */

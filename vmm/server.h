@@ -48,17 +48,22 @@ enum server_mode {
  * NULL after writing why into err. */
 struct server *server_create(enum server_mode mode, struct sandbox_config *cfg,
 			     const char *sock_path, struct config_err *err);
-/* The fds the server holds (its socket, loop, eventfds): the jail keeps them open. Returns
- * how many were written (at most SERVER_FDS). */
-#define SERVER_FDS 5
+/* The fds the server holds (its socket, loop, eventfds, its clients' connections): the
+ * jail keeps them open. Returns how many were written (at most SERVER_FDS). */
+#define SERVER_FDS (5 + SERVER_MAX_CONNS)
 unsigned server_fds(const struct server *s, int fds[SERVER_FDS]);
 /* Starts the server's thread. */
 __attribute__((warn_unused_result)) int server_start(struct server *s);
 
-/* SERVER_VMM, on the main thread: waits until `start` built a VM (returned, to be run by
- * vm_run there) or the sandbox was stopped before it started (NULL, and *status is the
+/* SERVER_VMM, on the main thread: waits until `start` is asked (true: the API's thread has
+ * stopped, so that the caller, alone in the process, may jail it and build the VM; then
+ * server_resume) or the sandbox was stopped before it started (false, and *status is the
  * exit status: 128 + the signal). */
-struct vm *server_wait_vm(struct server *s, int *status);
+bool server_wait_start(struct server *s, int *status);
+/* After server_wait_start: `vm` is the VM built for `start` (to be run by vm_run on this
+ * thread), or NULL if it could not be (log_last_error() says why, and `start` is answered
+ * with it). The API's thread goes on. */
+__attribute__((warn_unused_result)) int server_resume(struct server *s, struct vm *vm);
 
 /* SERVER_RUN: the session's VM runs (state running); `main_sig_fd` is the write end of a
  * stream of struct signalfd_siginfo records that the session passes on to its command

@@ -102,6 +102,8 @@ void conn_drop(struct conn *c)
 	if (c->dead)
 		return;
 	c->dead = true;
+	if (c == s->start_conn)
+		s->start_conn = NULL; /* `start` is answered to nobody */
 	if (c->exec)
 		exec_detach(c->exec);
 	evloop_close(&s->loop, &c->h);
@@ -206,8 +208,10 @@ static void conn_lines(struct conn *c)
 	struct server *s = c->s;
 	size_t start = 0;
 
-	for (int n = 0;
-	     n < SERVER_LINES_PER_WAKE && !c->dead && !c->closing && !c->exec && conn_room(c);
+	/* After a `start` handed over (server_wait_start), requests wait for the thread's
+	 * return: they are answered then, in order. */
+	for (int n = 0; n < SERVER_LINES_PER_WAKE && !c->dead && !c->closing && !c->exec &&
+			conn_room(c) && !s->handover;
 	     n++) {
 		char *nl = memchr(c->in + start, '\n', c->in_len - start);
 		struct control_request r;
@@ -249,7 +253,7 @@ static void conn_read(struct conn *c)
 {
 	size_t budget = SERVER_BYTES_PER_WAKE;
 
-	while (budget > 0 && !c->dead && !c->read_blocked && !c->backlog) {
+	while (budget > 0 && !c->dead && !c->read_blocked && !c->backlog && !c->s->handover) {
 		size_t room;
 		ssize_t n;
 

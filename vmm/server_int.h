@@ -102,6 +102,13 @@ struct server {
 	char exit_message[512];
 	bool finishing;
 	uint64_t linger_until_us;
+
+	/* SERVER_VMM's `start` (server_wait_start): the thread stops, the main thread builds. */
+	bool handover;		 /* `start` asked: the thread ends after this dispatch */
+	struct conn *start_conn; /* who asked (NULL if it went meanwhile) */
+	char start_id[CONTROL_ID_MAX];
+	bool start_answer; /* server_resume: answer start_conn when the thread runs again */
+	char start_error[CONTROL_MESSAGE_MAX];
 };
 
 int outbuf_put(struct outbuf *o, const void *data, size_t len, size_t limit);

@@ -115,6 +115,17 @@ static void do_start(struct server *s, struct conn *c, const char *id)
 		return;
 	}
 	s->cfg->vm.ready_fd = s->ready.fd;
+	if (s->mode == SERVER_VMM) {
+		/* The main thread jails the process and builds the VM, alone in it: this
+		 * thread ends after this dispatch, and server_resume answers. */
+		pthread_mutex_lock(&s->lock);
+		s->handover = true;
+		s->start_conn = c;
+		snprintf(s->start_id, sizeof(s->start_id), "%s", id);
+		pthread_cond_broadcast(&s->cond);
+		pthread_mutex_unlock(&s->lock);
+		return;
+	}
 	if (vm_create(&s->cfg->vm, &vm) < 0) {
 		reply_error(c, id, CONTROL_E_HOST, "the VM could not be built: %s",
 			    log_last_error());

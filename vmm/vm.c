@@ -505,8 +505,8 @@ static void vm_grace_over(struct ev_handler *h, uint32_t events)
 	if (!evloop_drain(h))
 		return;
 	if (ms % 1000 == 0)
-		log_warn("the sandbox did not end within %u s of signal %d; stopping it",
-			 ms / 1000, signo);
+		log_warn("the sandbox did not end within %u s of signal %d; stopping it", ms / 1000,
+			 signo);
 	else
 		log_warn("the sandbox did not end within %u ms of signal %d; stopping it", ms,
 			 signo);
