@@ -12,7 +12,7 @@ _clawvm_takes_value() { # VERB OPTION
 	exec:*) return 1 ;;
 	*:-v | *:--volume | *:--rootfs | *:--cpus | *:--memory | *:--kernel | *:--initrd | \
 		*:--console-log | *:--vsock-uds | *:--vsock-cid | *:-e | *:--env | *:-u | \
-		*:--user | *:-w | *:--workdir | *:--name | *:--api-sock) return 0 ;;
+		*:--user | *:-w | *:--workdir | *:--name | *:--api-sock | *:--jail-user) return 0 ;;
 	esac
 	return 1
 }
@@ -41,7 +41,8 @@ _clawvm() {
 	# shellcheck disable=SC2034 # split: set by _init_completion -s
 	local cur prev words cword split i verb opts named='' uds=''
 	local sandbox_opts='-v --volume --rootfs --cpus --memory --kernel --initrd --console-log
-		--vsock-uds --vsock-cid -e --env -u --user -w --workdir --name --verbose -h --help'
+		--vsock-uds --vsock-cid -e --env -u --user -w --workdir --name --jail-user --no-jail
+		--verbose -h --help'
 
 	COMPREPLY=()
 	if declare -F _init_completion >/dev/null; then
