@@ -27,6 +27,7 @@
 
 #include "base/log.h"
 #include "vmm/jail.h"
+#include "vmm/kvm.h"
 #include "vmm/session.h"
 
 /* What the jail's root holds: host paths bind-mounted at the same path. */
@@ -287,9 +288,10 @@ static int jail_build(struct jail *j, struct sandbox_config *cfg, const int *kee
 	unsigned nfds = 0;
 
 	/* Before the jail's root hides it and the jail user could not open it. */
-	kvm_fd = open(cfg->vm.kvm_path, O_RDWR | O_CLOEXEC);
-	if (kvm_fd >= 0)
-		cfg->vm.kvm_fd = kvm_fd; /* else vm_create says why, as without the jail */
+	kvm_fd = kvm_open_device(cfg->vm.kvm_path);
+	if (kvm_fd < 0)
+		return -1;
+	cfg->vm.kvm_fd = kvm_fd;
 	if (jail_mount(j) < 0 || jail_drop(j) < 0 || jail_check_access(j) < 0)
 		return -1;
 	for (unsigned i = 0; i < nkeep && nfds < sizeof(fds) / sizeof(fds[0]) - 1; i++)
@@ -406,7 +408,9 @@ static void jail_plan(struct jail *j, const struct sandbox_config *cfg)
 		jail_add(j, jail_dirname(j->dirs[0], vm->console_log), false);
 	if (vm->vsock_uds)
 		jail_add(j, jail_dirname(j->dirs[1], vm->vsock_uds), false);
-	jail_add(j, "/dev/null", false);
+	/* For clawvm run -d's stderr, once the command runs. */
+	if (access("/dev/null", F_OK) == 0)
+		jail_add(j, "/dev/null", false);
 }
 
 int jail_enter(struct sandbox_config *cfg, struct rundir *rd, const int *keep, unsigned nkeep)
@@ -484,10 +488,9 @@ int jail_enter(struct sandbox_config *cfg, struct rundir *rd, const int *keep, u
 			_exit(VM_EXIT_FAILURE); /* the supervisor went before the line above */
 		sigprocmask(SIG_SETMASK, &old, NULL);
 		sigprocmask(SIG_BLOCK, &set, NULL); /* session.c reads them; SIGCHLD: none */
-		if (jail_build(&j, cfg, keep, nkeep) < 0)
-			_exit(VM_EXIT_FAILURE);
 		close(to_vmm[0]);
-		return 0;
+		/* Failed, it has said why; its caller may still answer a client, then ends. */
+		return jail_build(&j, cfg, keep, nkeep) < 0 ? 1 : 0;
 	}
 	/* The supervisor: it serves nothing of the VMM's. */
 	for (unsigned i = 0; i < nkeep; i++)

@@ -28,8 +28,10 @@
 
 /* Jails the VMM of `cfg` (nothing if cfg->no_jail, but a warning). `keep` lists the fds
  * the VMM goes on with besides 0-2 (the API server's, the -d pipe), -1 entries skipped.
- * Returns 0 in the jailed child. In the parent it returns only if the jail could not be
- * begun (-1, said why); otherwise the parent supervises and exits with the VMM's status. */
+ * Returns 0 in the jailed child, 1 in a child whose jail failed (it said why, and must
+ * end: it holds nothing of the jail). In the parent it returns only if the jail could not
+ * be begun (-1, said why); otherwise the parent supervises and exits with the VMM's
+ * status. */
 int jail_enter(struct sandbox_config *cfg, struct rundir *rd, const int *keep, unsigned nkeep);
 
 #endif

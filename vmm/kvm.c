@@ -28,7 +28,7 @@ static const struct {
     {KVM_CAP_IRQ_ROUTING, "KVM_CAP_IRQ_ROUTING"},
 };
 
-static int kvm_open_dev(const char *path)
+int kvm_open_device(const char *path)
 {
 	int fd = open(path, O_RDWR | O_CLOEXEC);
 
@@ -94,7 +94,7 @@ int kvm_open(struct kvm *k, const char *path, int fd, unsigned cpus)
 
 	k->vm_fd = -1;
 	k->cpuid = NULL;
-	k->dev_fd = fd >= 0 ? fd : kvm_open_dev(path);
+	k->dev_fd = fd >= 0 ? fd : kvm_open_device(path);
 	if (k->dev_fd < 0)
 		return -ENODEV;
 	version = ioctl(k->dev_fd, KVM_GET_API_VERSION, 0);

@@ -15,7 +15,11 @@ struct kvm {
 	struct kvm_cpuid2 *cpuid; /* KVM_GET_SUPPORTED_CPUID, the base of every vCPU's */
 };
 
-/* Opens `path` (normally /dev/kvm) and creates a VM able to run `cpus` vCPUs. */
+/* Opens `path` (normally /dev/kvm) read-write: its fd, or -1 after saying why in words a
+ * new user can act on (no KVM, no permission). */
+int kvm_open_device(const char *path);
+/* Opens `path` (normally /dev/kvm), or takes `fd` if >= 0, and creates a VM able to run `cpus`
+ * vCPUs. */
 __attribute__((warn_unused_result)) int kvm_open(struct kvm *k, const char *path, int fd,
 						 unsigned cpus);
 __attribute__((warn_unused_result)) int kvm_set_memory(struct kvm *k, const struct guest_mem *gm);
