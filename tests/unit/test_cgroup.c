@@ -304,6 +304,126 @@ static void remove_kills_members(void **state)
 	assert_int_equal(WTERMSIG(status), SIGKILL);
 }
 
+static int put(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY), ret;
+
+	if (fd < 0)
+		return -1;
+	ret = write(fd, text, strlen(text)) == (ssize_t)strlen(text) ? 0 : -1;
+	close(fd);
+	return ret;
+}
+
+/* In a child: cgroup_create as a process of the cgroup `outer` (made by the caller), as
+ * `uid`; its status, its path relative to the mount, and its message, checked against
+ * the wanted ones. An exit code: 0 if all match. */
+static int create_in(const char *outer, uid_t uid, int want_status, const char *want_path,
+		     const char *want_msg)
+{
+	struct cgroup_limits l;
+	struct cgroup cg;
+	char path[PATH_MAX + 32];
+	int status;
+
+	snprintf(path, sizeof(path), "%s/%s/cgroup.procs", CGROUP_MOUNT, outer);
+	if (put(path, "0") < 0)
+		return 10;
+	if (uid && setuid(uid) < 0)
+		return 11;
+	cgroup_limits_build(&cfg, &l);
+	status = cgroup_create(&cg, &cfg, &l, &err);
+	if (status != want_status) {
+		printf("status %d: %s\n", status, err.msg);
+		return 12;
+	}
+	if (want_msg && strcmp(err.msg, want_msg)) {
+		printf("message `%s`, not `%s`\n", err.msg, want_msg);
+		return 13;
+	}
+	if (want_path && strcmp(cg.path, want_path)) {
+		printf("path `%s`, not `%s`\n", cg.path, want_path);
+		return 14;
+	}
+	if (cgroup_remove(&cg, &err) < 0)
+		return 15;
+	/* Back to the root, so that the caller can remove `outer`. */
+	if (!uid && put(CGROUP_MOUNT "/cgroup.procs", "0") < 0)
+		return 16;
+	return 0;
+}
+
+static void expect_exit(pid_t pid, int code)
+{
+	int status;
+
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), code);
+}
+
+/* Where the cgroup goes when clawvm is not in the root cgroup (cgroup.h). */
+static void placement(void **state)
+{
+	const char *why = no_real_cgroup();
+	char alone[64], crowd[64], dir[128], want[PATH_MAX], msg[CONFIG_ERR_MAX];
+	pid_t sleeper, child;
+
+	(void)state;
+	if (why) {
+		printf("skipped: %s\n", why);
+		skip();
+	}
+	assert_int_equal(config_set_name(&cfg, "n", "placed", &err), 0);
+	snprintf(alone, sizeof(alone), "test-alone-%d", (int)getpid());
+	snprintf(crowd, sizeof(crowd), "test-crowd-%d", (int)getpid());
+
+	/* Alone in its cgroup: into a leaf `supervisor`, the sandbox's beside it. */
+	snprintf(dir, sizeof(dir), "%s/%s", CGROUP_MOUNT, alone);
+	assert_int_equal(mkdir(dir, 0755), 0);
+	snprintf(want, sizeof(want), "%s/clawvm-placed", dir);
+	child = fork();
+	assert_true(child >= 0);
+	if (child == 0)
+		_exit(create_in(alone, 0, CGROUP_MADE, want, NULL));
+	expect_exit(child, 0);
+	snprintf(want, sizeof(want), "%s/supervisor", dir);
+	assert_int_equal(rmdir(want), 0);
+	assert_int_equal(rmdir(dir), 0);
+
+	/* With another process, as root: under /sys/fs/cgroup/clawvm. */
+	snprintf(dir, sizeof(dir), "%s/%s", CGROUP_MOUNT, crowd);
+	assert_int_equal(mkdir(dir, 0755), 0);
+	sleeper = fork();
+	assert_true(sleeper >= 0);
+	if (sleeper == 0) {
+		for (;;)
+			pause();
+	}
+	snprintf(want, sizeof(want), "%d", (int)sleeper);
+	snprintf(msg, sizeof(msg), "%s/cgroup.procs", dir);
+	assert_int_equal(put(msg, want), 0);
+	child = fork();
+	assert_true(child >= 0);
+	if (child == 0)
+		_exit(create_in(crowd, 0, CGROUP_MADE, CGROUP_MOUNT "/clawvm/clawvm-placed", NULL));
+	expect_exit(child, 0);
+	/* Not root: no limits, one warning that says why. */
+	snprintf(msg, sizeof(msg),
+		 "no cgroup limits: `%s` holds other processes, so it cannot hold the sandbox's "
+		 "(run as root, or alone under a systemd delegated scope)",
+		 dir);
+	child = fork();
+	assert_true(child >= 0);
+	if (child == 0)
+		_exit(create_in(crowd, 65534, CGROUP_NONE, "", msg));
+	expect_exit(child, 0);
+	kill(sleeper, SIGKILL);
+	assert_int_equal(waitpid(sleeper, NULL, 0), sleeper);
+	assert_int_equal(rmdir(dir), 0);
+	rmdir(CGROUP_MOUNT "/clawvm"); /* kept for sandboxes; empty here but for another run's */
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -314,6 +434,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(none_where_unavailable, fresh, release),
 	    cmocka_unit_test_setup_teardown(real_cgroup, fresh, release),
 	    cmocka_unit_test_setup_teardown(remove_kills_members, fresh, release),
+	    cmocka_unit_test_setup_teardown(placement, fresh, release),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
