@@ -299,9 +299,11 @@ int cgroup_create(struct cgroup *cg, const struct sandbox_config *c, const struc
 		ret = snprintf(cg->path, sizeof(cg->path), "%s/clawvm-%s", parent, c->name);
 	else
 		ret = snprintf(cg->path, sizeof(cg->path), "%s/clawvm-%d", parent, (int)getpid());
-	if ((size_t)ret >= sizeof(cg->path))
+	if ((size_t)ret >= sizeof(cg->path)) {
+		cg->path[0] = '\0';
 		return config_fail(err, "cannot make the sandbox's cgroup in `%s`: too long",
 				   parent);
+	}
 	if (mkdir(cg->path, 0755) < 0) {
 		if (errno != EEXIST)
 			ret = refused("make the sandbox's cgroup", cg->path, errno, err);
