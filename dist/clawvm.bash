@@ -41,8 +41,8 @@ _clawvm() {
 	# shellcheck disable=SC2034 # split: set by _init_completion -s
 	local cur prev words cword split i verb opts named='' uds=''
 	local sandbox_opts='-v --volume --rootfs --cpus --memory --pids --kernel --initrd
-		--console-log --vsock-uds --vsock-cid -e --env -u --user -w --workdir --name --jail-user --no-jail
-		--verbose -h --help'
+		--console-log --vsock-uds --vsock-cid -e --env -u --user -w --workdir --name --jail-user
+		--no-jail --verbose -h --help'
 
 	COMPREPLY=()
 	if declare -F _init_completion >/dev/null; then
