@@ -46,6 +46,7 @@ struct param {
 static const struct param machine_params[] = {
     PARAM("vcpus", P_UINT, machine.vcpus),
     PARAM("memory_mib", P_UINT, machine.memory_mib),
+    PARAM("pids", P_UINT, machine.pids),
 };
 static const struct param boot_params[] = {
     PARAM("kernel", P_STRING, boot.kernel),	      PARAM("initrd", P_STRING, boot.initrd),

@@ -38,7 +38,7 @@ enum control_code {
 
 enum control_method {
 	/* Pre-boot (state configured). */
-	CONTROL_SET_MACHINE,	   /* {vcpus?, memory_mib?} */
+	CONTROL_SET_MACHINE,	   /* {vcpus?, memory_mib?, pids?} */
 	CONTROL_SET_BOOT,	   /* {kernel?, initrd?, rootfs?, cmdline?, console_log?} */
 	CONTROL_ADD_SHARE,	   /* {host, guest, read_only?} */
 	CONTROL_SET_VSOCK,	   /* {cid?, uds?} */
@@ -83,7 +83,7 @@ struct control_request {
 	char id[CONTROL_ID_MAX];
 	union {
 		struct {
-			struct control_uint vcpus, memory_mib;
+			struct control_uint vcpus, memory_mib, pids;
 		} machine;
 		struct {
 			char *kernel, *initrd, *rootfs, *cmdline, *console_log;
@@ -164,6 +164,7 @@ struct control_describe {
 	uint64_t ready_ms;  /* from start to ready, if ready */
 	unsigned vcpus;
 	uint64_t memory_mib;
+	unsigned pids; /* the VMM's host tasks at most (its cgroup's pids.max) */
 	const char *kernel, *initrd, *rootfs, *cmdline, *console_log;
 	const struct control_share_info *shares;
 	unsigned nshares;
@@ -178,7 +179,7 @@ struct control_describe {
 	const char *exit_message; /* NULL or why, for people */
 };
 /* {"jsonrpc":"2.0","id":ID,"result":{"protocol":1,"name":...,"state":...,"pid":...,
- * "uptime_ms":...,"ready_ms":N|null,"config":{"vcpus","memory_mib","kernel","initrd",
+ * "uptime_ms":...,"ready_ms":N|null,"config":{"vcpus","memory_mib","pids","kernel","initrd",
  * "rootfs","cmdline","console_log","shares":[{"host","guest","tag","read_only"}],
  * "vsock":{"cid","uds"},"exec_defaults":{"env":[...],"uid","gid","cwd"}},"execs":N,
  * "exit":null|{"reason","status","message"}}} */

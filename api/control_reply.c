@@ -206,6 +206,7 @@ static json_t *describe_config(const struct control_describe *d)
 
 	config = put(config, "vcpus", juint(d->vcpus));
 	config = put(config, "memory_mib", juint(d->memory_mib));
+	config = put(config, "pids", juint(d->pids));
 	config = put(config, "kernel", jstr(d->kernel));
 	config = put(config, "initrd", jstr(d->initrd));
 	config = put(config, "rootfs", jstr(d->rootfs));

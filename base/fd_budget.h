@@ -15,6 +15,11 @@
 /* Of the budget, descriptors only host clients (clawvm exec, an orchestrator) may take, so
  * that a guest holding all it may never locks the host out of its own sandbox. */
 #define FD_BUDGET_HOST 64
+/* The open-file limit the VMM wants, soft and hard: a guest walking a large tree holds a
+ * host descriptor per FUSE inode it keeps. 1 << 20 is the kernel's default fs.nr_open, the
+ * highest a hard limit may be without a sysctl. The jail sets it (cgroup.h's
+ * rlimits_apply); vm.c raises the soft limit to it otherwise. */
+#define FD_BUDGET_NOFILE (1u << 20)
 
 struct fd_budget {
 	atomic_uint used;

@@ -10,9 +10,9 @@ _clawvm_takes_value() { # VERB OPTION
 	stop:* | kill:* | ps:* | inspect:*) return 1 ;;
 	exec:--vsock-uds | exec:-e | exec:--env | exec:--cwd) return 0 ;;
 	exec:*) return 1 ;;
-	*:-v | *:--volume | *:--rootfs | *:--cpus | *:--memory | *:--kernel | *:--initrd | \
-		*:--console-log | *:--vsock-uds | *:--vsock-cid | *:-e | *:--env | *:-u | \
-		*:--user | *:-w | *:--workdir | *:--name | *:--api-sock | *:--jail-user) return 0 ;;
+	*:-v | *:--volume | *:--rootfs | *:--cpus | *:--memory | *:--pids | *:--kernel | \
+		*:--initrd | *:--console-log | *:--vsock-uds | *:--vsock-cid | *:-e | *:--env | \
+		*:-u | *:--user | *:-w | *:--workdir | *:--name | *:--api-sock | *:--jail-user) return 0 ;;
 	esac
 	return 1
 }
@@ -40,9 +40,9 @@ _clawvm_names() {
 _clawvm() {
 	# shellcheck disable=SC2034 # split: set by _init_completion -s
 	local cur prev words cword split i verb opts named='' uds=''
-	local sandbox_opts='-v --volume --rootfs --cpus --memory --kernel --initrd --console-log
-		--vsock-uds --vsock-cid -e --env -u --user -w --workdir --name --jail-user --no-jail
-		--verbose -h --help'
+	local sandbox_opts='-v --volume --rootfs --cpus --memory --pids --kernel --initrd
+		--console-log --vsock-uds --vsock-cid -e --env -u --user -w --workdir --name --jail-user
+		--no-jail --verbose -h --help'
 
 	COMPREPLY=()
 	if declare -F _init_completion >/dev/null; then

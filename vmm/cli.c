@@ -60,6 +60,8 @@ static const char usage_main[] =
 	"                      (default: guest/rootfs, unless --initrd is given)\n"                \
 	"  --cpus N            vCPUs, 1 to 32 (default 1)\n"                                       \
 	"  --memory MiB        guest memory in MiB, 64 up to the host's RAM (default 512)\n"       \
+	"  --pids N            host tasks (threads) the VMM may have, its cgroup's pids.max,\n"    \
+	"                      16 to 65536 (default 128); the guest's processes do not count\n"    \
 	"  --kernel PATH       guest kernel: ELF vmlinux (PVH or 64-bit entry) or bzImage\n"       \
 	"                      (default: kernel/vmlinux)\n"                                        \
 	"  --initrd PATH       cpio initramfs whose /init is guest-init; without --rootfs it\n"    \
@@ -173,11 +175,13 @@ enum {
 	OPT_API_SOCK,
 	OPT_NO_JAIL,
 	OPT_JAIL_USER,
+	OPT_PIDS,
 };
 
 static const struct option run_options[] = {
     {"cpus", required_argument, NULL, OPT_CPUS},
     {"memory", required_argument, NULL, OPT_MEMORY},
+    {"pids", required_argument, NULL, OPT_PIDS},
     {"kernel", required_argument, NULL, OPT_KERNEL},
     {"initrd", required_argument, NULL, OPT_INITRD},
     {"console-log", required_argument, NULL, OPT_CONSOLE_LOG},
@@ -219,9 +223,10 @@ static int cli_run_option(struct run_args *args, int opt, const char *arg)
 	uint64_t value = 0;
 	int ret = 0;
 
-	if ((opt == OPT_CPUS || opt == OPT_MEMORY || opt == OPT_VSOCK_CID) &&
+	if ((opt == OPT_CPUS || opt == OPT_MEMORY || opt == OPT_PIDS || opt == OPT_VSOCK_CID) &&
 	    cli_number(opt == OPT_CPUS	   ? "--cpus"
 		       : opt == OPT_MEMORY ? "--memory"
+		       : opt == OPT_PIDS   ? "--pids"
 					   : "--vsock-cid",
 		       arg, &value) < 0)
 		return -1; /* said why */
@@ -231,6 +236,9 @@ static int cli_run_option(struct run_args *args, int opt, const char *arg)
 		break;
 	case OPT_MEMORY:
 		ret = config_set_memory(cfg, "--memory", value, &err);
+		break;
+	case OPT_PIDS:
+		ret = config_set_pids(cfg, "--pids", value, &err);
 		break;
 	case OPT_VSOCK_CID:
 		ret = config_set_vsock_cid(cfg, "--vsock-cid", value, &err);

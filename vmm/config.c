@@ -57,6 +57,7 @@ void config_init(struct sandbox_config *c)
 	    .exec_fd = -1,
 	    .ready_fd = -1,
 	};
+	c->pids = CONFIG_DEFAULT_PIDS;
 }
 
 void config_release(struct sandbox_config *c)
@@ -82,6 +83,15 @@ int config_set_memory(struct sandbox_config *c, const char *what, uint64_t mib,
 	if (config_range(what, mib, LAYOUT_MIN_MEM_MIB, config_max_memory_mib(), err) < 0)
 		return -1;
 	c->vm.mem_mib = mib;
+	return 0;
+}
+
+int config_set_pids(struct sandbox_config *c, const char *what, uint64_t pids,
+		    struct config_err *err)
+{
+	if (config_range(what, pids, CONFIG_MIN_PIDS, CONFIG_MAX_PIDS, err) < 0)
+		return -1;
+	c->pids = (unsigned)pids;
 	return 0;
 }
 

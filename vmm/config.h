@@ -13,11 +13,19 @@
 
 #define CONFIG_DEFAULT_CPUS    1
 #define CONFIG_DEFAULT_MEM_MIB 512
-#define CONFIG_MAX_ENV	       256  /* exec defaults' environment */
-#define CONFIG_MAX_CMDLINE     1024 /* extra kernel command-line bytes */
-#define CONFIG_NAME_MAX	       63   /* [A-Za-z0-9][A-Za-z0-9_.-]* */
-#define CONFIG_MAX_UID	       0xfffffffeu
-#define CONFIG_ERR_MAX	       512
+/* Host tasks (threads) of the VMM, its cgroup's pids.max: at most 53 with 32 vCPUs and 9
+ * shares (the main thread, the control server's, `clawvm run`'s session client, a thread
+ * per vCPU and two virtio-fs workers per share), and LeakSanitizer's tracer at exit; 128
+ * leaves room and still stops a VMM that forks or spawns without end. The guest's own
+ * processes are not host tasks and do not count. */
+#define CONFIG_DEFAULT_PIDS 128
+#define CONFIG_MIN_PIDS	    16 /* a 1-vCPU VMM with a share takes 7 tasks */
+#define CONFIG_MAX_PIDS	    65536
+#define CONFIG_MAX_ENV	    256	 /* exec defaults' environment */
+#define CONFIG_MAX_CMDLINE  1024 /* extra kernel command-line bytes */
+#define CONFIG_NAME_MAX	    63	 /* [A-Za-z0-9][A-Za-z0-9_.-]* */
+#define CONFIG_MAX_UID	    0xfffffffeu
+#define CONFIG_ERR_MAX	    512
 
 /* Why a setter refused, for people. */
 struct config_err {
@@ -35,6 +43,7 @@ struct sandbox_config {
 	unsigned nenv;
 	uint32_t uid, gid;
 	char cwd[PATH_MAX]; /* "" means / */
+	unsigned pids;	    /* host tasks the VMM may have: cgroup.h's pids.max */
 	/* Storage for vm's strings. */
 	char kernel[PATH_MAX], initrd[PATH_MAX], rootfs[PATH_MAX], console_log[PATH_MAX];
 	char vsock_uds[PATH_MAX], cmdline[CONFIG_MAX_CMDLINE + 1];
@@ -46,7 +55,8 @@ struct sandbox_config {
 	uint32_t jail_uid, jail_gid;
 };
 
-/* The defaults: 1 vCPU, 512 MiB (or the host's RAM if less), CID 3, no shares, root. */
+/* The defaults: 1 vCPU, 512 MiB (or the host's RAM if less), 128 tasks, CID 3, no shares,
+ * root. */
 void config_init(struct sandbox_config *c);
 /* Frees the environment strings. */
 void config_release(struct sandbox_config *c);
@@ -59,6 +69,9 @@ __attribute__((warn_unused_result)) int config_set_cpus(struct sandbox_config *c
 							uint64_t cpus, struct config_err *err);
 __attribute__((warn_unused_result)) int
 config_set_memory(struct sandbox_config *c, const char *what, uint64_t mib, struct config_err *err);
+/* The VMM's host tasks, CONFIG_MIN_PIDS to CONFIG_MAX_PIDS. */
+__attribute__((warn_unused_result)) int config_set_pids(struct sandbox_config *c, const char *what,
+							uint64_t pids, struct config_err *err);
 /* The guest kernel or initramfs: an existing regular file, kept as an absolute path. */
 __attribute__((warn_unused_result)) int config_set_kernel(struct sandbox_config *c,
 							  const char *what, const char *path,

@@ -61,6 +61,9 @@ static int apply_config(struct server *s, const struct control_request *r, struc
 		if (r->machine.memory_mib.set &&
 		    config_set_memory(cfg, "memory_mib", r->machine.memory_mib.value, e) < 0)
 			return -1;
+		if (r->machine.pids.set &&
+		    config_set_pids(cfg, "pids", r->machine.pids.value, e) < 0)
+			return -1;
 		return 0;
 	case CONTROL_SET_BOOT:
 		if (r->boot.kernel && config_set_kernel(cfg, "kernel", r->boot.kernel, e) < 0)
@@ -182,6 +185,7 @@ static void do_describe(struct server *s, struct conn *c, const char *id)
 	    .ready_ms = s->ready_us ? (s->ready_us - s->start_us) / 1000 : 0,
 	    .vcpus = cfg->vm.cpus,
 	    .memory_mib = cfg->vm.mem_mib,
+	    .pids = cfg->pids,
 	    .kernel = cfg->vm.kernel_path,
 	    .initrd = cfg->vm.initrd_path,
 	    .rootfs = cfg->vm.rootfs,

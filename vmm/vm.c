@@ -26,8 +26,6 @@
 #include "vmm/mptable.h"
 #include "vmm/vm.h"
 
-#define VM_WANT_FDS (1u << 20)
-
 #define COM1_PORT 0x3f8
 #define COM1_IRQ  4
 
@@ -150,8 +148,8 @@ static void vm_raise_fd_limit(void)
 
 	if (getrlimit(RLIMIT_NOFILE, &lim) < 0)
 		return;
-	if (lim.rlim_max < VM_WANT_FDS) {
-		struct rlimit more = {VM_WANT_FDS, VM_WANT_FDS};
+	if (lim.rlim_max < FD_BUDGET_NOFILE) {
+		struct rlimit more = {FD_BUDGET_NOFILE, FD_BUDGET_NOFILE};
 
 		if (setrlimit(RLIMIT_NOFILE, &more) == 0)
 			return;

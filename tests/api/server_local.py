@@ -106,10 +106,14 @@ check("memory_mib 12 refused with -32602 and the range",
 r = c.call("set_machine", {"vcpus": 33})
 check("vcpus 33 refused", error_of(r).get("message") == "vcpus must be between 1 and 32, got 33",
       json.dumps(r))
-r = c.call("set_machine", {"vcpus": 2, "memory_mib": 128})
-check("set_machine 2 vCPUs, 128 MiB", r.get("result") == {}, json.dumps(r))
+r = c.call("set_machine", {"pids": 3})
+check("pids 3 refused", error_of(r).get("message") == "pids must be between 16 and 65536, got 3",
+      json.dumps(r))
+r = c.call("set_machine", {"vcpus": 2, "memory_mib": 128, "pids": 40})
+check("set_machine 2 vCPUs, 128 MiB, 40 tasks", r.get("result") == {}, json.dumps(r))
 d = c.call("describe")["result"]
-check("describe shows them", d["config"]["vcpus"] == 2 and d["config"]["memory_mib"] == 128)
+check("describe shows them", d["config"]["vcpus"] == 2 and d["config"]["memory_mib"] == 128
+      and d["config"]["pids"] == 40)
 r = c.call("add_share", {"host": "/nonexistent-dir", "guest": "/w"})
 check("add_share of a missing directory refused", error_of(r).get("code") == -32602 and
       "No such file or directory" in error_of(r).get("message", ""), json.dumps(r))

@@ -202,6 +202,16 @@ static void refuses_bad_memory(void **state)
 		assert_int_equal(PARSE(&ra, "--memory", bad[i], "true"), -1);
 }
 
+static void refuses_bad_pids(void **state)
+{
+	static const char *const bad[] = {"3", "15", "65537", "-1", "64k", ""};
+	struct run_args ra;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_equal(PARSE(&ra, "--pids", bad[i], "true"), -1);
+}
+
 static void refuses_bad_usage(void **state)
 {
 	struct run_args ra;
@@ -225,10 +235,12 @@ static void fills_config(void **state)
 	const struct vm_config *cfg = &ra.cfg.vm;
 
 	(void)state;
-	assert_int_equal(PARSE(&ra, "--cpus", "2", "--memory", "256", "--", "echo", "hi"), 0);
+	assert_int_equal(
+	    PARSE(&ra, "--cpus", "2", "--memory", "256", "--pids", "40", "--", "echo", "hi"), 0);
 	assert_int_equal(cfg->cpus, 2);
 	assert_int_equal(cfg->mem_mib, 256);
-	assert_ptr_equal(ra.argv, &args[6]);
+	assert_int_equal(ra.cfg.pids, 40);
+	assert_ptr_equal(ra.argv, &args[8]);
 	assert_string_equal(ra.argv[0], "echo");
 	assert_string_equal(ra.argv[1], "hi");
 	assert_null(ra.argv[2]);
@@ -248,6 +260,7 @@ static void defaults(void **state)
 	(void)state;
 	assert_int_equal(PARSE(&ra, "true"), 0);
 	assert_int_equal(ra.cfg.vm.cpus, 1);
+	assert_int_equal(ra.cfg.pids, CONFIG_DEFAULT_PIDS);
 	assert_true(ra.cfg.vm.mem_mib >= LAYOUT_MIN_MEM_MIB && ra.cfg.vm.mem_mib <= 512);
 	assert_string_equal(ra.cfg.vm.kernel_path, in(self_dir, "kernel/vmlinux"));
 	assert_ptr_equal(ra.cfg.vm.kernel_path, ra.cfg.kernel);
@@ -631,6 +644,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(refuses_bad_cpus),
 	    cmocka_unit_test(refuses_bad_memory),
+	    cmocka_unit_test(refuses_bad_pids),
 	    cmocka_unit_test(refuses_bad_usage),
 	    cmocka_unit_test(fills_config),
 	    cmocka_unit_test(defaults),

@@ -65,6 +65,7 @@ static void defaults(void **state)
 	assert_int_equal(cfg.vm.exec_fd, -1);
 	assert_int_equal(cfg.vm.ready_fd, -1);
 	assert_int_equal(cfg.uid, 0);
+	assert_int_equal(cfg.pids, 128);
 	assert_null(cfg.env[0]);
 }
 
@@ -78,6 +79,15 @@ static void numbers(void **state)
 		"--cpus must be between 1 and 32, got 33");
 	assert_int_equal(config_set_cpus(&cfg, "vcpus", 32, &err), 0);
 	assert_int_equal(cfg.vm.cpus, 32);
+	REFUSED(config_set_pids(&cfg, "--pids", 3, &err),
+		"--pids must be between 16 and 65536, got 3");
+	REFUSED(config_set_pids(&cfg, "pids", 65537, &err),
+		"pids must be between 16 and 65536, got 65537");
+	assert_int_equal(cfg.pids, 128); /* a refused value changes nothing */
+	assert_int_equal(config_set_pids(&cfg, "pids", 16, &err), 0);
+	assert_int_equal(cfg.pids, 16);
+	assert_int_equal(config_set_pids(&cfg, "pids", 65536, &err), 0);
+	assert_int_equal(cfg.pids, 65536);
 	REFUSED(config_set_memory(&cfg, "memory_mib", 12, &err),
 		(snprintf(want, sizeof(want), "memory_mib must be between 64 and %llu, got 12",
 			  (unsigned long long)config_max_memory_mib()),

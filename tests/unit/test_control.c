@@ -91,17 +91,20 @@ static void test_set_machine(void **state)
 	struct control_request req;
 
 	(void)state;
-	parse_ok(REQ("set_machine", "{\"vcpus\":4,\"memory_mib\":512}"), &req);
+	parse_ok(REQ("set_machine", "{\"vcpus\":4,\"memory_mib\":512,\"pids\":40}"), &req);
 	assert_int_equal(req.method, CONTROL_SET_MACHINE);
 	assert_string_equal(req.id, "7");
 	assert_true(req.machine.vcpus.set);
 	assert_int_equal(req.machine.vcpus.value, 4);
 	assert_true(req.machine.memory_mib.set);
 	assert_int_equal(req.machine.memory_mib.value, 512);
+	assert_true(req.machine.pids.set);
+	assert_int_equal(req.machine.pids.value, 40);
 	control_request_free(&req);
 
 	parse_ok(REQ("set_machine", "{\"memory_mib\":0}"), &req);
 	assert_false(req.machine.vcpus.set);
+	assert_false(req.machine.pids.set);
 	assert_true(req.machine.memory_mib.set);
 	assert_int_equal(req.machine.memory_mib.value, 0);
 	control_request_free(&req);
@@ -122,6 +125,8 @@ static void test_set_machine(void **state)
 		       "set_machine: vcpus must be a whole number, got true");
 	params_refused(REQ("set_machine", "{\"memory_mib\":-3}"),
 		       "set_machine: memory_mib must be a whole number >= 0, got -3");
+	params_refused(REQ("set_machine", "{\"pids\":\"64\"}"),
+		       "set_machine: pids must be a whole number, got a string");
 	params_refused(REQ("set_machine", "{\"memory_mib\":1.5}"),
 		       "set_machine: memory_mib must be a whole number >= 0, got 1.5");
 	params_refused(REQ("set_machine", "{\"memory_mib\":512.0}"),
@@ -735,6 +740,7 @@ static void test_reply_describe(void **state)
 	    .ready_ms = 120,
 	    .vcpus = 2,
 	    .memory_mib = 256,
+	    .pids = 128,
 	    .kernel = "/k/vmlinux",
 	    .cmdline = "quiet\n",
 	    .shares = shares,
@@ -759,6 +765,7 @@ static void test_reply_describe(void **state)
 	expected =
 	    "{\"protocol\":1,\"name\":\"box\",\"state\":\"stopped\",\"pid\":4242,"
 	    "\"uptime_ms\":1500,\"ready_ms\":120,\"config\":{\"vcpus\":2,\"memory_mib\":256,"
+	    "\"pids\":128,"
 	    "\"kernel\":\"/k/vmlinux\",\"initrd\":null,\"rootfs\":null,\"cmdline\":"
 	    "\"quiet\\n\",\"console_log\":null,\"shares\":[{\"host\":\"/srv/a\",\"guest\":"
 	    "\"/mnt/a\",\"tag\":\"share0\",\"read_only\":true},{\"host\":\"/srv/\xef\xbf\xbd"
