@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "base/log.h"
+#include "vmm/cgroup.h"
 #include "vmm/jail.h"
 #include "vmm/kvm.h"
 #include "vmm/session.h"
@@ -285,6 +286,7 @@ static void jail_clear_env(void)
 static int jail_build(struct jail *j, struct sandbox_config *cfg, const int *keep, unsigned nkeep)
 {
 	int kvm_fd, fds[JAIL_MAX_BINDS + 8];
+	struct config_err err;
 	unsigned nfds = 0;
 
 	/* Before the jail's root hides it and the jail user could not open it. */
@@ -292,6 +294,10 @@ static int jail_build(struct jail *j, struct sandbox_config *cfg, const int *kee
 	if (kvm_fd < 0)
 		return -1;
 	cfg->vm.kvm_fd = kvm_fd;
+	if (rlimits_apply(&err) < 0) {
+		log_err("jail: %s", err.msg);
+		return -1;
+	}
 	if (jail_mount(j) < 0 || jail_drop(j) < 0 || jail_check_access(j) < 0)
 		return -1;
 	for (unsigned i = 0; i < nkeep && nfds < sizeof(fds) / sizeof(fds[0]) - 1; i++)
@@ -339,10 +345,21 @@ static int jail_map(pid_t pid, uid_t uid, gid_t gid)
 	return jail_write(path, map);
 }
 
+/* What a sandbox leaves on the host: its directory, its cgroup. */
+static void jail_cleanup(struct rundir *rd, struct cgroup *cg)
+{
+	struct config_err err;
+
+	if (cgroup_remove(cg, &err) < 0)
+		log_warn("%s", err.msg);
+	rundir_remove(rd);
+}
+
 /* Until the VMM ends: stop signals sent to the supervisor (its pid is the sandbox's) go on
  * to the VMM; those a terminal sent reached it already (it is in clawvm's process group).
  * Then what the sandbox left is removed, and the VMM's status is clawvm's. */
-static void jail_supervise(pid_t vmm, int sig_fd, struct rundir *rd, const struct termios *tty)
+static void jail_supervise(pid_t vmm, int sig_fd, struct rundir *rd, struct cgroup *cg,
+			   const struct termios *tty)
 {
 	int status = VM_EXIT_FAILURE << 8;
 
@@ -369,7 +386,7 @@ static void jail_supervise(pid_t vmm, int sig_fd, struct rundir *rd, const struc
 		if (pid == vmm)
 			break;
 	}
-	rundir_remove(rd);
+	jail_cleanup(rd, cg);
 	if (WIFEXITED(status))
 		exit(WEXITSTATUS(status));
 	/* Killed: its terminal may still be raw, and it said nothing. */
@@ -419,8 +436,12 @@ int jail_enter(struct sandbox_config *cfg, struct rundir *rd, const int *keep, u
 	int to_vmm[2] = {-1, -1}, from_vmm[2] = {-1, -1}, sig_fd;
 	sigset_t set, old;
 	pid_t mid, vmm = -1;
+	struct cgroup cg = {.fd = -1};
+	struct cgroup_limits limits;
+	struct config_err err;
 	struct termios tty;
 	bool tty_saved;
+	int ret;
 	char go = 'g';
 	int status;
 
@@ -446,13 +467,29 @@ int jail_enter(struct sandbox_config *cfg, struct rundir *rd, const int *keep, u
 	if (sig_fd < 0 || pipe2(to_vmm, O_CLOEXEC) < 0 || pipe2(from_vmm, O_CLOEXEC) < 0 ||
 	    prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0) {
 		log_err("jail: cannot set up the supervisor: %m");
-		return -1;
+		goto fail;
 	}
+	/* The sandbox's cgroup: its limits (none, with a warning, where cgroup v2 is not
+	 * ours to write). */
+	cgroup_limits_build(cfg, &limits);
+	ret = cgroup_create(&cg, cfg, &limits, &err);
+	if (ret < 0) {
+		log_err("%s", err.msg);
+		goto fail;
+	}
+	/* Not root, that is the common case (a login's cgroup is not delegated): said with
+	 * --verbose only. */
+	if (ret == CGROUP_NONE && !j.userns)
+		log_warn("%s", err.msg);
+	else if (ret == CGROUP_NONE)
+		log_info("%s", err.msg);
 	fflush(NULL);
 	mid = fork();
 	if (mid < 0) {
 		log_err("jail: fork: %m");
-		return -1;
+		if (cgroup_remove(&cg, &err) < 0)
+			log_warn("%s", err.msg);
+		goto fail;
 	}
 	if (mid == 0) {
 		/* In between: into the namespaces, then the VMM is its child, pid 1 of the new
@@ -498,20 +535,33 @@ int jail_enter(struct sandbox_config *cfg, struct rundir *rd, const int *keep, u
 			close(keep[i]);
 	close(to_vmm[0]);
 	close(from_vmm[1]);
+	/* Into the cgroup before the namespaces: the VMM, its child, is born in it. */
 	if (read(from_vmm[0], &go, 1) != 1 || (j.userns && jail_map(mid, j.uid, j.gid) < 0) ||
+	    (cg.fd >= 0 && cgroup_attach(&cg, mid, &err) < 0 && (log_err("%s", err.msg), 1)) ||
 	    write(to_vmm[1], "g", 1) != 1 || read(from_vmm[0], &vmm, sizeof(vmm)) != sizeof(vmm)) {
 		kill(mid, SIGKILL);
 		waitpid(mid, NULL, 0);
-		rundir_remove(rd);
+		jail_cleanup(rd, &cg);
 		exit(VM_EXIT_FAILURE);
 	}
 	waitpid(mid, &status, 0);
 	if (write(to_vmm[1], "g", 1) != 1) {
 		kill(vmm, SIGKILL);
 		waitpid(vmm, NULL, 0);
-		rundir_remove(rd);
+		jail_cleanup(rd, &cg);
 		exit(VM_EXIT_FAILURE);
 	}
-	jail_supervise(vmm, sig_fd, rd, tty_saved ? &tty : NULL);
+	jail_supervise(vmm, sig_fd, rd, &cg, tty_saved ? &tty : NULL);
 	return -1; /* not reached */
+fail:
+	for (int i = 0; i < 2; i++) {
+		if (to_vmm[i] >= 0)
+			close(to_vmm[i]);
+		if (from_vmm[i] >= 0)
+			close(from_vmm[i]);
+	}
+	if (sig_fd >= 0)
+		close(sig_fd);
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	return -1;
 }
