@@ -472,7 +472,7 @@ static int cli_run(int argc, char **argv)
 
 		keep[nkeep++] = notify_fd;
 		/* Returns in the jailed VMM; the supervisor exits from there. */
-		if (jail_enter(&args.cfg, &rd, keep, nkeep) != 0) {
+		if (jail_enter(&args.cfg, &rd, keep, nkeep, args.detach) != 0) {
 			server_finish(srv, NULL, VM_EXIT_FAILURE, 0);
 			srv = NULL;
 		}
@@ -530,7 +530,7 @@ static int cli_vmm(int argc, char **argv)
 		if (!jailed) {
 			int keep[SERVER_FDS];
 
-			ret = jail_enter(&args.cfg, &rd, keep, server_fds(srv, keep));
+			ret = jail_enter(&args.cfg, &rd, keep, server_fds(srv, keep), false);
 			if (ret != 0) {
 				/* Not begun: still configured. Failed in the VMM: it ends. */
 				if (server_resume(srv, NULL) < 0 || ret > 0) {

@@ -137,7 +137,8 @@ static void jail_plan(struct jail *j, const struct sandbox_config *cfg)
 		jail_add(j, "/dev/null", false);
 }
 
-int jail_enter(struct sandbox_config *cfg, struct rundir *rd, const int *keep, unsigned nkeep)
+int jail_enter(struct sandbox_config *cfg, struct rundir *rd, const int *keep, unsigned nkeep,
+	       bool detached)
 {
 	struct jail j = {.cfg = cfg};
 	int to_vmm[2] = {-1, -1}, from_vmm[2] = {-1, -1}, sig_fd;
@@ -235,6 +236,14 @@ int jail_enter(struct sandbox_config *cfg, struct rundir *rd, const int *keep, u
 		close(to_vmm[0]);
 		/* Failed, it has said why; its caller may still answer a client, then ends. */
 		return jail_build(&j, cfg, keep, nkeep) < 0 ? 1 : 0;
+	}
+	if (detached) {
+		int null_fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+
+		if (null_fd >= 0) {
+			dup2(null_fd, STDERR_FILENO);
+			close(null_fd);
+		}
 	}
 	/* The supervisor: it serves nothing of the VMM's. */
 	for (unsigned i = 0; i < nkeep; i++)

@@ -31,7 +31,9 @@
  * Returns 0 in the jailed child, 1 in a child whose jail failed (it said why, and must
  * end: it holds nothing of the jail). In the parent it returns only if the jail could not
  * be begun (-1, said why); otherwise the parent supervises and exits with the VMM's
- * status. */
-int jail_enter(struct sandbox_config *cfg, struct rundir *rd, const int *keep, unsigned nkeep);
+ * status. `detached` (clawvm run -d): the supervisor lets go of stderr at once (the VMM
+ * does once its command runs), so that a caller's $(...) does not wait for the sandbox. */
+int jail_enter(struct sandbox_config *cfg, struct rundir *rd, const int *keep, unsigned nkeep,
+	       bool detached);
 
 #endif
