@@ -24,6 +24,7 @@
 #include "vmm/initrd.h"
 #include "vmm/layout.h"
 #include "vmm/mptable.h"
+#include "vmm/seccomp.h"
 #include "vmm/vm.h"
 
 #define VM_WANT_FDS (1u << 20)
@@ -406,6 +407,7 @@ int vm_create(const struct vm_config *cfg, struct vm **out)
 	    .opaque = vm,
 	    .stopping = &vm->stopping,
 	    .park = &vm->park,
+	    .seccomp = cfg->seccomp,
 	};
 	for (unsigned i = 0; i < cfg->cpus; i++) {
 		ret = vcpu_create(&vm->machine, &vm->vcpus[i], i);
@@ -505,8 +507,8 @@ static void vm_grace_over(struct ev_handler *h, uint32_t events)
 	if (!evloop_drain(h))
 		return;
 	if (ms % 1000 == 0)
-		log_warn("the sandbox did not end within %u s of signal %d; stopping it",
-			 ms / 1000, signo);
+		log_warn("the sandbox did not end within %u s of signal %d; stopping it", ms / 1000,
+			 signo);
 	else
 		log_warn("the sandbox did not end within %u ms of signal %d; stopping it", ms,
 			 signo);
@@ -628,9 +630,15 @@ int vm_run(struct vm *vm)
 	signal(SIGPIPE, SIG_IGN);
 
 	atomic_store(&vm->started_us, start);
+	/* This thread is the device loop from here on; the vCPU threads inherit its filter and
+	 * add their own (seccomp.h). */
+	if (vm->cfg->seccomp && seccomp_install(SECCOMP_LOOP) < 0) {
+		vm_stop(vm, VM_END_ERROR, "cannot install the device loop's seccomp filter");
+		ret = -EPERM;
+	}
 	for (unsigned i = 0; i < vm->nr_vcpus && ret == 0; i++)
 		ret = vcpu_start(&vm->vcpus[i]);
-	if (ret < 0)
+	if (ret < 0 && !atomic_load(&vm->stopping))
 		vm_stop(vm, VM_END_ERROR, "cannot start the vCPU threads");
 
 	while (!atomic_load(&vm->stopping)) {
