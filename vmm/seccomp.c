@@ -150,7 +150,8 @@ static const struct entry loop_entries[] = {
     ALLOW(symlinkat, "FUSE: SYMLINK"),
     ALLOW(linkat, "FUSE: LINK"),
     ALLOW(unlinkat, "FUSE: UNLINK, RMDIR"),
-    ALLOW(renameat2, "FUSE: RENAME, RENAME2"),
+    ALLOW(renameat2, "FUSE: RENAME2 with flags"),
+    ALLOW(renameat, "FUSE: RENAME (glibc's renameat2 without flags)"),
     ALLOW(fchmod, "FUSE: SETATTR's mode"),
     ALLOW(fchmodat, "FUSE: SETATTR's mode, through /proc/self/fd"),
     ALLOW(fchownat, "FUSE: SETATTR's owner"),
@@ -203,6 +204,7 @@ static const struct entry api_entries[] = {
     ALLOW(unlink, "start: a failed start removes its hybrid vsock socket"),
     ALLOW(fstatfs, "start: the FUSE server checks /proc/self/fd is procfs"),
     ALLOW(lseek, "metrics: fclose() of /proc/self/statm's stream"),
+    ALLOW(mincore, "metrics: how much of guest memory is resident"),
     ALLOW(sysinfo, "set_machine: the host's RAM bounds the guest's"),
     ALLOW(readlink, "add_share, set_boot: realpath() resolves the paths given; start: "
 		    "/proc/self/exe, where the guest files are looked for"),
@@ -224,6 +226,8 @@ static const struct entry client_entries[] = {
 	     ARG_EQ(2, O_WRONLY | O_CLOEXEC)),
     ALLOW(dup2, "-d: stderr replaced by /dev/null"),
     ALLOW(timerfd_settime, "SIGTERM: the stop's grace timer"),
+    ALLOW_IF(fcntl, "is stdout non-blocking (F_GETFL)", ARG_EQ(1, F_GETFL)),
+    ALLOW_IF(fcntl, "the command's connection made non-blocking (F_SETFL)", ARG_EQ(1, F_SETFL)),
 };
 
 #ifdef SECCOMP_SANITIZED
@@ -281,9 +285,11 @@ static const char *const kind_names[SECCOMP_KINDS] = {
     [SECCOMP_CLIENT] = "exec client",
 };
 
+/* A filtered thread that installed no filter of its own inherited one: only the loop starts
+ * threads under its filter, and those that do not install their own are virtio-fs workers. */
 const char *seccomp_kind_name(enum seccomp_kind kind)
 {
-	return kind < SECCOMP_KINDS ? kind_names[kind] : "unknown";
+	return kind < SECCOMP_KINDS ? kind_names[kind] : "virtio-fs worker";
 }
 
 static const struct entry *kind_entry(enum seccomp_kind kind, unsigned i)

@@ -31,7 +31,8 @@ enum seccomp_kind {
 	SECCOMP_KINDS,
 };
 
-/* The kind's name in messages: "vCPU", "loop", "API", "exec client". */
+/* The kind's name in messages: "vCPU", "loop", "API", "exec client"; SECCOMP_KINDS, for a
+ * thread that inherited its filter without adding one, names the virtio-fs workers. */
 const char *seccomp_kind_name(enum seccomp_kind kind);
 
 /* Installs `kind`'s filter on the calling thread (no other), and the process's SIGSYS

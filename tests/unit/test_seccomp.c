@@ -273,6 +273,42 @@ static void vcpu_thread_under_loop(void **state)
 	assert_int_equal(WEXITSTATUS(o.status), 0);
 }
 
+/* A thread the loop starts that adds no filter of its own (a virtio-fs worker) keeps the
+ * loop's, and is named for what it is. */
+static void *worker_thread(void *arg)
+{
+	(void)arg;
+	forbid_execve();
+	return NULL;
+}
+
+static int worker_child(void *arg)
+{
+	pthread_t t;
+
+	(void)arg;
+	if (seccomp_install(SECCOMP_LOOP) < 0)
+		return 2;
+	if (pthread_create(&t, NULL, worker_thread, NULL) != 0)
+		return 3;
+	pthread_join(t, NULL);
+	return 4;
+}
+
+static void worker_inherits_loop(void **state)
+{
+	struct outcome o;
+	char want[256];
+
+	(void)state;
+	run_child(worker_child, NULL, &o);
+	expect_line(want, sizeof(want), SECCOMP_KINDS, "execve");
+	assert_true(WIFSIGNALED(o.status));
+	assert_int_equal(WTERMSIG(o.status), SIGSYS);
+	assert_string_equal(o.err, want);
+	assert_non_null(strstr(want, "the virtio-fs worker thread"));
+}
+
 /* Every entry names an x86-64 system call and says why. */
 static void tables_are_sound(void **state)
 {
@@ -323,6 +359,7 @@ int main(void)
 	    cmocka_unit_test(sigsys_handler_is_locked),
 	    cmocka_unit_test(loop_cannot_fork),
 	    cmocka_unit_test(vcpu_thread_under_loop),
+	    cmocka_unit_test(worker_inherits_loop),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
