@@ -188,6 +188,7 @@ static const struct entry api_entries[] = {
     ALLOW(sendto, "replies and events, an exec's frames (send)"),
     ALLOW_IF(socketpair, "an exec's connection to the guest (AF_UNIX)", ARG_EQ(0, AF_UNIX)),
     ALLOW_TGKILL(0, "pause: kicks the vCPUs out of KVM_RUN"),
+    ALLOW(timerfd_settime, "stop, SIGTERM: arms the stop's grace timer (vm_stop_later)"),
     /* `clawvm vmm`'s start builds the VM here: */
     ALLOW(openat, "start: /dev/kvm, the kernel, the initrd, the console log, the shares; "
 		  "metrics: /proc/self/statm"),
