@@ -56,6 +56,7 @@ void config_init(struct sandbox_config *c)
 	    .vsock_cid = VSOCK_DEFAULT_GUEST_CID,
 	    .exec_fd = -1,
 	    .ready_fd = -1,
+	    .seccomp = true,
 	};
 	c->pids = CONFIG_DEFAULT_PIDS;
 }

@@ -156,6 +156,7 @@ int jail_enter(struct sandbox_config *cfg, struct rundir *rd, const int *keep, u
 	if (cfg->no_jail) {
 		log_warn("--no-jail: the VMM runs unconfined, with all of clawvm's privileges; "
 			 "a guest that broke out of KVM would have them too (debugging only)");
+		cfg->vm.seccomp = false;
 		return 0;
 	}
 	jail_user(&j, cfg);

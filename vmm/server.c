@@ -19,6 +19,7 @@
 
 #include "api/control.h"
 #include "base/log.h"
+#include "vmm/seccomp.h"
 #include "vmm/server_int.h"
 #include "vmm/vm.h"
 
@@ -150,7 +151,16 @@ void server_run_started(struct server *s, struct vm *vm, int main_sig_fd)
 static void *server_thread(void *arg)
 {
 	struct server *s = arg;
+	int jail = s->cfg->vm.seccomp ? seccomp_install(SECCOMP_API) : 0;
 
+	/* server_start waits for the filter: no client is served without it. */
+	pthread_mutex_lock(&s->lock);
+	s->jail_ret = jail;
+	s->jail_done = true;
+	pthread_cond_broadcast(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+	if (jail < 0)
+		return NULL;
 	/* evloop_add and friends are checked to run on the loop's owner thread. */
 	s->loop.owner = pthread_self();
 	if (s->start_answer) {
@@ -331,6 +341,16 @@ int server_start(struct server *s)
 	if (ret) {
 		log_err("cannot start the API thread: %s", strerror(ret));
 		return -ret;
+	}
+	pthread_mutex_lock(&s->lock);
+	while (!s->jail_done)
+		pthread_cond_wait(&s->cond, &s->lock);
+	ret = s->jail_ret;
+	pthread_mutex_unlock(&s->lock);
+	if (ret < 0) {
+		/* The thread has ended: join it, and the caller's server_finish cleans up. */
+		pthread_join(s->thread, NULL);
+		return ret;
 	}
 	s->started = true;
 	return 0;

@@ -76,6 +76,10 @@ struct server {
 	struct ev_handler listen, wake, ready, sig;
 	pthread_t thread;
 	bool started;
+	/* The thread's seccomp filter: installed (0) or not (a negative errno), once
+	 * jail_done; under lock. */
+	bool jail_done;
+	int jail_ret;
 
 	struct conn *conns, *dead;
 	unsigned nconns;

@@ -26,6 +26,7 @@
 
 #include "base/log.h"
 #include "vmm/exec_client.h"
+#include "vmm/seccomp.h"
 #include "vmm/server.h"
 #include "vmm/session.h"
 #include "vmm/vm.h"
@@ -42,6 +43,7 @@ struct session {
 	int api_sig_fd; /* signals for the command from the control API (server.h) */
 	int notify_fd;	/* -1, or told "ready" once the command runs (clawvm run -d) */
 	struct server *server;
+	bool seccomp;	 /* the thread installs its allowlist (vm_config's seccomp) */
 	atomic_int done; /* the VM ended */
 	int ret;	 /* exec_client result, or -ECANCELED if the command never ran */
 	int status;
@@ -111,6 +113,10 @@ static void *session_client(void *arg)
 	char why[128];
 
 	s->ret = -ECANCELED;
+	if (s->seccomp && seccomp_install(SECCOMP_CLIENT) < 0) {
+		session_stop(s, STOP_ERROR, 0, "the exec client's seccomp filter failed");
+		return NULL;
+	}
 	if (!session_wait_ready(s))
 		return NULL;
 	if (s->server)
@@ -200,7 +206,8 @@ int session_run(struct sandbox_config *sc, char *const *argv, bool tty, struct s
 			    .abort_fd = -1,
 			    .api_sig_fd = -1,
 			    .notify_fd = notify_fd,
-			    .server = server};
+			    .server = server,
+			    .seccomp = sc->vm.seccomp};
 	struct vm_config *cfg = &sc->vm;
 	int pair[2] = {-1, -1}, sig_pair[2] = {-1, -1}, status = VM_EXIT_FAILURE;
 	struct termios saved;

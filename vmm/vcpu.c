@@ -14,6 +14,7 @@
 #include "base/log.h"
 #include "vmm/boot.h"
 #include "vmm/cpuid.h"
+#include "vmm/seccomp.h"
 #include "vmm/vcpu.h"
 
 #define APIC_LVT0	 0x350
@@ -412,6 +413,13 @@ static void *vcpu_thread(void *arg)
 	struct vcpu_park *p = v->m->park;
 	sigset_t kick;
 
+	/* Before the first KVM_RUN: the guest never runs on an unfiltered thread. */
+	if (v->m->seccomp && seccomp_install(SECCOMP_VCPU) < 0) {
+		vcpu_stop(v, VCPU_STOP_ERROR, "vCPU %u: cannot install its seccomp filter",
+			  v->index);
+		goto out;
+	}
+	seccomp_selftest(SECCOMP_VCPU);
 	sigemptyset(&kick);
 	sigaddset(&kick, VCPU_KICK_SIGNAL);
 	pthread_sigmask(SIG_UNBLOCK, &kick, NULL);
@@ -434,6 +442,7 @@ static void *vcpu_thread(void *arg)
 		if (vcpu_handle_exit(v) < 0)
 			break;
 	}
+out:
 	pthread_mutex_lock(&p->lock);
 	p->live--;
 	pthread_cond_broadcast(&p->changed);

@@ -49,6 +49,7 @@ struct vcpu_machine {
 	void *opaque;		    /* for mmio and stop */
 	const atomic_int *stopping; /* set once the VM ends: the threads leave KVM_RUN */
 	struct vcpu_park *park;	    /* pausing (vcpu_park_init) */
+	bool seccomp;		    /* each thread installs SECCOMP_VCPU first (seccomp.h) */
 };
 
 struct vcpu {

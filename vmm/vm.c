@@ -24,6 +24,7 @@
 #include "vmm/initrd.h"
 #include "vmm/layout.h"
 #include "vmm/mptable.h"
+#include "vmm/seccomp.h"
 #include "vmm/vm.h"
 
 #define COM1_PORT 0x3f8
@@ -404,6 +405,7 @@ int vm_create(const struct vm_config *cfg, struct vm **out)
 	    .opaque = vm,
 	    .stopping = &vm->stopping,
 	    .park = &vm->park,
+	    .seccomp = cfg->seccomp,
 	};
 	for (unsigned i = 0; i < cfg->cpus; i++) {
 		ret = vcpu_create(&vm->machine, &vm->vcpus[i], i);
@@ -626,9 +628,15 @@ int vm_run(struct vm *vm)
 	signal(SIGPIPE, SIG_IGN);
 
 	atomic_store(&vm->started_us, start);
+	/* This thread is the device loop from here on; the vCPU threads inherit its filter and
+	 * add their own (seccomp.h). */
+	if (vm->cfg->seccomp && seccomp_install(SECCOMP_LOOP) < 0) {
+		vm_stop(vm, VM_END_ERROR, "cannot install the device loop's seccomp filter");
+		ret = -EPERM;
+	}
 	for (unsigned i = 0; i < vm->nr_vcpus && ret == 0; i++)
 		ret = vcpu_start(&vm->vcpus[i]);
-	if (ret < 0)
+	if (ret < 0 && !atomic_load(&vm->stopping))
 		vm_stop(vm, VM_END_ERROR, "cannot start the vCPU threads");
 
 	while (!atomic_load(&vm->stopping)) {

@@ -44,6 +44,7 @@ struct vm_config {
 	const char *rootfs;    /* the guest root as a read-only share; NULL: the initramfs */
 	struct vm_share shares[VM_MAX_SHARES];
 	unsigned nshares;
+	bool seccomp; /* each thread under its allowlist (vmm/seccomp.h); off: --no-jail */
 };
 
 #endif
