@@ -23,8 +23,10 @@
 #define JAIL_DEFAULT_UID 65534
 #define JAIL_DEFAULT_GID 65534
 
-/* The environment variables the jailed VMM keeps (everything else is cleared). */
-#define JAIL_KEEP_ENV "TERM", "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS"
+/* The environment variables the jailed VMM keeps (everything else is cleared); the last is
+ * read only by a -Dseccomp_selftest build. */
+#define JAIL_KEEP_ENV                                                                              \
+	"TERM", "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS", "CLAWVM_SECCOMP_SELFTEST"
 
 /* Jails the VMM of `cfg` (nothing if cfg->no_jail, but a warning). `keep` lists the fds
  * the VMM goes on with besides 0-2 (the API server's, the -d pipe), -1 entries skipped.
