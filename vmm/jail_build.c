@@ -119,6 +119,26 @@ static int jail_bind(struct jail *j, const struct jail_bind *b)
 	return 0;
 }
 
+/* Whether binds[i] is there already: the same path, or inside a directory bound before it
+ * (recursively, so as it is on the host) that is writable or that it is read-only too. A
+ * separate bind there would be a mount below the outer share, which its server does not
+ * cross (-v DIR and -v DIR/SUB both work so). */
+static bool jail_bound_below(const struct jail *j, unsigned i)
+{
+	const struct jail_bind *b = &j->binds[i];
+
+	for (unsigned k = 0; k < i; k++) {
+		const struct jail_bind *o = &j->binds[k];
+		size_t n = strlen(o->path);
+
+		if (!strcmp(o->path, b->path) ||
+		    (!strncmp(o->path, b->path, n) &&
+		     (b->path[n] == '/' || !strcmp(o->path, "/")) && (!o->ro || b->ro)))
+			return true;
+	}
+	return false;
+}
+
 /* The jail's root: a tmpfs with the binds and a /proc, made the root (pivot_root); the
  * host's root is let go of. */
 static int jail_mount(struct jail *j)
@@ -137,7 +157,7 @@ static int jail_mount(struct jail *j)
 	}
 	qsort(j->binds, j->nbinds, sizeof(j->binds[0]), jail_bind_cmp);
 	for (unsigned i = 0; i < j->nbinds; i++) {
-		if (i > 0 && !strcmp(j->binds[i].path, j->binds[i - 1].path))
+		if (jail_bound_below(j, i))
 			continue;
 		if (jail_bind(j, &j->binds[i]) < 0)
 			return -1;
