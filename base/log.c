@@ -2,6 +2,7 @@
  * do not interleave. Debug lines carry the milliseconds since start-up: with --verbose they
  * are the timeline of a boot. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -71,4 +72,15 @@ void log_msg(enum log_level level, const char *fmt, ...)
 		/* Nowhere left to report it. */
 	}
 	errno = saved_errno;
+}
+
+void log_silence(void)
+{
+	int saved = errno, fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+
+	if (fd >= 0) {
+		dup2(fd, STDERR_FILENO);
+		close(fd);
+	}
+	errno = saved;
 }

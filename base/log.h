@@ -19,6 +19,11 @@ void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(p
  * logs its errors failed), or "no reason logged". */
 const char *log_last_error(void);
 
+/* From here on, log lines go nowhere: stderr becomes /dev/null (a detached sandbox, once
+ * nobody reads its stderr; opened write-only, as the VMM's seccomp filter allows).
+ * errno is kept. */
+void log_silence(void);
+
 #define log_err(...)   log_msg(LOG_ERR, __VA_ARGS__)
 #define log_warn(...)  log_msg(LOG_WARN, __VA_ARGS__)
 #define log_info(...)  log_msg(LOG_INFO, __VA_ARGS__)

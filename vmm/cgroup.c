@@ -1,6 +1,7 @@
 /* A sandbox's cgroup v2 and rlimits (cgroup.h): the limit files built from the
  * configuration, the cgroup made where cgroup v2's rules allow it, the VMM moved in,
  * and the cgroup removed once the VMM is gone. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/magic.h>
@@ -269,14 +270,46 @@ static int pick_parent(char *parent, size_t size, struct config_err *err)
 	return controllers_enable(parent, err);
 }
 
-/* Removes a cgroup of ours that a dead supervisor left, if nothing runs in it. */
-static int remove_leftover(const struct cgroup *cg, struct config_err *err)
+/* Whether cgroup dir has no member process left (cgroup.events' "populated 0"). */
+static bool empty_cgroup(const char *dir)
 {
 	char file[PATH_MAX + 16], events[256];
 
-	snprintf(file, sizeof(file), "%s/cgroup.events", cg->path);
-	if (read_text(file, events, sizeof(events)) == 0 && strstr(events, "populated 0") &&
-	    rmdir(cg->path) == 0)
+	snprintf(file, sizeof(file), "%s/cgroup.events", dir);
+	return read_text(file, events, sizeof(events)) == 0 && strstr(events, "populated 0");
+}
+
+/* Removes the sandbox cgroups in parent that supervisors killed with SIGKILL left: every
+ * `clawvm-*` without a member, made over CGROUP_SWEEP_AGE_S ago. A live sandbox's cgroup
+ * always has its VMM in it, except from its making to the VMM's birth (milliseconds, and
+ * the age spares it) and after the VMM ended (its supervisor is removing it, and takes an
+ * already removed one fine). Best effort: one that fails is left for the next sweep. */
+static void sweep(const char *parent)
+{
+	DIR *d = opendir(parent);
+	struct dirent *e;
+
+	if (!d)
+		return;
+	while ((e = readdir(d))) {
+		char path[PATH_MAX];
+		struct stat st;
+
+		if (strncmp(e->d_name, "clawvm-", 7) ||
+		    (size_t)snprintf(path, sizeof(path), "%s/%s", parent, e->d_name) >=
+			sizeof(path) ||
+		    stat(path, &st) < 0 || !S_ISDIR(st.st_mode) ||
+		    time(NULL) - st.st_ctime < CGROUP_SWEEP_AGE_S || !empty_cgroup(path))
+			continue;
+		rmdir(path);
+	}
+	closedir(d);
+}
+
+/* Removes a cgroup of ours that a dead supervisor left, if nothing runs in it. */
+static int remove_leftover(const struct cgroup *cg, struct config_err *err)
+{
+	if (empty_cgroup(cg->path) && rmdir(cg->path) == 0)
 		return 0;
 	return config_fail(err,
 			   "cannot make the sandbox's cgroup `%s`: it exists and is in use "
@@ -295,6 +328,7 @@ int cgroup_create(struct cgroup *cg, const struct sandbox_config *c, const struc
 	ret = pick_parent(parent, sizeof(parent), err);
 	if (ret)
 		return ret;
+	sweep(parent);
 	if (c->name[0])
 		ret = snprintf(cg->path, sizeof(cg->path), "%s/clawvm-%s", parent, c->name);
 	else
@@ -378,7 +412,7 @@ int cgroup_remove(struct cgroup *cg, struct config_err *err)
 	if (write_at(cg->fd, "cgroup.kill", "1") < 0)
 		kill_members(cg);
 	/* Members that exited are let go of asynchronously: rmdir says EBUSY till then. */
-	for (int i = 0; rmdir(cg->path) < 0; i++) {
+	for (int i = 0; rmdir(cg->path) < 0 && errno != ENOENT; i++) {
 		if (errno != EBUSY || i == CGROUP_REMOVE_TRIES) {
 			ret = config_fail(err, "cannot remove the sandbox's cgroup `%s`: %s",
 					  cg->path, strerror(errno));
@@ -392,6 +426,22 @@ int cgroup_remove(struct cgroup *cg, struct config_err *err)
 	cg->fd = -1;
 	cg->path[0] = '\0';
 	return ret;
+}
+
+unsigned long cgroup_oom_kills(const struct cgroup *cg)
+{
+	char path[PATH_MAX + 32], events[512];
+	const char *at;
+
+	if (cg->fd < 0)
+		return 0;
+	snprintf(path, sizeof(path), "%s/memory.events", cg->path);
+	if (read_text(path, events, sizeof(events)) < 0)
+		return 0;
+	for (at = events; (at = strstr(at, "oom_kill ")); at++)
+		if (at == events || at[-1] == '\n')
+			return strtoul(at + 9, NULL, 10);
+	return 0;
 }
 
 int rlimits_apply(struct config_err *err)

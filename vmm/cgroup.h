@@ -57,6 +57,10 @@
 #define CGROUP_SANITIZER_MIB 0
 #endif
 
+/* A `clawvm-*` cgroup with no member, older than this, is a dead sandbox's: cgroup_create
+ * removes it (a supervisor killed with SIGKILL cannot remove its own). */
+#define CGROUP_SWEEP_AGE_S 5
+
 /* cpu.max's period: 100 ms, the kernel's default; the quota is vCPUs times it. */
 #define CGROUP_CPU_PERIOD_US 100000
 
@@ -101,7 +105,8 @@ __attribute__((warn_unused_result)) int cgroup_self_path(const char *text, char 
  * memory and pids controllers above it as needed, and writes l into it. CGROUP_MADE with
  * cg filled, CGROUP_NONE (no cgroup v2 with those controllers, or not writable and not
  * root: err->msg is the warning), or -1 (err->msg). A leftover empty cgroup of the same
- * name (a supervisor that died) is replaced; a populated one is an error. */
+ * name (a supervisor that died) is replaced; a populated one is an error. Dead sandboxes'
+ * cgroups beside it are swept (CGROUP_SWEEP_AGE_S). */
 __attribute__((warn_unused_result)) int cgroup_create(struct cgroup *cg,
 						      const struct sandbox_config *c,
 						      const struct cgroup_limits *l,
@@ -115,6 +120,10 @@ __attribute__((warn_unused_result)) int cgroup_attach(const struct cgroup *cg, p
  * removes it, retrying for up to 2 s while the kernel lets go of exited members, and
  * closes its fd. Nothing to do for a cgroup not made. 0 or -1 (err->msg). */
 __attribute__((warn_unused_result)) int cgroup_remove(struct cgroup *cg, struct config_err *err);
+
+/* How many processes the kernel's OOM killer killed in cg for reaching memory.max
+ * (memory.events' oom_kill); 0 without a cgroup. */
+unsigned long cgroup_oom_kills(const struct cgroup *cg);
 
 /* In the VMM child, before it jails (raising the hard limit needs CAP_SYS_RESOURCE):
  * RLIMIT_NOFILE soft and hard FD_BUDGET_NOFILE (at most fs.nr_open; unprivileged, at most

@@ -107,7 +107,10 @@ static const char usage_run[] =
     "not root), its root a read-only tmpfs with only the files the sandbox names bound in,\n"
     "as the jail user (root) or the caller, with no capability, no_new_privs, and a\n"
     "seccomp allowlist per thread. A host path named by an option is visible to the VMM\n"
-    "at its own path (--console-log and --vsock-uds: their directories).\n"
+    "at its own path (--console-log and --vsock-uds: their directories); shares in /proc\n"
+    "or /sys are refused. As root, its own cgroup limits CPU (--cpus), memory (guest RAM\n"
+    "and an allowance for the VMM; files written into a share on tmpfs count too) and\n"
+    "tasks (--pids).\n"
     "\n"
     "Options:\n"
     "  -d, --detach        run in the background: print the sandbox's name and return\n"
@@ -372,8 +375,6 @@ static struct server *cli_serve(struct run_args *args, struct rundir *rd, enum s
 	struct config_err err;
 	struct server *srv;
 
-	if (!args->cfg.name[0])
-		rundir_new_name(args->cfg.name);
 	if (rundir_create(rd, args->cfg.name, args->api_sock, &err) < 0) {
 		log_err("%s", err.msg);
 		return NULL;
@@ -447,6 +448,7 @@ static int cli_run(int argc, char **argv)
 	struct rundir rd = {0};
 	unsigned long long t0;
 	int ret, notify_fd = -1;
+	sigset_t signals;
 
 	config_guest_dirs(&dirs);
 	ret = cli_parse_run(argc, argv, &args, dirs.list);
@@ -465,6 +467,11 @@ static int cli_run(int argc, char **argv)
 		}
 		cli_detach(args.cfg.name, &notify_fd);
 	}
+	/* From before the sandbox's directory is made: a SIGINT or SIGTERM that comes while it
+	 * starts waits for the supervisor or the session (signalfd), which ends the sandbox
+	 * and removes what it made, rather than killing clawvm on the spot. */
+	session_signal_set(&signals);
+	sigprocmask(SIG_BLOCK, &signals, NULL);
 	srv = cli_serve(&args, &rd, SERVER_RUN);
 	if (srv) {
 		int keep[SERVER_FDS + 1];
@@ -514,6 +521,8 @@ static int cli_vmm(int argc, char **argv)
 	if (args.cfg.vm.verbose)
 		log_max_level = LOG_DEBUG;
 	signal(SIGPIPE, SIG_IGN);
+	if (!args.cfg.name[0])
+		rundir_new_name(args.cfg.name);
 	srv = cli_serve(&args, &rd, SERVER_VMM);
 	if (!srv || server_start(srv) < 0) {
 		if (srv)

@@ -2,6 +2,8 @@
  * plan of what the VMM's root holds. The VMM's own steps are jail_build.c's. */
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <linux/magic.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -11,6 +13,7 @@
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <unistd.h>
@@ -65,10 +68,11 @@ static void jail_cleanup(struct rundir *rd, struct cgroup *cg)
 /* Until the VMM ends: stop signals sent to the supervisor (its pid is the sandbox's) go on
  * to the VMM; those a terminal sent reached it already (it is in clawvm's process group).
  * Then what the sandbox left is removed, and the VMM's status is clawvm's. */
-static void jail_supervise(pid_t vmm, int sig_fd, struct rundir *rd, struct cgroup *cg,
-			   const struct termios *tty)
+static void jail_supervise(pid_t vmm, int sig_fd, const struct sandbox_config *cfg,
+			   struct rundir *rd, struct cgroup *cg, const struct termios *tty)
 {
 	int status = VM_EXIT_FAILURE << 8;
+	unsigned long oom_kills;
 
 	for (;;) {
 		struct signalfd_siginfo si;
@@ -93,14 +97,23 @@ static void jail_supervise(pid_t vmm, int sig_fd, struct rundir *rd, struct cgro
 		if (pid == vmm)
 			break;
 	}
+	oom_kills = cgroup_oom_kills(cg);
 	jail_cleanup(rd, cg);
 	if (WIFEXITED(status))
 		exit(WEXITSTATUS(status));
 	/* Killed: its terminal may still be raw, and it said nothing. */
 	if (tty)
 		tcsetattr(STDIN_FILENO, TCSANOW, tty);
-	log_err("the sandbox's VMM was killed by signal %d (%s)", WTERMSIG(status),
-		strsignal(WTERMSIG(status)));
+	if (WTERMSIG(status) == SIGKILL && oom_kills)
+		log_err("the sandbox's VMM was killed by the kernel's OOM killer: the sandbox "
+			"reached its memory limit (%llu MiB of guest RAM + %llu MiB for the VMM); "
+			"files the guest writes into a share on tmpfs count against it too: "
+			"raise --memory, or share a folder on disk",
+			(unsigned long long)cfg->vm.mem_mib,
+			(unsigned long long)cgroup_allowance_mib(cfg));
+	else
+		log_err("the sandbox's VMM was killed by signal %d (%s)", WTERMSIG(status),
+			strsignal(WTERMSIG(status)));
 	exit(VM_EXIT_FAILURE);
 }
 
@@ -137,10 +150,97 @@ static void jail_plan(struct jail *j, const struct sandbox_config *cfg)
 		jail_add(j, "/dev/null", false);
 }
 
+/* Shares of /proc or /sys: the jailed VMM has a /proc of its own, and the host's kernel
+ * files are no folder to hand a guest anyway. */
+static int jail_check_shares(const struct sandbox_config *cfg)
+{
+	for (unsigned i = 0; i < cfg->vm.nshares; i++) {
+		const char *path = cfg->vm.shares[i].host;
+		struct statfs fs;
+
+		if (statfs(path, &fs) == 0 &&
+		    (fs.f_type == PROC_SUPER_MAGIC || fs.f_type == SYSFS_MAGIC)) {
+			log_err("jail: `%s` is in %s, the host kernel's own files: a jailed "
+				"sandbox cannot share it (--no-jail can, for debugging)",
+				path, fs.f_type == PROC_SUPER_MAGIC ? "/proc" : "/sys");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Each bind must be usable by the jail user, or the sandbox would fail later, deep in a
+ * share; the message says how to mend it. Checked from fds opened before the switch (in
+ * the jail, the directories above a bind are the jail's, open to all), as that user:
+ * faccessat(AT_EMPTY_PATH) asks with the real ids. 0 or -1 (said). */
+static int jail_check_binds(const struct jail *j)
+{
+	int fds[JAIL_MAX_BINDS], ret = 0;
+	unsigned n;
+
+	for (n = 0; n < j->nbinds; n++) {
+		fds[n] = open(j->binds[n].path, O_PATH | O_CLOEXEC);
+		if (fds[n] < 0) {
+			log_err("jail: cannot open `%s`: %m", j->binds[n].path);
+			ret = -1;
+			goto out;
+		}
+	}
+	if (!j->userns && (setgroups(0, NULL) < 0 || setresgid(j->gid, j->gid, j->gid) < 0 ||
+			   setresuid(j->uid, j->uid, j->uid) < 0)) {
+		log_err("jail: cannot become the jail user %u:%u: %m", (unsigned)j->uid,
+			(unsigned)j->gid);
+		ret = -1;
+		goto out;
+	}
+	for (unsigned i = 0; i < n && ret == 0; i++) {
+		const struct jail_bind *b = &j->binds[i];
+		struct stat st;
+		int mode = R_OK;
+
+		if (fstat(fds[i], &st) == 0 && S_ISDIR(st.st_mode))
+			mode |= X_OK | (b->ro ? 0 : W_OK);
+		if (faccessat(fds[i], "", mode, AT_EMPTY_PATH) == 0)
+			continue;
+		log_err("jail: the jail user %u:%u cannot %s `%s`: give it to that user (chown), "
+			"run with --jail-user OWNER%s",
+			(unsigned)j->uid, (unsigned)j->gid, mode & W_OK ? "write" : "read", b->path,
+			b->ro ? "" : ", or share it read-only (:ro)");
+		ret = -1;
+	}
+out:
+	while (n > 0)
+		close(fds[--n]);
+	return ret;
+}
+
+/* The binds checked before anything is made, so that a refused `start` leaves the
+ * sandbox as it was: as root, in a child that becomes the jail user; unprivileged, the
+ * jail user is the caller. 0 or -1 (said). */
+static int jail_check_access(const struct jail *j)
+{
+	int status = VM_EXIT_FAILURE << 8;
+	pid_t pid;
+
+	if (j->userns)
+		return jail_check_binds(j);
+	fflush(NULL);
+	pid = fork();
+	if (pid < 0) {
+		log_err("jail: fork: %m");
+		return -1;
+	}
+	if (pid == 0)
+		_exit(jail_check_binds(j) < 0);
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+}
+
 int jail_enter(struct sandbox_config *cfg, struct rundir *rd, const int *keep, unsigned nkeep,
 	       bool detached)
 {
-	struct jail j = {.cfg = cfg};
+	struct jail j = {.cfg = cfg, .parent_fd = -1};
 	int to_vmm[2] = {-1, -1}, from_vmm[2] = {-1, -1}, sig_fd;
 	sigset_t set, old;
 	pid_t mid, vmm = -1;
@@ -161,6 +261,8 @@ int jail_enter(struct sandbox_config *cfg, struct rundir *rd, const int *keep, u
 	}
 	jail_user(&j, cfg);
 	jail_plan(&j, cfg);
+	if (jail_check_shares(cfg) < 0 || jail_check_access(&j) < 0)
+		return -1;
 	/* The terminal as it is now, for a VMM that dies with it raw (clawvm run -t). */
 	tty_saved = tcgetattr(STDIN_FILENO, &tty) == 0;
 	if (snprintf(j.root, sizeof(j.root), "%s/root", rd->dir) >= (int)sizeof(j.root) ||
@@ -204,6 +306,9 @@ int jail_enter(struct sandbox_config *cfg, struct rundir *rd, const int *keep, u
 		/* In between: into the namespaces, then the VMM is its child, pid 1 of the new
 		 * pid namespace; this one goes, and the supervisor (a subreaper) adopts it. */
 		close(sig_fd);
+		/* Only the supervisor may hold the write end: its death must read as EOF. */
+		close(to_vmm[1]);
+		close(from_vmm[0]);
 		if (j.userns && unshare(CLONE_NEWUSER) < 0) {
 			log_err(
 			    "jail: cannot make a user namespace: %m (unprivileged user namespaces "
@@ -234,18 +339,12 @@ int jail_enter(struct sandbox_config *cfg, struct rundir *rd, const int *keep, u
 			_exit(VM_EXIT_FAILURE); /* the supervisor went before the line above */
 		sigprocmask(SIG_SETMASK, &old, NULL);
 		sigprocmask(SIG_BLOCK, &set, NULL); /* session.c reads them; SIGCHLD: none */
-		close(to_vmm[0]);
+		j.parent_fd = to_vmm[0];	    /* jail_build checks it again, and closes it */
 		/* Failed, it has said why; its caller may still answer a client, then ends. */
 		return jail_build(&j, cfg, keep, nkeep) < 0 ? 1 : 0;
 	}
-	if (detached) {
-		int null_fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
-
-		if (null_fd >= 0) {
-			dup2(null_fd, STDERR_FILENO);
-			close(null_fd);
-		}
-	}
+	if (detached)
+		log_silence();
 	/* The supervisor: it serves nothing of the VMM's. */
 	for (unsigned i = 0; i < nkeep; i++)
 		if (keep[i] >= 0)
@@ -268,7 +367,7 @@ int jail_enter(struct sandbox_config *cfg, struct rundir *rd, const int *keep, u
 		jail_cleanup(rd, &cg);
 		exit(VM_EXIT_FAILURE);
 	}
-	jail_supervise(vmm, sig_fd, rd, &cg, tty_saved ? &tty : NULL);
+	jail_supervise(vmm, sig_fd, cfg, rd, &cg, tty_saved ? &tty : NULL);
 	return -1; /* not reached */
 fail:
 	for (int i = 0; i < 2; i++) {

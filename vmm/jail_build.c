@@ -9,6 +9,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -212,28 +214,6 @@ static int jail_drop(struct jail *j)
 	return 0;
 }
 
-/* As the jail user: each bind must be usable, or the sandbox would fail later, deep in a
- * share. The message says how to mend it. */
-static int jail_check_access(struct jail *j)
-{
-	for (unsigned i = 0; i < j->nbinds; i++) {
-		const struct jail_bind *b = &j->binds[i];
-		struct stat st;
-		int mode = R_OK;
-
-		if (stat(b->path, &st) == 0 && S_ISDIR(st.st_mode))
-			mode |= X_OK | (b->ro ? 0 : W_OK);
-		if (access(b->path, mode) == 0)
-			continue;
-		log_err("jail: the jail user %u:%u cannot %s `%s`: give it to that user (chown), "
-			"run with --jail-user OWNER%s",
-			(unsigned)j->uid, (unsigned)j->gid, mode & W_OK ? "write" : "read", b->path,
-			b->ro ? "" : ", or share it read-only (:ro)");
-		return -1;
-	}
-	return 0;
-}
-
 /* Closes every fd but 0-2 and those in keep. */
 static void jail_close_fds(const int *keep, unsigned nkeep)
 {
@@ -291,8 +271,15 @@ int jail_build(struct jail *j, struct sandbox_config *cfg, const int *keep, unsi
 		log_err("jail: %s", err.msg);
 		return -1;
 	}
-	if (jail_mount(j) < 0 || jail_drop(j) < 0 || jail_check_access(j) < 0)
+	if (jail_mount(j) < 0 || jail_drop(j) < 0)
 		return -1;
+	/* Becoming the jail user cleared PR_SET_PDEATHSIG (any change of credentials does):
+	 * set again, then the supervisor checked for still being there. */
+	prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+	if (poll(&(struct pollfd){.fd = j->parent_fd, .events = POLLIN}, 1, 0) != 0)
+		_exit(VM_EXIT_FAILURE);
+	close(j->parent_fd);
+	j->parent_fd = -1;
 	for (unsigned i = 0; i < nkeep && nfds < sizeof(fds) / sizeof(fds[0]) - 1; i++)
 		if (keep[i] >= 0)
 			fds[nfds++] = keep[i];

@@ -23,6 +23,7 @@ struct jail {
 	struct jail_bind binds[JAIL_MAX_BINDS];
 	unsigned nbinds;
 	char dirs[2][PATH_MAX]; /* storage: the console log's and vsock socket's directories */
+	int parent_fd; /* the VMM's: read end of a pipe whose write end only the supervisor has */
 	bool userns;
 	uid_t uid;
 	gid_t gid;

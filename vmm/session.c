@@ -122,18 +122,13 @@ static void *session_client(void *arg)
 	if (s->server)
 		server_guest_ready(s->server);
 	if (s->notify_fd >= 0) {
-		int null_fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
-
 		if (write(s->notify_fd, "ready\n", 6) != 6)
 			log_debug("session: cannot tell the parent: %m");
 		close(s->notify_fd);
 		s->notify_fd = -1;
 		/* Detached: from here on nobody reads clawvm's stderr (it may be the pipe of
 		 * the caller's $(...), which must not wait for the sandbox's end). */
-		if (null_fd >= 0) {
-			dup2(null_fd, STDERR_FILENO);
-			close(null_fd);
-		}
+		log_silence();
 	}
 	s->ret = exec_client_run_opts(s->fd, &s->req, STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO,
 				      &opts, &s->status);

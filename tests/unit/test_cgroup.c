@@ -16,25 +16,8 @@
 #include <unistd.h>
 
 #include "vmm/cgroup.h"
+#include "config_fixture.h"
 #include "vmm/config.h"
-
-static struct sandbox_config cfg;
-static struct config_err err;
-
-static int fresh(void **state)
-{
-	(void)state;
-	config_init(&cfg);
-	memset(&err, 0, sizeof(err));
-	return 0;
-}
-
-static int release(void **state)
-{
-	(void)state;
-	config_release(&cfg);
-	return 0;
-}
 
 /* The limit file `name` of l. */
 static const char *limit(const struct cgroup_limits *l, const char *name)

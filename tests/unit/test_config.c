@@ -8,10 +8,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "config_fixture.h"
 #include "vmm/config.h"
 
-static struct sandbox_config cfg;
-static struct config_err err;
 static char dir[] = "/tmp/clawvm-test-config-XXXXXX", file[PATH_MAX];
 
 static int setup(void **state)
@@ -32,21 +31,6 @@ static int teardown(void **state)
 	(void)state;
 	unlink(file);
 	rmdir(dir);
-	return 0;
-}
-
-static int fresh(void **state)
-{
-	(void)state;
-	config_init(&cfg);
-	memset(&err, 0, sizeof(err));
-	return 0;
-}
-
-static int release(void **state)
-{
-	(void)state;
-	config_release(&cfg);
 	return 0;
 }
 
