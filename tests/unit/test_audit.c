@@ -84,20 +84,36 @@ static size_t line_at(const char *text, unsigned n, size_t *len)
 	return (size_t)(p - text);
 }
 
-/* verify's return and report (malloc()ed into *report). */
-static int verify(const char *path, char **report)
+/* A reader's return, and what it wrote (malloc()ed into *out), on the file at path. */
+static int run_reader(int (*reader)(FILE *in, FILE *out), const char *path, char **out)
 {
-	FILE *in = fopen(path, "rb"), *out;
+	FILE *in = fopen(path, "rb"), *mem;
 	size_t size;
 	int ret;
 
 	assert_non_null(in);
-	out = open_memstream(report, &size);
-	assert_non_null(out);
-	ret = audit_verify(in, out);
-	fclose(out);
+	mem = open_memstream(out, &size);
+	assert_non_null(mem);
+	ret = reader(in, mem);
+	fclose(mem);
 	fclose(in);
 	return ret;
+}
+
+static int verify(const char *path, char **report)
+{
+	return run_reader(audit_verify, path, report);
+}
+
+/* verify finds the log intact, with that many lines. */
+static void assert_intact(const char *path, unsigned lines)
+{
+	char *report, want[64];
+
+	assert_int_equal(verify(path, &report), 0);
+	snprintf(want, sizeof(want), "intact: %u lines, ", lines);
+	assert_memory_equal(report, want, strlen(want));
+	free(report);
 }
 
 static void verify_is(const char *path, int want, const char *want_report)
@@ -111,17 +127,7 @@ static void verify_is(const char *path, int want, const char *want_report)
 
 static int show(const char *path, char **text)
 {
-	FILE *in = fopen(path, "rb"), *out;
-	size_t size;
-	int ret;
-
-	assert_non_null(in);
-	out = open_memstream(text, &size);
-	assert_non_null(out);
-	ret = audit_show(in, out);
-	fclose(out);
-	fclose(in);
-	return ret;
+	return run_reader(audit_show, path, text);
 }
 
 static void sha256_hex(const char *data, size_t len, char hex[65])
@@ -147,14 +153,20 @@ static struct audit_log *open_ok(const char *path)
 	return log;
 }
 
-static int append_len(struct audit_log *log, const char *src, const char *text, size_t len)
+/* The text as a heap block of exactly len bytes: ASan sees a read past it. */
+static char *exact_copy(const char *text, size_t len)
 {
 	char *copy = malloc(len ? len : 1);
-	int ret;
 
 	assert_non_null(copy);
-	memcpy(copy, text, len);
-	ret = audit_append(log, src, copy, len);
+	return memcpy(copy, text, len);
+}
+
+static int append_len(struct audit_log *log, const char *src, const char *text, size_t len)
+{
+	char *copy = exact_copy(text, len);
+	int ret = audit_append(log, src, copy, len);
+
 	free(copy);
 	return ret;
 }
@@ -513,7 +525,7 @@ static void test_hostile_events(void **state)
 {
 	static const char exec_ok[] = "{\"event\":\"exec\",\"argv\":[\"a\"],\"status\":0,"
 				      "\"duration_ms\":1";
-	char path[64], text[512], *big, *report;
+	char path[64], text[512], *big;
 	const char *reason;
 	size_t len;
 
@@ -664,9 +676,7 @@ static void test_hostile_events(void **state)
 	assert_non_null(strstr(big, "{\"seq\":2,"));
 	assert_null(strstr(big, "{\"seq\":3,"));
 	free(big);
-	assert_int_equal(verify(path, &report), 0);
-	assert_non_null(strstr(report, "intact: 2 lines"));
-	free(report);
+	assert_intact(path, 2);
 	unlink(path);
 }
 
@@ -790,7 +800,7 @@ static void test_builders_cut(void **state)
 {
 	enum { ARGS = 100000 };
 	const char **argv = calloc(ARGS + 1, sizeof(*argv));
-	char path[64], *big = malloc(40000), *text, *report;
+	char path[64], *big = malloc(40000), *text;
 	struct audit_share *shares = calloc(2000, sizeof(*shares));
 
 	(void)state;
@@ -845,9 +855,7 @@ static void test_builders_cut(void **state)
 	assert_null(strstr(text, "cut"));
 	append_built(log, "vmm", text);
 	audit_close(log);
-	assert_int_equal(verify(path, &report), 0);
-	assert_non_null(strstr(report, "intact: 5 lines"));
-	free(report);
+	assert_intact(path, 5);
 	unlink(path);
 	free(shares);
 	free(big);
@@ -858,7 +866,7 @@ static void test_builders_cut(void **state)
 static void test_short_write_undone(void **state)
 {
 	void (*old_handler)(int) = signal(SIGXFSZ, SIG_IGN);
-	char path[64], *before, *after, *report;
+	char path[64], *before, *after;
 	struct rlimit old, limit;
 	size_t before_len, after_len;
 
@@ -890,9 +898,7 @@ static void test_short_write_undone(void **state)
 	free(before);
 	append_ok(log, "vmm", "{\"event\":\"stop\",\"reason\":\"x\",\"status\":0}");
 	audit_close(log);
-	assert_int_equal(verify(path, &report), 0);
-	assert_non_null(strstr(report, "intact: 2 lines"));
-	free(report);
+	assert_intact(path, 2);
 	unlink(path);
 }
 
@@ -996,6 +1002,30 @@ static void test_verify_handmade(void **state)
 	/* Empty. */
 	spill(path, "", 0);
 	verify_is(path, 0, "intact: the log is empty\n");
+	unlink(path);
+}
+
+/* A clock behind the log's last ts (set back, or a log resumed from a faster host): the
+ * last ts is repeated, so that ts never goes back. */
+static void test_clock_behind(void **state)
+{
+	char path[64], *text;
+	struct handmade hm;
+	size_t len;
+
+	(void)state;
+	tmp_log(path);
+	hm_start(&hm, path);
+	hm_add(&hm, "2999-12-31T23:59:59.999Z", STOP_BODY);
+	hm_end(&hm);
+	struct audit_log *log = open_ok(path);
+
+	append_built(log, "vmm", audit_event_exec(echo_argv, 0, 0, 1));
+	audit_close(log);
+	text = slurp(path, &len);
+	assert_non_null(strstr(text, "{\"seq\":2,\"ts\":\"2999-12-31T23:59:59.999Z\","));
+	free(text);
+	assert_intact(path, 2);
 	unlink(path);
 }
 
@@ -1111,6 +1141,7 @@ int main(void)
 	    cmocka_unit_test(test_builders_cut),
 	    cmocka_unit_test(test_short_write_undone),
 	    cmocka_unit_test(test_verify_handmade),
+	    cmocka_unit_test(test_clock_behind),
 	    cmocka_unit_test(test_long_line),
 	    cmocka_unit_test(test_show),
 	};
