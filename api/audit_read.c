@@ -24,6 +24,7 @@ static int read_line(FILE *in, char *buf, size_t *len)
 	size_t n = 0;
 	int c;
 
+	errno = 0;
 	while ((c = getc(in)) != EOF && c != '\n') {
 		if (n == AUDIT_LINE_MAX) {
 			while ((c = getc(in)) != EOF && c != '\n')

@@ -288,6 +288,9 @@ static int check_field(const char *what, const struct field *f, const json_t *v,
 				    f->kind == K_STRING_NULL ? " or null" : "", jtext_type_name(v));
 		return 0;
 	case K_INT:
+		if (json_is_real(v))
+			return fail(why, "%s: %s must be a whole number, got %g", what, f->name,
+				    json_real_value(v));
 		if (!json_is_integer(v))
 			return fail(why, "%s: %s must be a whole number, got %s", what, f->name,
 				    jtext_type_name(v));

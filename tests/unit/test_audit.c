@@ -560,7 +560,7 @@ static void test_hostile_events(void **state)
 	refused(log, "{\"event\":\"exec\",\"argv\":[\"a\"],\"status\":300,\"duration_ms\":1}",
 		"exec: status must be 0 to 255, got 300");
 	refused(log, "{\"event\":\"exec\",\"argv\":[\"a\"],\"status\":0.5,\"duration_ms\":1}",
-		"exec: status must be a whole number, got a number");
+		"exec: status must be a whole number, got 0.5");
 	refused(log, "{\"event\":\"exec\",\"argv\":[\"a\"],\"status\":0,\"duration_ms\":-1}",
 		"exec: duration_ms must be 0 to 9223372036854775807, got -1");
 	refused(log,
