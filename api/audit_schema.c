@@ -55,7 +55,7 @@ struct field {
 	}
 
 static const char *const decisions[] = {"allowed", "denied", NULL};
-/* In the order of enum audit_file_op (api/audit.c writes them by it). */
+/* What audit_event_file writes for each enum audit_file_op. */
 static const char *const file_ops[] = {"created", "written", "renamed", "deleted", NULL};
 
 static const struct field share_fields[] = {
