@@ -92,7 +92,7 @@ __attribute__((warn_unused_result)) struct audit_log *audit_open(const char *pat
  * audit_reason() then says why. A refused event leaves the log as it was. */
 __attribute__((warn_unused_result)) int audit_append(struct audit_log *log, const char *src,
 						     const char *event_json, size_t len);
-/* Why the last audit_append failed ("" before any failure). */
+/* Why the last audit_append failed; "" when it did not. */
 const char *audit_reason(const struct audit_log *log);
 /* The last line's seq (0 for an empty log) and its SHA-256 in hex (64 zeros when empty):
  * kept somewhere else, they let a later check see that lines were cut off the end. */
