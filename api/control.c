@@ -3,6 +3,7 @@
  * method's parameters are a table (name, kind, where it goes), so that parsing, the
  * "did you mean" hints and freeing all read the same description. */
 #include "api/control.h"
+#include "api/json_text.h"
 
 #include <inttypes.h>
 #include <jansson.h>
@@ -205,27 +206,6 @@ static const char *did_you_mean(const char *near, char buf[64])
 	return buf;
 }
 
-static const char *type_name(const json_t *v)
-{
-	switch (json_typeof(v)) {
-	case JSON_OBJECT:
-		return "an object";
-	case JSON_ARRAY:
-		return "an array";
-	case JSON_STRING:
-		return "a string";
-	case JSON_INTEGER:
-	case JSON_REAL:
-		return "a number";
-	case JSON_TRUE:
-		return "true";
-	case JSON_FALSE:
-		return "false";
-	default:
-		return "null";
-	}
-}
-
 static bool has_nul(const json_t *s)
 {
 	return strlen(json_string_value(s)) != json_string_length(s);
@@ -252,7 +232,7 @@ static int parse_uint(const struct ctx *c, const char *name, const json_t *v,
 		return fail(c->err, CONTROL_E_PARAMS, "%s: %s must be a whole number >= 0, got %g",
 			    c->method, name, json_real_value(v));
 	return fail(c->err, CONTROL_E_PARAMS, "%s: %s must be a whole number, got %s", c->method,
-		    name, type_name(v));
+		    name, jtext_type_name(v));
 }
 
 /* A string member (name is "cwd" or "env[2]") copied into *out. */
@@ -260,7 +240,7 @@ static int parse_string(const struct ctx *c, const char *name, const json_t *v, 
 {
 	if (!json_is_string(v))
 		return fail(c->err, CONTROL_E_PARAMS, "%s: %s must be a string, got %s", c->method,
-			    name, type_name(v));
+			    name, jtext_type_name(v));
 	if (has_nul(v))
 		return fail(c->err, CONTROL_E_PARAMS, "%s: %s must not contain a NUL byte",
 			    c->method, name);
@@ -288,7 +268,7 @@ static int parse_strings(const struct ctx *c, const char *name, const json_t *v,
 	if (!json_is_array(v) || (!is_env && n == 0))
 		return fail(c->err, CONTROL_E_PARAMS, "%s: %s must be a%s array of strings, got %s",
 			    c->method, name, is_env ? "n" : " non-empty",
-			    json_is_array(v) ? "an empty one" : type_name(v));
+			    json_is_array(v) ? "an empty one" : jtext_type_name(v));
 	if (n > max)
 		return fail(c->err, CONTROL_E_PARAMS, "%s: %s has %zu strings, at most %zu",
 			    c->method, name, n, max);
@@ -373,7 +353,7 @@ static int parse_signal(const struct ctx *c, const json_t *v, int *out)
 	if (!json_is_string(v))
 		return fail(c->err, CONTROL_E_PARAMS,
 			    "%s: signal must be a number or a name, got %s", c->method,
-			    type_name(v));
+			    jtext_type_name(v));
 	if (has_nul(v))
 		return fail(c->err, CONTROL_E_PARAMS, "%s: signal must not contain a NUL byte",
 			    c->method);
@@ -393,7 +373,7 @@ static int parse_events(const struct ctx *c, const json_t *v, unsigned *out)
 	if (!json_is_array(v))
 		return fail(c->err, CONTROL_E_PARAMS,
 			    "%s: events must be an array of event names, got %s", c->method,
-			    type_name(v));
+			    jtext_type_name(v));
 	*out = 0;
 	json_array_foreach(v, i, item)
 	{
@@ -403,7 +383,7 @@ static int parse_events(const struct ctx *c, const json_t *v, unsigned *out)
 		if (!name)
 			return fail(c->err, CONTROL_E_PARAMS,
 				    "%s: events[%zu] must be a string, got %s", c->method, i,
-				    type_name(item));
+				    jtext_type_name(item));
 		if (has_nul(item))
 			return fail(c->err, CONTROL_E_PARAMS,
 				    "%s: events[%zu] must not contain a NUL byte", c->method, i);
@@ -433,7 +413,7 @@ static int parse_param(const struct ctx *c, const struct param *p, const json_t 
 		if (!json_is_boolean(v))
 			return fail(c->err, CONTROL_E_PARAMS,
 				    "%s: %s must be true or false, got %s", c->method, p->name,
-				    type_name(v));
+				    jtext_type_name(v));
 		*(bool *)field = json_is_true(v);
 		return 0;
 	case P_ARGV:
@@ -457,7 +437,7 @@ static int parse_params(const struct method_spec *spec, const json_t *params,
 
 	if (params && !json_is_object(params))
 		return fail(err, CONTROL_E_PARAMS, "%s: params must be an object, got %s",
-			    spec->name, type_name(params));
+			    spec->name, jtext_type_name(params));
 	json_object_foreach((json_t *)params, key, v)
 	{
 		size_t i;
@@ -500,7 +480,7 @@ static int parse_id(const json_t *root, char *id, struct control_error *err)
 	}
 	if (!json_is_integer(v) && !json_is_string(v))
 		return fail(err, CONTROL_E_REQUEST, "id must be a whole number or a string, got %s",
-			    type_name(v));
+			    jtext_type_name(v));
 	n = json_dumpb(v, id, CONTROL_ID_MAX - 1, JSON_COMPACT | JSON_ENCODE_ANY);
 	if (n == 0 || n > CONTROL_ID_MAX - 1)
 		return fail(err, CONTROL_E_REQUEST, "id longer than %d characters",
@@ -521,7 +501,7 @@ static int parse_root(const json_t *root, struct control_request *req, struct co
 			    "batches are not supported: send one request a line");
 	if (!json_is_object(root))
 		return fail(err, CONTROL_E_REQUEST, "a request is a JSON object, got %s",
-			    type_name(root));
+			    jtext_type_name(root));
 	if (parse_id(root, req->id, err) < 0)
 		return -1;
 	snprintf(err->id, sizeof(err->id), "%s", req->id[0] ? req->id : "null");

@@ -4,85 +4,12 @@
  * before the final "\n"; strings from the host may be any bytes and are made valid UTF-8
  * (U+FFFD for each invalid byte) before jansson sees them. */
 #include "api/control.h"
+#include "api/json_text.h"
 
 #include <jansson.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* The length of the valid UTF-8 sequence at s (RFC 3629: no overlong forms, no surrogates,
- * nothing past U+10FFFF), or 0. */
-static size_t utf8_sequence(const unsigned char *s)
-{
-	unsigned char lo = 0x80, hi = 0xbf;
-	size_t n;
-
-	if (s[0] < 0x80)
-		return 1;
-	if (s[0] >= 0xc2 && s[0] <= 0xdf)
-		n = 2;
-	else if (s[0] >= 0xe0 && s[0] <= 0xef)
-		n = 3;
-	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
-		n = 4;
-	else
-		return 0;
-	if (s[0] == 0xe0)
-		lo = 0xa0;
-	else if (s[0] == 0xed)
-		hi = 0x9f;
-	else if (s[0] == 0xf0)
-		lo = 0x90;
-	else if (s[0] == 0xf4)
-		hi = 0x8f;
-	if (s[1] < lo || s[1] > hi)
-		return 0;
-	for (size_t i = 2; i < n; i++) {
-		if (s[i] < 0x80 || s[i] > 0xbf)
-			return 0;
-	}
-	return n;
-}
-
-/* A JSON string of s, null for NULL; NULL when memory runs out. */
-static json_t *jstr(const char *s)
-{
-	const unsigned char *p = (const unsigned char *)s;
-	size_t len, out_len = 0, bad = 0;
-	json_t *v;
-	char *out;
-
-	if (!s)
-		return json_null();
-	len = strlen(s);
-	for (size_t i = 0; i < len;) {
-		size_t n = utf8_sequence(p + i);
-
-		bad += n == 0;
-		i += n ? n : 1;
-	}
-	if (bad == 0)
-		return json_stringn(s, len);
-	out = malloc(len + 2 * bad + 1); /* each bad byte becomes 3 */
-	if (!out)
-		return NULL;
-	for (size_t i = 0; i < len;) {
-		size_t n = utf8_sequence(p + i);
-
-		if (n) {
-			memcpy(out + out_len, s + i, n);
-			out_len += n;
-			i += n;
-		} else {
-			memcpy(out + out_len, "\xef\xbf\xbd", 3);
-			out_len += 3;
-			i++;
-		}
-	}
-	v = json_stringn(out, out_len);
-	free(out);
-	return v;
-}
 
 /* jansson's integers are signed: a count past INT64_MAX (never reached) is capped there. */
 static json_t *juint(uint64_t value)
@@ -116,42 +43,22 @@ static json_t *put(json_t *obj, const char *key, json_t *v)
 	return obj;
 }
 
-/* v as compact JSON text, with "\n" when `newline`; takes v. */
-static char *dump(json_t *v, bool newline)
-{
-	size_t flags = JSON_COMPACT | JSON_ENCODE_ANY, len;
-	char *text = NULL;
-
-	if (!v)
-		return NULL;
-	len = json_dumpb(v, NULL, 0, flags);
-	if (len > 0)
-		text = malloc(len + 2);
-	if (text) {
-		json_dumpb(v, text, len, flags);
-		if (newline)
-			text[len++] = '\n';
-		text[len] = '\0';
-	}
-	json_decref(v);
-	return text;
-}
-
 static char *reply_line(const char *id, const char *key, json_t *value)
 {
-	return dump(put(put(json_pack("{ss}", "jsonrpc", "2.0"), "id", jid(id)), key, value), true);
+	return jtext_dump(put(put(json_pack("{ss}", "jsonrpc", "2.0"), "id", jid(id)), key, value),
+			  true);
 }
 
 static char *event_line(const char *name, json_t *params)
 {
-	return dump(put(json_pack("{ssss}", "jsonrpc", "2.0", "method", name), "params", params),
-		    true);
+	return jtext_dump(
+	    put(json_pack("{ssss}", "jsonrpc", "2.0", "method", name), "params", params), true);
 }
 
 char *control_reply_error(const char *id, int code, const char *message)
 {
 	json_t *error =
-	    put(json_pack("{si}", "code", code), "message", jstr(message ? message : ""));
+	    put(json_pack("{si}", "code", code), "message", jtext_string(message ? message : ""));
 
 	return reply_line(id, "error", error);
 }
@@ -172,7 +79,7 @@ static json_t *jstrings(const char *const *strs)
 	json_t *array = json_array();
 
 	for (size_t i = 0; array && strs && strs[i]; i++) {
-		if (json_array_append_new(array, jstr(strs[i])) < 0) {
+		if (json_array_append_new(array, jtext_string(strs[i])) < 0) {
 			json_decref(array);
 			return NULL;
 		}
@@ -188,9 +95,9 @@ static json_t *describe_shares(const struct control_describe *d)
 		const struct control_share_info *s = &d->shares[i];
 		json_t *share = json_object();
 
-		share = put(share, "host", jstr(s->host));
-		share = put(share, "guest", jstr(s->guest));
-		share = put(share, "tag", jstr(s->tag));
+		share = put(share, "host", jtext_string(s->host));
+		share = put(share, "guest", jtext_string(s->guest));
+		share = put(share, "tag", jtext_string(s->tag));
 		share = put(share, "read_only", json_boolean(s->read_only));
 		if (json_array_append_new(shares, share) < 0) {
 			json_decref(shares);
@@ -207,19 +114,19 @@ static json_t *describe_config(const struct control_describe *d)
 	config = put(config, "vcpus", juint(d->vcpus));
 	config = put(config, "memory_mib", juint(d->memory_mib));
 	config = put(config, "pids", juint(d->pids));
-	config = put(config, "kernel", jstr(d->kernel));
-	config = put(config, "initrd", jstr(d->initrd));
-	config = put(config, "rootfs", jstr(d->rootfs));
-	config = put(config, "cmdline", jstr(d->cmdline));
-	config = put(config, "console_log", jstr(d->console_log));
+	config = put(config, "kernel", jtext_string(d->kernel));
+	config = put(config, "initrd", jtext_string(d->initrd));
+	config = put(config, "rootfs", jtext_string(d->rootfs));
+	config = put(config, "cmdline", jtext_string(d->cmdline));
+	config = put(config, "console_log", jtext_string(d->console_log));
 	config = put(config, "shares", describe_shares(d));
 	vsock = put(vsock, "cid", d->vsock_cid ? juint(d->vsock_cid) : json_null());
-	vsock = put(vsock, "uds", jstr(d->vsock_uds));
+	vsock = put(vsock, "uds", jtext_string(d->vsock_uds));
 	config = put(config, "vsock", vsock);
 	defaults = put(defaults, "env", jstrings(d->env));
 	defaults = put(defaults, "uid", juint(d->uid));
 	defaults = put(defaults, "gid", juint(d->gid));
-	defaults = put(defaults, "cwd", jstr(d->cwd));
+	defaults = put(defaults, "cwd", jtext_string(d->cwd));
 	return put(config, "exec_defaults", defaults);
 }
 
@@ -230,12 +137,12 @@ char *control_reply_describe(const char *id, const struct control_describe *d)
 
 	if (d->exit_reason) {
 		exit = json_object();
-		exit = put(exit, "reason", jstr(d->exit_reason));
+		exit = put(exit, "reason", jtext_string(d->exit_reason));
 		exit = put(exit, "status", json_integer(d->exit_status));
-		exit = put(exit, "message", jstr(d->exit_message));
+		exit = put(exit, "message", jtext_string(d->exit_message));
 	}
-	result = put(result, "name", jstr(d->name));
-	result = put(result, "state", jstr(d->state));
+	result = put(result, "name", jtext_string(d->name));
+	result = put(result, "state", jtext_string(d->state));
 	result = put(result, "pid", json_integer(d->pid));
 	result = put(result, "uptime_ms", juint(d->uptime_ms));
 	result = put(result, "ready_ms", d->ready ? juint(d->ready_ms) : json_null());
@@ -263,7 +170,7 @@ char *control_reply_metrics(const char *id, const struct control_metrics *m)
 	for (unsigned i = 0; fs && i < m->nfs && i < CONTROL_METRICS_MAX_FS; i++) {
 		json_t *one = json_object();
 
-		one = put(one, "tag", jstr(m->fs[i].tag));
+		one = put(one, "tag", jtext_string(m->fs[i].tag));
 		one = put(one, "requests", juint(m->fs[i].requests));
 		one = put(one, "bytes_read", juint(m->fs[i].bytes_read));
 		one = put(one, "bytes_written", juint(m->fs[i].bytes_written));
@@ -297,16 +204,16 @@ char *control_event_exec_exit(uint64_t exec_id, int status)
 
 char *control_event_exit(const char *reason, int status, const char *message)
 {
-	json_t *params = put(json_object(), "reason", jstr(reason ? reason : ""));
+	json_t *params = put(json_object(), "reason", jtext_string(reason ? reason : ""));
 
 	params = put(params, "status", json_integer(status));
-	return event_line("exit", put(params, "message", jstr(message)));
+	return event_line("exit", put(params, "message", jtext_string(message)));
 }
 
 char *control_event_error(int code, const char *message)
 {
 	json_t *params =
-	    put(json_pack("{si}", "code", code), "message", jstr(message ? message : ""));
+	    put(json_pack("{si}", "code", code), "message", jtext_string(message ? message : ""));
 
 	return event_line("error", params);
 }
@@ -315,7 +222,7 @@ char *control_request_line(uint64_t id, const char *method, const char *params_j
 {
 	json_t *request = put(json_pack("{ss}", "jsonrpc", "2.0"), "id", juint(id));
 
-	request = put(request, "method", jstr(method ? method : ""));
+	request = put(request, "method", jtext_string(method ? method : ""));
 	if (params_json) {
 		json_t *params = json_loads(params_json, JSON_ALLOW_NUL, NULL);
 
@@ -326,7 +233,7 @@ char *control_request_line(uint64_t id, const char *method, const char *params_j
 		}
 		request = put(request, "params", params);
 	}
-	return dump(request, true);
+	return jtext_dump(request, true);
 }
 
 char *control_exec_params(const char *const *argv, const char *const *env, const char *cwd,
@@ -337,7 +244,7 @@ char *control_exec_params(const char *const *argv, const char *const *env, const
 	if (env)
 		params = put(params, "env", jstrings(env));
 	if (cwd)
-		params = put(params, "cwd", jstr(cwd));
+		params = put(params, "cwd", jtext_string(cwd));
 	params = put(params, "tty", json_boolean(tty));
 	if (rows)
 		params = put(params, "rows", json_integer(rows));
@@ -345,7 +252,7 @@ char *control_exec_params(const char *const *argv, const char *const *env, const
 		params = put(params, "cols", json_integer(cols));
 	if (attach)
 		params = put(params, "attach", json_true());
-	return dump(params, false);
+	return jtext_dump(params, false);
 }
 
 /* Fills r from a parsed reply or notification; -1 if it is neither. */
@@ -388,7 +295,7 @@ static int read_reply(const json_t *root, struct control_reply *r)
 			return -1;
 	}
 	if (result) {
-		r->result = dump(json_incref((json_t *)result), false);
+		r->result = jtext_dump(json_incref((json_t *)result), false);
 		if (!r->result)
 			return -1;
 	}

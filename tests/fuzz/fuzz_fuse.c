@@ -24,19 +24,12 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "fuzz_check.h"
 #include "fuzz_fuse.h"
 #include "virtio/fuse.h"
 #include "base/log.h"
 
 static struct fd_budget budget;
-
-#define CHECK(cond)                                                                                \
-	do {                                                                                       \
-		if (!(cond)) {                                                                     \
-			fprintf(stderr, "fuzz_fuse: %s:%d: %s\n", __FILE__, __LINE__, #cond);      \
-			abort();                                                                   \
-		}                                                                                  \
-	} while (0)
 
 #define HDR_IN	    sizeof(struct fuse_in_header)
 #define HDR_OUT	    sizeof(struct fuse_out_header)

@@ -15,6 +15,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "fuzz_check.h"
 #include "fuzz_vsock.h"
 #include "tests/fixtures/vq_driver.h"
 #include "virtio/vsock.h"
@@ -22,14 +23,6 @@
 #include "base/log.h"
 
 static struct fd_budget fds = {.limit = 1u << 30};
-
-#define CHECK(cond)                                                                                \
-	do {                                                                                       \
-		if (!(cond)) {                                                                     \
-			fprintf(stderr, "fuzz_vsock: %s:%d: %s\n", __FILE__, __LINE__, #cond);     \
-			abort();                                                                   \
-		}                                                                                  \
-	} while (0)
 
 #define RAM_SIZE   0x100000
 #define QSIZE	   64

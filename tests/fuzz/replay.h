@@ -21,6 +21,15 @@ extern const struct replay_target replay_target;
 uint64_t rnd(void);
 uint64_t below(uint64_t n);
 
+/* Mutates a JSON text of len bytes in in[cap] a few times (none to three): a token inserted
+ * (one of tokens, or one of replay_json.c's own), a byte changed or dropped, the text cut
+ * short, or up to cap/2 '[' inserted. Returns the new length (at most cap). */
+size_t replay_mutate_json(uint8_t *in, size_t len, size_t cap, const char *const *tokens,
+			  size_t ntokens);
+/* One of the seeds (each shorter than cap), mutated so. */
+size_t replay_generate_json(uint8_t *in, size_t cap, const char *const *seeds, size_t nseeds,
+			    const char *const *tokens, size_t ntokens);
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #endif
