@@ -546,7 +546,7 @@ static int verb_kill(int argc, char **argv)
 	return status;
 }
 
-const struct cli_verb cli_verbs[5] = {
+const struct cli_verb cli_verbs[6] = {
     {"exec", verb_exec}, {"ps", verb_ps},     {"inspect", verb_inspect},
-    {"stop", verb_stop}, {"kill", verb_kill},
+    {"stop", verb_stop}, {"kill", verb_kill}, {"audit", verb_audit},
 };
