@@ -1,13 +1,11 @@
-/* The egress broker's HTTP/1.1 request-head parser and the heads it writes (http.h says what
- * is refused and why). Every head is re-read from its first byte on each call: a head is at
- * most HTTP_HEAD_MAX bytes, so a call costs at most that, and nothing is kept between calls
- * for a hostile guest to steer. */
+/* The egress broker's HTTP/1.1 request-head parser (http.h says what is refused and why; the
+ * heads the broker writes are in http_write.c). Every head is re-read from its first byte on
+ * each call: a head is at most HTTP_HEAD_MAX bytes, so a call costs at most that, and nothing
+ * is kept between calls for a hostile guest to steer. */
 #include "broker/http.h"
+#include "broker/http_int.h"
 
 #include <arpa/inet.h>
-#include <errno.h>
-#include <limits.h>
-#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -51,7 +49,7 @@ static bool is_tchar(unsigned char c)
 	       (c && strchr("!#$%&'*+-.^_`|~", c));
 }
 
-static bool is_token(const char *s, size_t n)
+bool http_is_token(const char *s, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		if (!is_tchar((unsigned char)s[i]))
@@ -60,8 +58,7 @@ static bool is_token(const char *s, size_t n)
 	return n > 0;
 }
 
-/* A field value's bytes: HTAB, SP, VCHAR, obs-text; no other control byte. */
-static bool is_field_value(const char *s, size_t n)
+bool http_is_field_value(const char *s, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)s[i];
@@ -77,8 +74,7 @@ static bool is_ows(char c)
 	return c == ' ' || c == '\t';
 }
 
-/* s[0..n) equals the lowercase word, in any case. */
-static bool word_is(const char *s, size_t n, const char *word)
+bool http_word_is(const char *s, size_t n, const char *word)
 {
 	return strlen(word) == n && strncasecmp(s, word, n) == 0;
 }
@@ -102,6 +98,19 @@ static bool list_next(const char *s, size_t n, size_t *at, const char **elem, si
 	*elem = s + start;
 	*elen = end - start;
 	return true;
+}
+
+bool http_next_element(const struct http_request *req, const char *name, struct http_elements *it,
+		       const char **elem, size_t *elen)
+{
+	for (; it->field < req->nheaders; it->field++, it->at = 0) {
+		const struct http_header *h = &req->headers[it->field];
+
+		if (http_word_is(h->name, h->name_len, name) &&
+		    list_next(h->value, h->value_len, &it->at, elem, elen))
+			return true;
+	}
+	return false;
 }
 
 /* Finds the CRLF that ends the line starting at pos, looking no further than limit:
@@ -276,10 +285,10 @@ static enum http_result absolute_form(const char *t, size_t n, struct http_reque
 	if (!colon || end - colon < 3 || memcmp(colon, "://", 3) != 0)
 		return fail(req, HTTP_BAD_REQUEST,
 			    "a target that is neither /path nor http://host/");
-	if (word_is(t, (size_t)(colon - t), "https"))
+	if (http_word_is(t, (size_t)(colon - t), "https"))
 		return fail(req, HTTP_BAD_REQUEST,
 			    "https:// in absolute-form (a client asks for TLS with CONNECT)");
-	if (!word_is(t, (size_t)(colon - t), "http"))
+	if (!http_word_is(t, (size_t)(colon - t), "http"))
 		return fail(req, HTTP_BAD_REQUEST, "a scheme other than http:// in the target");
 	auth = colon + 3;
 	for (path = auth; path < end && *path != '/' && *path != '?'; path++)
@@ -333,7 +342,7 @@ static enum http_result request_line(const char *line, size_t n, struct http_req
 	if (!sp2 || sp2 == sp1 + 1)
 		return fail(req, HTTP_BAD_REQUEST,
 			    "a request line that is not METHOD TARGET VERSION");
-	if (!is_token(line, (size_t)(sp1 - line)))
+	if (!http_is_token(line, (size_t)(sp1 - line)))
 		return fail(req, HTTP_BAD_REQUEST, "a method that is not a token");
 	target = sp1 + 1;
 	target_len = (size_t)(sp2 - target);
@@ -426,26 +435,26 @@ static enum http_result field_line(const char *line, size_t n, struct framing *f
 	if (name_len && is_ows(colon[-1]))
 		return fail(req, HTTP_BAD_REQUEST,
 			    "whitespace between a header name and its colon");
-	if (!is_token(line, name_len))
+	if (!http_is_token(line, name_len))
 		return fail(req, HTTP_BAD_REQUEST, "a header name that is not a token");
 	for (value = colon + 1; value < end && is_ows(*value); value++)
 		;
 	while (end > value && is_ows(end[-1]))
 		end--;
-	if (!is_field_value(value, (size_t)(end - value)))
+	if (!http_is_field_value(value, (size_t)(end - value)))
 		return fail(req, HTTP_BAD_REQUEST, "a control byte in a header value");
 	h = &req->headers[req->nheaders++];
 	*h = (struct http_header){line, name_len, value, (size_t)(end - value)};
-	if (word_is(line, name_len, "host")) {
+	if (http_word_is(line, name_len, "host")) {
 		struct authority auth;
 
 		if (fr->hosts++)
 			return fail(req, HTTP_BAD_REQUEST, "more than one Host header");
 		if (parse_authority(h->value, h->value_len, 80, &auth, req) != HTTP_OK)
 			return fail(req, HTTP_BAD_REQUEST, "a Host header that is not host[:port]");
-	} else if (word_is(line, name_len, "content-length")) {
+	} else if (http_word_is(line, name_len, "content-length")) {
 		return content_length(h->value, h->value_len, fr, req);
-	} else if (word_is(line, name_len, "transfer-encoding")) {
+	} else if (http_word_is(line, name_len, "transfer-encoding")) {
 		fr->te++;
 	}
 	return HTTP_OK;
@@ -454,25 +463,20 @@ static enum http_result field_line(const char *line, size_t n, struct framing *f
 /* Every Transfer-Encoding line's codings, in order: exactly one, "chunked". */
 static enum http_result transfer_encoding(struct http_request *req)
 {
+	struct http_elements it = {0, 0};
 	bool other = false;
 	unsigned chunked = 0;
+	const char *elem;
+	size_t elen;
 
-	for (size_t i = 0; i < req->nheaders; i++) {
-		const struct http_header *h = &req->headers[i];
-		const char *elem;
-		size_t elen, at = 0;
-
-		if (!word_is(h->name, h->name_len, "transfer-encoding"))
-			continue;
-		while (list_next(h->value, h->value_len, &at, &elem, &elen)) {
-			if (!is_token(elem, elen))
-				return fail(req, HTTP_BAD_REQUEST,
-					    "a Transfer-Encoding that is not a list of codings");
-			if (word_is(elem, elen, "chunked"))
-				chunked++;
-			else
-				other = true;
-		}
+	while (http_next_element(req, "transfer-encoding", &it, &elem, &elen)) {
+		if (!http_is_token(elem, elen))
+			return fail(req, HTTP_BAD_REQUEST,
+				    "a Transfer-Encoding that is not a list of codings");
+		if (http_word_is(elem, elen, "chunked"))
+			chunked++;
+		else
+			other = true;
 	}
 	if (other)
 		return fail(req, HTTP_NOT_IMPLEMENTED, "a transfer coding other than chunked");
@@ -542,196 +546,4 @@ enum http_result http_parse_request(const char *buf, size_t len, struct http_req
 		return r;
 	req->head_len = eol + 2;
 	return finish(&fr, req);
-}
-
-/* The upstream head being written: once something does not fit, nothing more is. */
-struct head_out {
-	char *buf;
-	size_t len, cap;
-	bool full;
-};
-
-static void put(struct head_out *o, const char *s, size_t n)
-{
-	if (n == 0)
-		return;
-	if (o->full || n > o->cap - o->len) {
-		o->full = true;
-		return;
-	}
-	memcpy(o->buf + o->len, s, n);
-	o->len += n;
-}
-
-static void put_str(struct head_out *o, const char *s)
-{
-	put(o, s, strlen(s));
-}
-
-static void put_field(struct head_out *o, const char *name, size_t name_len, const char *value,
-		      size_t value_len)
-{
-	put(o, name, name_len);
-	put(o, ": ", 2);
-	put(o, value, value_len);
-	put(o, "\r\n", 2);
-}
-
-/* Fields the broker writes itself or that end at this hop (RFC 9110 7.6.1). */
-static const char *const not_forwarded[] = {
-    "host",
-    "content-length",
-    "transfer-encoding",
-    "connection",
-    "proxy-connection",
-    "proxy-authorization",
-    "keep-alive",
-    "te",
-    "trailer",
-    "upgrade",
-    NULL,
-};
-
-static bool name_listed(const char *name, size_t n, const char *const *list)
-{
-	for (; list && *list; list++) {
-		if (word_is(name, n, *list))
-			return true;
-	}
-	return false;
-}
-
-/* The name is one of those a Connection field lists. */
-static bool named_by_connection(const struct http_request *req, const char *name, size_t n)
-{
-	for (size_t i = 0; i < req->nheaders; i++) {
-		const struct http_header *h = &req->headers[i];
-		const char *elem;
-		size_t elen, at = 0;
-
-		if (!word_is(h->name, h->name_len, "connection"))
-			continue;
-		while (list_next(h->value, h->value_len, &at, &elem, &elen)) {
-			if (elen == n && strncasecmp(elem, name, n) == 0)
-				return true;
-		}
-	}
-	return false;
-}
-
-size_t http_write_upstream_head(const struct http_request *req, const char *const *drop,
-				const struct http_header *add, size_t nadd, char *out,
-				size_t outlen)
-{
-	struct head_out o = {out, 0, outlen, false};
-	char number[32];
-
-	if (req->method == HTTP_CONNECT || !http_method_name(req->method))
-		return 0;
-	for (size_t i = 0; i < nadd; i++) {
-		if (!is_token(add[i].name, add[i].name_len) ||
-		    !is_field_value(add[i].value, add[i].value_len))
-			return 0;
-	}
-	put_str(&o, method_names[req->method]);
-	put_str(&o, req->path_slash ? " /" : " ");
-	put(&o, req->path, req->path_len);
-	put_str(&o, " HTTP/1.1\r\n");
-	if (req->form == HTTP_FORM_ABSOLUTE) {
-		bool v6 = req->host_kind == HTTP_HOST_IPV6;
-
-		put_str(&o, v6 ? "Host: [" : "Host: ");
-		put_str(&o, req->host);
-		put_str(&o, v6 ? "]" : "");
-		if (req->port != 80) {
-			snprintf(number, sizeof(number), ":%u", (unsigned)req->port);
-			put_str(&o, number);
-		}
-		put_str(&o, "\r\n");
-	}
-	for (size_t i = 0; i < req->nheaders; i++) {
-		const struct http_header *h = &req->headers[i];
-
-		if (name_listed(h->name, h->name_len, not_forwarded) ||
-		    name_listed(h->name, h->name_len, drop) ||
-		    named_by_connection(req, h->name, h->name_len))
-			continue;
-		put_field(&o, h->name, h->name_len, h->value, h->value_len);
-	}
-	if (req->body == HTTP_BODY_LENGTH) {
-		snprintf(number, sizeof(number), "%llu", (unsigned long long)req->content_length);
-		put_field(&o, "Content-Length", 14, number, strlen(number));
-	} else if (req->body == HTTP_BODY_CHUNKED) {
-		put_str(&o, "Transfer-Encoding: chunked\r\n");
-	}
-	for (size_t i = 0; i < nadd; i++)
-		put_field(&o, add[i].name, add[i].name_len, add[i].value, add[i].value_len);
-	put_str(&o, "Connection: close\r\n\r\n");
-	return o.full ? 0 : o.len;
-}
-
-static const struct {
-	int status;
-	const char *phrase;
-} phrases[] = {
-    {400, "Bad Request"},
-    {403, "Forbidden"},
-    {404, "Not Found"},
-    {405, "Method Not Allowed"},
-    {407, "Proxy Authentication Required"},
-    {408, "Request Timeout"},
-    {413, "Content Too Large"},
-    {414, "URI Too Long"},
-    {431, "Request Header Fields Too Large"},
-    {500, "Internal Server Error"},
-    {501, "Not Implemented"},
-    {502, "Bad Gateway"},
-    {503, "Service Unavailable"},
-    {504, "Gateway Timeout"},
-    {505, "HTTP Version Not Supported"},
-};
-
-int http_error_response(int status, const char *text, char *out, size_t len)
-{
-	struct head_out o = {out, 0, len ? len - 1 : 0, len == 0};
-	const char *phrase = NULL;
-	char number[32];
-	size_t text_len;
-
-	for (size_t i = 0; i < sizeof(phrases) / sizeof(phrases[0]); i++) {
-		if (phrases[i].status == status)
-			phrase = phrases[i].phrase;
-	}
-	if (!phrase)
-		return -EINVAL;
-	if (!text)
-		text = phrase;
-	text_len = strlen(text);
-	snprintf(number, sizeof(number), "HTTP/1.1 %d ", status);
-	put_str(&o, number);
-	put_str(&o, phrase);
-	put_str(&o, "\r\nContent-Type: text/plain\r\nContent-Length: ");
-	snprintf(number, sizeof(number), "%zu", strlen("clawvm: \n") + text_len);
-	put_str(&o, number);
-	put_str(&o, "\r\n");
-	if (status == HTTP_METHOD_NOT_ALLOWED) {
-		put_str(&o, "Allow: ");
-		for (size_t m = 0; m < METHODS; m++) {
-			put_str(&o, m ? ", " : "");
-			put_str(&o, method_names[m]);
-		}
-		put_str(&o, "\r\n");
-	}
-	put_str(&o, "Connection: close\r\n\r\nclawvm: ");
-	for (size_t i = 0; i < text_len; i++) {
-		unsigned char c = (unsigned char)text[i];
-
-		/* The text may name what the guest sent; no escape sequence reaches a terminal. */
-		put(&o, c < 0x20 || c == 0x7f ? "?" : text + i, 1);
-	}
-	put(&o, "\n", 1);
-	if (o.full || o.len > INT_MAX)
-		return -ENOSPC;
-	out[o.len] = '\0';
-	return (int)o.len;
 }

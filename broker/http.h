@@ -141,9 +141,10 @@ enum http_result http_parse_request(const char *buf, size_t len, struct http_req
     __attribute__((warn_unused_result));
 
 /* Writes the head to send upstream for a parsed non-CONNECT request into out[0..outlen)
- * (no NUL after it), and returns its length; 0 if it does not fit, for CONNECT (a tunnel
- * has no upstream head), or if an added field is not a token name and a value without
- * control bytes but HTAB. It is, in this order:
+ * (no NUL after it), and returns its length; 0 if it does not fit, for CONNECT (a tunnel has
+ * no upstream head), or if an added field would break the head (a name that is not a token,
+ * a control byte but HTAB in a value). The version is the broker's own, HTTP/1.1, whatever
+ * the guest's. It is, in this order:
  *   METHOD SP origin-target SP "HTTP/1.1"
  *   "Host: host[:port]" (absolute-form only: the port left out when 80, IPv6 in brackets;
  *       in origin-form the caller adds Host, its upstream's, in `add`)

@@ -21,6 +21,16 @@ extern const struct replay_target replay_target;
 uint64_t rnd(void);
 uint64_t below(uint64_t n);
 
+/* Copies one of the seeds (strings) into `in` and returns its length. */
+size_t replay_seed(uint8_t *in, const char *const *seeds, size_t nseeds);
+
+/* Mutations of in[0..len), a buffer of cap bytes, for the generators; each returns the new
+ * length. replay_insert puts s[0..n) at `at` (nothing if it does not fit); replay_mutate does
+ * one of: insert one of the tokens, overwrite a byte, cut the input short, drop a byte. */
+size_t replay_insert(uint8_t *in, size_t len, size_t cap, size_t at, const void *s, size_t n);
+size_t replay_mutate(uint8_t *in, size_t len, size_t cap, const char *const *tokens,
+		     size_t ntokens);
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #endif

@@ -67,49 +67,21 @@ static const char *const tokens[] = {
     "\"method\":\"strat\"",
 };
 
-static size_t insert(uint8_t *in, size_t len, size_t cap, size_t at, const char *s, size_t n)
-{
-	if (len + n > cap)
-		return len;
-	memmove(in + at + n, in + at, len - at);
-	memcpy(in + at, s, n);
-	return len + n;
-}
-
 static size_t generate(uint8_t *in, size_t cap)
 {
-	const char *seed = seeds[below(sizeof(seeds) / sizeof(seeds[0]))];
-	size_t len = strlen(seed);
+	size_t len = replay_seed(in, seeds, sizeof(seeds) / sizeof(seeds[0]));
 
-	memcpy(in, seed, len);
 	for (unsigned n = (unsigned)below(4); n > 0; n--) {
 		size_t at = below(len + 1);
-		const char *token = tokens[below(sizeof(tokens) / sizeof(tokens[0]))];
 
-		switch (below(6)) {
-		case 0:
-		case 1:
-			len = insert(in, len, cap, at, token, strlen(token));
-			break;
-		case 2:
-			if (at < len)
-				in[at] = (uint8_t)rnd();
-			break;
-		case 3:
-			len = at; /* cut short */
-			break;
-		case 4: {
+		if (below(6) == 0) { /* deep nesting */
 			size_t depth = below(8) ? below(64) : below(cap / 2);
 
 			for (size_t i = 0; i < depth && len < cap; i++)
-				len = insert(in, len, cap, at, "[", 1);
-			break;
-		}
-		default:
-			if (at < len) { /* drop a byte */
-				memmove(in + at, in + at + 1, len - at - 1);
-				len--;
-			}
+				len = replay_insert(in, len, cap, at, "[", 1);
+		} else {
+			len =
+			    replay_mutate(in, len, cap, tokens, sizeof(tokens) / sizeof(tokens[0]));
 		}
 	}
 	return len;

@@ -78,6 +78,18 @@ static void assert_header(const struct http_request *req, size_t i, const char *
 	assert_span(req->headers[i].value, req->headers[i].value_len, value);
 }
 
+/* The request's method, form, and where it goes. */
+static void assert_where(const struct http_request *req, enum http_method method,
+			 enum http_form form, enum http_host_kind kind, const char *host,
+			 unsigned port)
+{
+	assert_int_equal(req->method, method);
+	assert_int_equal(req->form, form);
+	assert_int_equal(req->host_kind, kind);
+	assert_string_equal(req->host, host);
+	assert_int_equal(req->port, port);
+}
+
 /* Every proper prefix of the head s asks for more; s itself parses, with or without a body
  * after it. */
 static void prefixes_need_more(const char *s, const char *body)
@@ -109,12 +121,9 @@ static void test_connect(void **state)
 
 	(void)state;
 	parse_ok(&p, "CONNECT Api.Example.COM.:443 HTTP/1.1\r\nUser-Agent: curl\r\n\r\n");
-	assert_int_equal(p.req.method, HTTP_CONNECT);
-	assert_int_equal(p.req.form, HTTP_FORM_AUTHORITY);
+	assert_where(&p.req, HTTP_CONNECT, HTTP_FORM_AUTHORITY, HTTP_HOST_NAME, "api.example.com",
+		     443);
 	assert_int_equal(p.req.minor, 1);
-	assert_int_equal(p.req.host_kind, HTTP_HOST_NAME);
-	assert_string_equal(p.req.host, "api.example.com");
-	assert_int_equal(p.req.port, 443);
 	assert_int_equal(p.req.path_len, 0);
 	assert_int_equal(p.req.body, HTTP_BODY_NONE);
 	assert_int_equal(p.req.nheaders, 1);
@@ -122,22 +131,18 @@ static void test_connect(void **state)
 	parsed_free(&p);
 
 	parse_ok(&p, "CONNECT [2001:DB8:0:0::1]:8443 HTTP/1.1\r\n\r\n");
-	assert_int_equal(p.req.host_kind, HTTP_HOST_IPV6);
-	assert_string_equal(p.req.host, "2001:db8::1");
-	assert_int_equal(p.req.port, 8443);
+	assert_where(&p.req, HTTP_CONNECT, HTTP_FORM_AUTHORITY, HTTP_HOST_IPV6, "2001:db8::1",
+		     8443);
 	parsed_free(&p);
 
 	parse_ok(&p, "CONNECT 10.0.0.1:1 HTTP/1.0\r\n\r\n");
-	assert_int_equal(p.req.host_kind, HTTP_HOST_IPV4);
-	assert_string_equal(p.req.host, "10.0.0.1");
-	assert_int_equal(p.req.port, 1);
+	assert_where(&p.req, HTTP_CONNECT, HTTP_FORM_AUTHORITY, HTTP_HOST_IPV4, "10.0.0.1", 1);
 	assert_int_equal(p.req.minor, 0);
 	parsed_free(&p);
 
 	parse_ok(&p, "CONNECT a_b-c.d:65535 HTTP/1.1\r\nHost: a_b-c.d:65535\r\n"
 		     "Content-Length: 0\r\n\r\n");
-	assert_string_equal(p.req.host, "a_b-c.d");
-	assert_int_equal(p.req.port, 65535);
+	assert_where(&p.req, HTTP_CONNECT, HTTP_FORM_AUTHORITY, HTTP_HOST_NAME, "a_b-c.d", 65535);
 	assert_int_equal(p.req.body, HTTP_BODY_NONE);
 	parsed_free(&p);
 
@@ -160,11 +165,8 @@ static void test_absolute_form(void **state)
 	(void)state;
 	parse_ok(&p, "GET HtTp://WWW.Example.org./a/b?x=1&y=%20 HTTP/1.1\r\n"
 		     "Host: other.example:99\r\nAccept: */*\r\n\r\n");
-	assert_int_equal(p.req.method, HTTP_GET);
-	assert_int_equal(p.req.form, HTTP_FORM_ABSOLUTE);
-	assert_string_equal(p.req.host, "www.example.org");
-	assert_int_equal(p.req.host_kind, HTTP_HOST_NAME);
-	assert_int_equal(p.req.port, 80); /* the URI's, not the Host header's */
+	/* The URI's host and port, not the Host header's. */
+	assert_where(&p.req, HTTP_GET, HTTP_FORM_ABSOLUTE, HTTP_HOST_NAME, "www.example.org", 80);
 	assert_false(p.req.path_slash);
 	assert_span(p.req.path, p.req.path_len, "/a/b?x=1&y=%20");
 	assert_int_equal(p.req.nheaders, 2);
@@ -173,25 +175,20 @@ static void test_absolute_form(void **state)
 	parsed_free(&p);
 
 	parse_ok(&p, "HEAD http://h:8080 HTTP/1.1\r\nHost: h\r\n\r\n");
-	assert_int_equal(p.req.method, HTTP_HEAD);
-	assert_int_equal(p.req.port, 8080);
+	assert_where(&p.req, HTTP_HEAD, HTTP_FORM_ABSOLUTE, HTTP_HOST_NAME, "h", 8080);
 	assert_true(p.req.path_slash);
 	assert_int_equal(p.req.path_len, 0);
 	parsed_free(&p);
 
 	parse_ok(&p, "DELETE http://[::FFFF:1.2.3.4]?q HTTP/1.1\r\nHost: x\r\n\r\n");
-	assert_int_equal(p.req.method, HTTP_DELETE);
-	assert_int_equal(p.req.host_kind, HTTP_HOST_IPV6);
-	assert_string_equal(p.req.host, "::ffff:1.2.3.4");
+	assert_where(&p.req, HTTP_DELETE, HTTP_FORM_ABSOLUTE, HTTP_HOST_IPV6, "::ffff:1.2.3.4", 80);
 	assert_true(p.req.path_slash);
 	assert_span(p.req.path, p.req.path_len, "?q");
 	parsed_free(&p);
 
 	/* HTTP/1.0 needs no Host. */
 	parse_ok(&p, "OPTIONS http://1.2.3.4:81/ HTTP/1.0\r\n\r\n");
-	assert_int_equal(p.req.method, HTTP_OPTIONS);
-	assert_int_equal(p.req.host_kind, HTTP_HOST_IPV4);
-	assert_int_equal(p.req.port, 81);
+	assert_where(&p.req, HTTP_OPTIONS, HTTP_FORM_ABSOLUTE, HTTP_HOST_IPV4, "1.2.3.4", 81);
 	parsed_free(&p);
 
 	refused("GET https://example.com/ HTTP/1.1\r\nHost: example.com\r\n\r\n", HTTP_BAD_REQUEST,
@@ -220,11 +217,7 @@ static void test_origin_form(void **state)
 	(void)state;
 	parse_ok(&p, "POST /v1/messages?beta=true HTTP/1.1\r\nHost: 127.0.0.1:3129\r\n"
 		     "content-length: 5\r\nX-Obs:  caf\xc3\xa9 \t\r\nX-Empty:\r\n\r\n");
-	assert_int_equal(p.req.method, HTTP_POST);
-	assert_int_equal(p.req.form, HTTP_FORM_ORIGIN);
-	assert_int_equal(p.req.host_kind, HTTP_HOST_NONE);
-	assert_string_equal(p.req.host, "");
-	assert_int_equal(p.req.port, 0);
+	assert_where(&p.req, HTTP_POST, HTTP_FORM_ORIGIN, HTTP_HOST_NONE, "", 0);
 	assert_span(p.req.path, p.req.path_len, "/v1/messages?beta=true");
 	assert_false(p.req.path_slash);
 	assert_int_equal(p.req.body, HTTP_BODY_LENGTH);
@@ -237,7 +230,7 @@ static void test_origin_form(void **state)
 	parsed_free(&p);
 
 	parse_ok(&p, "PUT / HTTP/1.1\r\nHost: [::1]\r\nTransfer-Encoding: ChUnKeD\r\n\r\n");
-	assert_int_equal(p.req.method, HTTP_PUT);
+	assert_where(&p.req, HTTP_PUT, HTTP_FORM_ORIGIN, HTTP_HOST_NONE, "", 0);
 	assert_int_equal(p.req.body, HTTP_BODY_CHUNKED);
 	parsed_free(&p);
 
