@@ -30,6 +30,16 @@ size_t replay_mutate_json(uint8_t *in, size_t len, size_t cap, const char *const
 size_t replay_generate_json(uint8_t *in, size_t cap, const char *const *seeds, size_t nseeds,
 			    const char *const *tokens, size_t ntokens);
 
+/* Copies one of the seeds (strings) into `in` and returns its length. */
+size_t replay_seed(uint8_t *in, const char *const *seeds, size_t nseeds);
+
+/* Mutations of in[0..len), a buffer of cap bytes, for the generators; each returns the new
+ * length. replay_insert puts s[0..n) at `at` (nothing if it does not fit); replay_mutate does
+ * one of: insert one of the tokens, overwrite a byte, cut the input short, drop a byte. */
+size_t replay_insert(uint8_t *in, size_t len, size_t cap, size_t at, const void *s, size_t n);
+size_t replay_mutate(uint8_t *in, size_t len, size_t cap, const char *const *tokens,
+		     size_t ntokens);
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #endif

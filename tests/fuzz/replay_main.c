@@ -1,6 +1,7 @@
 /* main() of the replay drivers (replay.h). */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "replay.h"
 
@@ -18,6 +19,48 @@ uint64_t rnd(void)
 uint64_t below(uint64_t n)
 {
 	return rnd() % n;
+}
+
+size_t replay_seed(uint8_t *in, const char *const *seeds, size_t nseeds)
+{
+	const char *seed = seeds[below(nseeds)];
+	size_t len = strlen(seed);
+
+	memcpy(in, seed, len);
+	return len;
+}
+
+size_t replay_insert(uint8_t *in, size_t len, size_t cap, size_t at, const void *s, size_t n)
+{
+	if (len + n > cap)
+		return len;
+	memmove(in + at + n, in + at, len - at);
+	memcpy(in + at, s, n);
+	return len + n;
+}
+
+size_t replay_mutate(uint8_t *in, size_t len, size_t cap, const char *const *tokens, size_t ntokens)
+{
+	size_t at = below(len + 1);
+	const char *token = tokens[below(ntokens)];
+
+	switch (below(5)) {
+	case 0:
+	case 1:
+		return replay_insert(in, len, cap, at, token, strlen(token));
+	case 2:
+		if (at < len)
+			in[at] = (uint8_t)rnd();
+		return len;
+	case 3:
+		return at; /* cut short */
+	default:
+		if (at < len) { /* drop a byte */
+			memmove(in + at, in + at + 1, len - at - 1);
+			len--;
+		}
+		return len;
+	}
 }
 
 static int replay_file(const char *path)
