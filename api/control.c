@@ -19,13 +19,14 @@
 #define QUOTE_MAX 64
 
 enum param_kind {
-	P_UINT,	  /* struct control_uint: an integer >= 0 */
-	P_STRING, /* char *: a string without NUL bytes */
-	P_BOOL,	  /* bool */
-	P_ARGV,	  /* char **: a non-empty array of strings, the first not empty */
-	P_ENV,	  /* char **: an array of "K=V" strings */
-	P_SIGNAL, /* int: 1..64, or a signal's name */
-	P_EVENTS, /* unsigned: control_event bits from an array of event names */
+	P_UINT,	   /* struct control_uint: an integer >= 0 */
+	P_STRING,  /* char *: a string without NUL bytes */
+	P_BOOL,	   /* bool */
+	P_ARGV,	   /* char **: a non-empty array of strings, the first not empty */
+	P_ENV,	   /* char **: an array of "K=V" strings */
+	P_STRINGS, /* char **: an array of strings, maybe empty */
+	P_SIGNAL,  /* int: 1..64, or a signal's name */
+	P_EVENTS,  /* unsigned: control_event bits from an array of event names */
 };
 
 struct param {
@@ -69,6 +70,12 @@ static const struct param defaults_params[] = {
     PARAM("gid", P_UINT, defaults.gid),
     PARAM("cwd", P_STRING, defaults.cwd),
 };
+static const struct param egress_params[] = {
+    PARAM("allow", P_STRINGS, egress.allow),
+    PARAM("secrets", P_STRINGS, egress.secrets),
+    PARAM("audit_log", P_STRING, egress.audit_log),
+    PARAM("ca_file", P_STRING, egress.ca_file),
+};
 static const struct param stop_params[] = {
     PARAM("timeout_ms", P_UINT, stop.timeout_ms),
 };
@@ -103,6 +110,7 @@ static const struct method_spec methods[CONTROL_METHODS] = {
     [CONTROL_ADD_SHARE] = METHOD("add_share", share_params),
     [CONTROL_SET_VSOCK] = METHOD("set_vsock", vsock_params),
     [CONTROL_SET_EXEC_DEFAULTS] = METHOD("set_exec_defaults", defaults_params),
+    [CONTROL_SET_EGRESS] = METHOD("set_egress", egress_params),
     [CONTROL_START] = {"start", NULL, 0},
     [CONTROL_PAUSE] = {"pause", NULL, 0},
     [CONTROL_RESUME] = {"resume", NULL, 0},
@@ -258,16 +266,17 @@ static void free_strings(char **strs)
 }
 
 /* argv or env: an array of at most `max` strings, into a NULL-terminated copy. */
-static int parse_strings(const struct ctx *c, const char *name, const json_t *v, bool is_env,
-			 char ***out)
+static int parse_strings(const struct ctx *c, const char *name, const json_t *v,
+			 enum param_kind kind, char ***out)
 {
-	size_t n = json_array_size(v), max = is_env ? CONTROL_MAX_ENV : CONTROL_MAX_ARGS;
+	bool is_env = kind == P_ENV, is_argv = kind == P_ARGV;
+	size_t n = json_array_size(v), max = is_argv ? CONTROL_MAX_ARGS : CONTROL_MAX_ENV;
 	char item[32], qbuf[QUOTE_MAX + 4];
 	char **strs;
 
-	if (!json_is_array(v) || (!is_env && n == 0))
+	if (!json_is_array(v) || (is_argv && n == 0))
 		return fail(c->err, CONTROL_E_PARAMS, "%s: %s must be a%s array of strings, got %s",
-			    c->method, name, is_env ? "n" : " non-empty",
+			    c->method, name, is_argv ? " non-empty" : "n",
 			    json_is_array(v) ? "an empty one" : jtext_type_name(v));
 	if (n > max)
 		return fail(c->err, CONTROL_E_PARAMS, "%s: %s has %zu strings, at most %zu",
@@ -288,7 +297,7 @@ static int parse_strings(const struct ctx *c, const char *name, const json_t *v,
 			goto err;
 		}
 	}
-	if (!is_env && strs[0][0] == '\0') {
+	if (is_argv && strs[0][0] == '\0') {
 		fail(c->err, CONTROL_E_PARAMS, "%s: argv[0] must not be empty", c->method);
 		goto err;
 	}
@@ -418,7 +427,8 @@ static int parse_param(const struct ctx *c, const struct param *p, const json_t 
 		return 0;
 	case P_ARGV:
 	case P_ENV:
-		return parse_strings(c, p->name, v, p->kind == P_ENV, field);
+	case P_STRINGS:
+		return parse_strings(c, p->name, v, p->kind, field);
 	case P_SIGNAL:
 		return parse_signal(c, v, field);
 	case P_EVENTS:
@@ -577,7 +587,8 @@ void control_request_free(struct control_request *req)
 		if (spec->params[i].kind == P_STRING) {
 			free(*(char **)field);
 			*(char **)field = NULL;
-		} else if (spec->params[i].kind == P_ARGV || spec->params[i].kind == P_ENV) {
+		} else if (spec->params[i].kind == P_ARGV || spec->params[i].kind == P_ENV ||
+			   spec->params[i].kind == P_STRINGS) {
 			free_strings(*(char ***)field);
 			*(char ***)field = NULL;
 		}

@@ -43,6 +43,7 @@ enum control_method {
 	CONTROL_ADD_SHARE,	   /* {host, guest, read_only?} */
 	CONTROL_SET_VSOCK,	   /* {cid?, uds?} */
 	CONTROL_SET_EXEC_DEFAULTS, /* {env?, uid?, gid?, cwd?} */
+	CONTROL_SET_EGRESS,	   /* {allow?, secrets?, audit_log?, ca_file?} */
 	/* Runtime. */
 	CONTROL_START,	   /* {} */
 	CONTROL_PAUSE,	   /* {} */
@@ -101,6 +102,11 @@ struct control_request {
 			struct control_uint uid, gid;
 			char *cwd;
 		} defaults;
+		struct {
+			char **allow;	/* --allow rules, or NULL */
+			char **secrets; /* --secret specs, or NULL */
+			char *audit_log, *ca_file;
+		} egress;
 		struct {
 			struct control_uint timeout_ms;
 		} stop;

@@ -523,6 +523,43 @@ void fuse_server_counters(struct fuse_server *fs, struct fuse_counters *out)
 	};
 }
 
+void fuse_server_watch(struct fuse_server *fs, fuse_change_fn *fn, void *opaque)
+{
+	fs->changed = fn;
+	fs->changed_opaque = opaque;
+}
+
+/* The host path of `name` in dir_fd (or of dir_fd itself), into out[PATH_MAX]. */
+static void note_path(struct fuse_req *r, int dir_fd, const char *name, char *out)
+{
+	char num[16];
+	ssize_t n;
+
+	snprintf(num, sizeof(num), "%d", dir_fd);
+	n = readlinkat(r->fs->proc_fd, num, out, PATH_MAX - 1);
+	if (n < 0) {
+		strcpy(out, "?");
+		n = 1;
+	}
+	out[n] = '\0';
+	if (name && (size_t)n + 1 + strlen(name) < PATH_MAX)
+		snprintf(out + n, PATH_MAX - (size_t)n, "%s%s", strcmp(out, "/") ? "/" : "", name);
+}
+
+void fuse_note(struct fuse_req *r, enum fuse_change change, int dir_fd, const char *name,
+	       int to_dir_fd, const char *to_name)
+{
+	char path[PATH_MAX], to[PATH_MAX];
+
+	if (!r->fs->changed)
+		return;
+	note_path(r, dir_fd, name, path);
+	if (change == FUSE_CHANGE_RENAMED)
+		note_path(r, to_dir_fd, to_name, to);
+	r->fs->changed(r->fs->changed_opaque, change, path,
+		       change == FUSE_CHANGE_RENAMED ? to : NULL);
+}
+
 /* ---- the server ------------------------------------------------------------------------- */
 
 int fuse_server_create(const char *root, bool read_only, struct fd_budget *fds,

@@ -36,6 +36,20 @@ void fuse_server_destroy(struct fuse_server *fs);
 uint32_t fuse_server_handle(struct fuse_server *fs, const struct iovec *req, unsigned req_cnt,
 			    const struct iovec *reply, unsigned reply_cnt);
 
+/* Changes the guest makes in the share, told with host paths (for the audit log). */
+enum fuse_change {
+	FUSE_CHANGE_CREATED, /* a file, directory, symlink, node or link made */
+	FUSE_CHANGE_WRITTEN, /* an open file written: once per open */
+	FUSE_CHANGE_RENAMED, /* `path` is now `to` */
+	FUSE_CHANGE_DELETED, /* a name removed */
+};
+/* Called on the request's worker thread once the change is done: it must not block (a
+ * slow owner would slow the guest's file system). `to` is NULL but for RENAMED. */
+typedef void fuse_change_fn(void *opaque, enum fuse_change change, const char *path,
+			    const char *to);
+/* Before the guest's first request: `fn` (NULL: none) is told of every change. */
+void fuse_server_watch(struct fuse_server *fs, fuse_change_fn *fn, void *opaque);
+
 /* What the server did so far, for the control API's metrics. */
 struct fuse_counters {
 	uint64_t requests;	/* every request at least a header long, answered or not */

@@ -171,6 +171,7 @@ int fuse_do_create(struct fuse_req *r)
 		return ret;
 	}
 	open_out->open_flags = FILE_OPEN_FLAGS;
+	fuse_note(r, FUSE_CHANGE_CREATED, fd, NULL, -1, NULL);
 	ret = fuse_handle_add(&r->fs->nodes, fd, false, &open_out->fh);
 	if (ret < 0) {
 		fuse_inode_forget(&r->fs->nodes, entry->nodeid, 1);
@@ -225,6 +226,8 @@ int fuse_do_write(struct fuse_req *r)
 		return ret;
 	cnt = fuse_iov_slice(r->req, r->req_cnt, r->data_off, in->size, iov, IOV_MAX, &got);
 	n = got ? pwritev(h->fd, iov, (int)cnt, (off_t)in->offset) : 0;
+	if (n > 0 && !atomic_exchange(&h->written, true))
+		fuse_note(r, FUSE_CHANGE_WRITTEN, h->fd, NULL, -1, NULL);
 	put_handle(r, h);
 	if (n < 0)
 		return -errno;

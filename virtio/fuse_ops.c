@@ -279,6 +279,8 @@ int fuse_do_symlink(struct fuse_req *r)
 	ret = symlinkat(target, dir->fd, name) < 0
 		  ? -errno
 		  : reply_made(r, dir->fd, name, S_IFLNK, NO_MODE, NULL);
+	if (ret >= 0)
+		fuse_note(r, FUSE_CHANGE_CREATED, dir->fd, name, -1, NULL);
 	put_node(r, dir);
 	return ret;
 }
@@ -326,6 +328,8 @@ int fuse_do_mknod(struct fuse_req *r)
 		ret = mknodat(dir->fd, name, type | mode, 0) < 0
 			  ? -errno
 			  : reply_made(r, dir->fd, name, type, mode, NULL);
+	if (ret >= 0)
+		fuse_note(r, FUSE_CHANGE_CREATED, dir->fd, name, -1, NULL);
 	put_node(r, dir);
 	return ret;
 }
@@ -343,6 +347,8 @@ int fuse_do_mkdir(struct fuse_req *r)
 		return ret;
 	ret = mkdirat(dir->fd, name, mode) < 0 ? -errno
 					       : reply_made(r, dir->fd, name, S_IFDIR, mode, NULL);
+	if (ret >= 0)
+		fuse_note(r, FUSE_CHANGE_CREATED, dir->fd, name, -1, NULL);
 	put_node(r, dir);
 	return ret;
 }
@@ -364,6 +370,8 @@ static int remove_name(struct fuse_req *r, int flags)
 	ret = unlinkat(dir->fd, name, flags) < 0 ? -errno : 0;
 	if (ret == 0 && counted)
 		fuse_linked_drop(&r->fs->nodes, st.st_dev, st.st_ino);
+	if (ret == 0)
+		fuse_note(r, FUSE_CHANGE_DELETED, dir->fd, name, -1, NULL);
 	put_node(r, dir);
 	return ret;
 }
@@ -390,6 +398,8 @@ static int rename_names(struct fuse_req *r, size_t off, uint64_t newdir, unsigne
 		return ret;
 	if ((to = get_node(r, newdir, true, &ret))) {
 		ret = renameat2(from->fd, oldname, to->fd, newname, flags) < 0 ? -errno : 0;
+		if (ret == 0)
+			fuse_note(r, FUSE_CHANGE_RENAMED, from->fd, oldname, to->fd, newname);
 		put_node(r, to);
 	}
 	put_node(r, from);
@@ -453,6 +463,8 @@ int fuse_do_link(struct fuse_req *r)
 		return ret;
 	if ((src = get_node(r, in->oldnodeid, false, &ret))) {
 		ret = link_node(r, src, dir, name);
+		if (ret >= 0)
+			fuse_note(r, FUSE_CHANGE_CREATED, dir->fd, name, -1, NULL);
 		put_node(r, src);
 	}
 	put_node(r, dir);

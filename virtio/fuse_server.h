@@ -15,6 +15,7 @@
 #include <sys/uio.h>
 
 #include "base/fd_budget.h"
+#include "virtio/fuse.h"
 
 /* Seconds the guest may trust an entry or attributes (and a miss) before asking again: the
  * host may change the share behind the guest's back, and a local file system's cache would
@@ -54,6 +55,7 @@ struct fuse_inode {
 struct fuse_handle {
 	int fd;
 	bool dir;
+	atomic_bool written; /* told to the watcher already (FUSE_CHANGE_WRITTEN) */
 	uint32_t busy;
 	uint64_t id; /* 0 once released */
 	pthread_mutex_t lock;
@@ -91,6 +93,9 @@ struct fuse_server {
 	bool initialized;
 	/* fuse_server_counters: updated by every worker, so atomics (relaxed). */
 	_Atomic uint64_t requests, bytes_read, bytes_written;
+	/* fuse_server_watch's, set before the guest runs. */
+	fuse_change_fn *changed;
+	void *changed_opaque;
 };
 
 /* Tables over the share `root_fd` (kept, not counted); the descriptors of the inodes and
@@ -145,6 +150,12 @@ struct fuse_req {
 	void *out_heap;
 	uint64_t out_small[32];
 };
+
+/* Tells the watcher (if any) of a change: `name` in the directory `dir_fd` (an O_PATH
+ * descriptor; name NULL: dir_fd is the file itself), and for RENAMED `to_name` in
+ * `to_dir_fd`. Host paths from /proc/self/fd; a path that cannot be read is told as "?". */
+void fuse_note(struct fuse_req *r, enum fuse_change change, int dir_fd, const char *name,
+	       int to_dir_fd, const char *to_name);
 
 /* A zeroed payload buffer of `len` (<= room) bytes, or NULL. */
 void *fuse_reply_buf(struct fuse_req *r, size_t len);

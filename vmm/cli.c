@@ -85,6 +85,20 @@ static const char usage_main[] =
 	"                      without any capability). CLAWVM_JAIL_USER, if set, counts as\n"     \
 	"                      this option\n"                                                      \
 	"  --no-jail           run the VMM unconfined (UNSAFE: for debugging clawvm only)\n"       \
+	"  --allow HOST[:PORT] let the guest reach HOST through the egress proxy (repeatable):\n"  \
+	"                      a name, *.domain (its subdomains), an IP address or CIDR;\n"        \
+	"                      PORT a number or *, default 80 and 443. Nothing else is\n"          \
+	"                      reachable; private, loopback, link-local and metadata\n"            \
+	"                      addresses only when an address rule names them\n"                   \
+	"  --secret NAME=env:VAR@HOST[:PORT][/HEADER]\n"                                           \
+	"                      the host adds $VAR's value as HEADER (default x-api-key;\n"         \
+	"                      authorization: Bearer) to requests the guest sends to\n"            \
+	"                      $NAME_BASE_URL, and speaks TLS to HOST:PORT (default 443);\n"       \
+	"                      the guest's $NAME_API_KEY is a placeholder (up to 4)\n"             \
+	"  --audit-log FILE    append the sandbox's audit events to FILE (JSON lines, hash\n"      \
+	"                      chained: clawvm audit verify FILE)\n"                               \
+	"  --ca-file FILE      CA certificates (PEM) for the secrets' upstreams, instead of\n"     \
+	"                      the system's\n"                                                     \
 	"  --verbose           log what clawvm does, and boot the kernel with loglevel=7\n"        \
 	"  -h, --help          show this help\n"                                                   \
 	"\n"                                                                                       \
@@ -180,6 +194,10 @@ enum {
 	OPT_NO_JAIL,
 	OPT_JAIL_USER,
 	OPT_PIDS,
+	OPT_ALLOW,
+	OPT_SECRET,
+	OPT_AUDIT_LOG,
+	OPT_CA_FILE,
 };
 
 static const struct option run_options[] = {
@@ -197,6 +215,10 @@ static const struct option run_options[] = {
     {"api-sock", required_argument, NULL, OPT_API_SOCK},
     {"no-jail", no_argument, NULL, OPT_NO_JAIL},
     {"jail-user", required_argument, NULL, OPT_JAIL_USER},
+    {"allow", required_argument, NULL, OPT_ALLOW},
+    {"secret", required_argument, NULL, OPT_SECRET},
+    {"audit-log", required_argument, NULL, OPT_AUDIT_LOG},
+    {"ca-file", required_argument, NULL, OPT_CA_FILE},
     {"volume", required_argument, NULL, 'v'},
     {"env", required_argument, NULL, 'e'},
     {"user", required_argument, NULL, 'u'},
@@ -285,6 +307,18 @@ static int cli_run_option(struct run_args *args, int opt, const char *arg)
 		break;
 	case OPT_JAIL_USER:
 		ret = config_set_jail_user(cfg, "--jail-user", arg, &err);
+		break;
+	case OPT_ALLOW:
+		ret = config_add_allow(cfg, "--allow", arg, &err);
+		break;
+	case OPT_SECRET:
+		ret = config_add_secret(cfg, "--secret", arg, &err);
+		break;
+	case OPT_AUDIT_LOG:
+		ret = config_set_audit_log(cfg, "--audit-log", arg, &err);
+		break;
+	case OPT_CA_FILE:
+		ret = config_set_ca_file(cfg, "--ca-file", arg, &err);
 		break;
 	}
 	if (ret < 0)

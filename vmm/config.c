@@ -58,7 +58,9 @@ void config_init(struct sandbox_config *c)
 	    .ready_fd = -1,
 	    .seccomp = true,
 	};
+	c->vm.audit_fd = -1;
 	c->pids = CONFIG_DEFAULT_PIDS;
+	policy_init(&c->egress);
 }
 
 void config_release(struct sandbox_config *c)
@@ -67,6 +69,7 @@ void config_release(struct sandbox_config *c)
 		free(c->env[i]);
 	c->nenv = 0;
 	c->env[0] = NULL;
+	policy_release(&c->egress);
 }
 
 int config_set_cpus(struct sandbox_config *c, const char *what, uint64_t cpus,
@@ -396,6 +399,117 @@ int config_set_jail_user(struct sandbox_config *c, const char *what, const char 
 		return -1;
 	c->jail_user_set = true;
 	return 0;
+}
+
+int config_add_allow(struct sandbox_config *c, const char *what, const char *spec,
+		     struct config_err *err)
+{
+	(void)what;
+	return policy_add(&c->egress, spec, err->msg, sizeof(err->msg)) < 0 ? -1 : 0;
+}
+
+/* Whether text is 1 to max-1 of [A-Za-z0-9_] starting with a letter or '_' (upper-case
+ * letters only when `upper`). */
+static bool config_word(const char *text, size_t len, size_t max, bool upper)
+{
+	if (len == 0 || len >= max || isdigit((unsigned char)text[0]))
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char ch = (unsigned char)text[i];
+
+		if (!(isdigit(ch) || ch == '_' || (upper ? isupper(ch) : isalpha(ch))))
+			return false;
+	}
+	return true;
+}
+
+int config_add_secret(struct sandbox_config *c, const char *what, const char *spec,
+		      struct config_err *err)
+{
+	const char *eq = strchr(spec, '='), *at = strrchr(spec, '@'), *var, *host, *colon, *slash;
+	struct config_secret *s = &c->secrets[c->nsecrets];
+	size_t host_len;
+	uint64_t port = 443;
+
+	if (!eq || !at || at < eq || strncmp(eq + 1, "env:", 4))
+		return config_fail(err, "%s '%s': expected NAME=env:VAR@HOST[:PORT][/HEADER]", what,
+				   spec);
+	if (c->nsecrets == CONFIG_MAX_SECRETS)
+		return config_fail(err, "%s '%s': at most %d secrets", what, spec,
+				   CONFIG_MAX_SECRETS);
+	*s = (struct config_secret){.port = 443};
+	if (!config_word(spec, (size_t)(eq - spec), sizeof(s->name) - 12, true))
+		return config_fail(err,
+				   "%s '%s': NAME must be A-Z, 0-9 and _ (it names the "
+				   "guest's NAME_BASE_URL and NAME_API_KEY)",
+				   what, spec);
+	memcpy(s->name, spec, (size_t)(eq - spec));
+	var = eq + 5;
+	if (!config_word(var, (size_t)(at - var), sizeof(s->var), false))
+		return config_fail(err, "%s '%s': VAR must be an environment variable's name", what,
+				   spec);
+	memcpy(s->var, var, (size_t)(at - var));
+	host = at + 1;
+	slash = strchr(host, '/');
+	snprintf(s->header, sizeof(s->header), "%s", slash ? slash + 1 : "x-api-key");
+	for (const char *p = s->header; *p; p++)
+		if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_')
+			return config_fail(err, "%s '%s': HEADER must be a header name", what,
+					   spec);
+	if (!s->header[0] || (slash && strlen(slash + 1) >= sizeof(s->header)))
+		return config_fail(err, "%s '%s': HEADER must be a header name", what, spec);
+	host_len = slash ? (size_t)(slash - host) : strlen(host);
+	colon = memchr(host, ':', host_len);
+	if (colon) {
+		if (config_number(colon + 1, host_len - (size_t)(colon + 1 - host), &port) < 0 ||
+		    port == 0 || port > 65535)
+			return config_fail(err, "%s '%s': PORT must be 1-65535", what, spec);
+		host_len = (size_t)(colon - host);
+	}
+	if (host_len == 0 || host_len >= sizeof(s->host))
+		return config_fail(err, "%s '%s': HOST must be a host name", what, spec);
+	memcpy(s->host, host, host_len);
+	for (char *p = s->host; *p; p++) {
+		*p = (char)tolower((unsigned char)*p);
+		if (!isalnum((unsigned char)*p) && *p != '-' && *p != '.')
+			return config_fail(err, "%s '%s': HOST must be a host name", what, spec);
+	}
+	s->port = (uint16_t)port;
+	for (unsigned i = 0; i < c->nsecrets; i++)
+		if (!strcmp(c->secrets[i].name, s->name))
+			return config_fail(err, "%s '%s': %s is given twice", what, spec, s->name);
+	c->nsecrets++;
+	return 0;
+}
+
+int config_set_audit_log(struct sandbox_config *c, const char *what, const char *path,
+			 struct config_err *err)
+{
+	char dir[PATH_MAX], *slash;
+	struct stat st;
+
+	if (config_new_path(what, path, c->audit_log, err) < 0)
+		return -1;
+	if (c->audit_log[0] != '/') {
+		char cwd[PATH_MAX];
+
+		if (!getcwd(cwd, sizeof(cwd)) ||
+		    (size_t)snprintf(dir, sizeof(dir), "%s/%s", cwd, path) >= sizeof(dir))
+			return config_fail(err, "%s: the path is too long", what);
+		memcpy(c->audit_log, dir, strlen(dir) + 1);
+	}
+	memcpy(dir, c->audit_log, strlen(c->audit_log) + 1);
+	slash = strrchr(dir, '/');
+	*slash = '\0';
+	if (stat(dir[0] ? dir : "/", &st) < 0 || !S_ISDIR(st.st_mode))
+		return config_fail(err, "%s `%s`: its directory does not exist", what, path);
+	return 0;
+}
+
+int config_set_ca_file(struct sandbox_config *c, const char *what, const char *path,
+		       struct config_err *err)
+{
+	return config_host_path(what, path, S_IFREG, c->ca_file, err);
 }
 
 int config_set_cwd(struct sandbox_config *c, const char *what, const char *cwd,

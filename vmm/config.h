@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "broker/policy.h"
 #include "vmm/vm_config.h"
 
 #define CONFIG_DEFAULT_CPUS    1
@@ -26,6 +27,7 @@
 #define CONFIG_NAME_MAX	    63	 /* [A-Za-z0-9][A-Za-z0-9_.-]* */
 #define CONFIG_MAX_UID	    0xfffffffeu
 #define CONFIG_ERR_MAX	    512
+#define CONFIG_MAX_SECRETS  4 /* broker.h's BROKER_MAX_SECRETS */
 
 /* Why a setter refused, for people. */
 struct config_err {
@@ -34,6 +36,16 @@ struct config_err {
 
 /* Sets err's message from fmt; returns -1, for `return config_fail(err, ...)`. */
 __attribute__((format(printf, 2, 3))) int config_fail(struct config_err *err, const char *fmt, ...);
+
+/* A credential the egress broker adds (--secret NAME=env:VAR@HOST[:PORT][/HEADER]). The
+ * value is not here: the process that starts the broker reads VAR then. */
+struct config_secret {
+	char name[64];	 /* [A-Z][A-Z0-9_]*: the guest gets NAME_BASE_URL, NAME_API_KEY */
+	char var[128];	 /* the host's environment variable that holds the value */
+	char host[254];	 /* the upstream, over TLS */
+	uint16_t port;	 /* default 443 */
+	char header[64]; /* default x-api-key; authorization is sent as "Bearer <value>" */
+};
 
 struct sandbox_config {
 	struct vm_config vm;
@@ -49,6 +61,12 @@ struct sandbox_config {
 	char vsock_uds[PATH_MAX], cmdline[CONFIG_MAX_CMDLINE + 1];
 	char share_host[VM_MAX_SHARES][PATH_MAX];
 	char share_guest[VM_MAX_SHARES][PATH_MAX];
+	/* Egress (vmm/egress.h): the allowlist, the secrets, the audit log. */
+	struct policy egress;
+	struct config_secret secrets[CONFIG_MAX_SECRETS];
+	unsigned nsecrets;
+	char audit_log[PATH_MAX], ca_file[PATH_MAX]; /* "": none, the system's CA store */
+	uint64_t egress_max_bytes;		     /* 0: no limit */
 	/* The VMM's containment (jail.h). */
 	bool no_jail;
 	bool jail_user_set;
@@ -126,6 +144,24 @@ __attribute__((warn_unused_result)) int config_set_cwd(struct sandbox_config *c,
 /* A sandbox name: 1 to 63 of [A-Za-z0-9_.-], starting with a letter or digit. */
 __attribute__((warn_unused_result)) int config_set_name(struct sandbox_config *c, const char *what,
 							const char *name, struct config_err *err);
+
+/* One --allow rule (broker/policy.h says what a rule may be). */
+__attribute__((warn_unused_result)) int config_add_allow(struct sandbox_config *c, const char *what,
+							 const char *spec, struct config_err *err);
+/* One --secret NAME=env:VAR@HOST[:PORT][/HEADER], at most CONFIG_MAX_SECRETS, each NAME
+ * once. */
+__attribute__((warn_unused_result)) int config_add_secret(struct sandbox_config *c,
+							  const char *what, const char *spec,
+							  struct config_err *err);
+/* The audit log: a file (made if missing) in an existing directory, kept absolute. */
+__attribute__((warn_unused_result)) int config_set_audit_log(struct sandbox_config *c,
+							     const char *what, const char *path,
+							     struct config_err *err);
+/* The CA certificates (PEM) the broker trusts for secrets' upstreams, instead of the
+ * system's: an existing regular file. */
+__attribute__((warn_unused_result)) int config_set_ca_file(struct sandbox_config *c,
+							   const char *what, const char *path,
+							   struct config_err *err);
 
 /* The guest kernel, initramfs and root not set: from the CLAWVM_* variables that stand
  * for them, else found below `dirs` (guest_files.h). */

@@ -18,8 +18,10 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include "api/audit.h"
 #include "base/log.h"
 #include "vmm/cgroup.h"
+#include "vmm/egress.h"
 #include "vmm/jail.h"
 #include "vmm/jail_int.h"
 #include "vmm/session.h"
@@ -55,10 +57,12 @@ static int jail_map(pid_t pid, uid_t uid, gid_t gid)
 	return jail_write(path, map);
 }
 
-/* What a sandbox leaves on the host: its directory, its cgroup. */
-static void jail_cleanup(struct rundir *rd, struct cgroup *cg)
+/* What a sandbox leaves on the host: its broker, its directory, its cgroup. */
+static void jail_cleanup(struct rundir *rd, struct cgroup *cg, struct egress *eg)
 {
 	struct config_err err;
+
+	egress_stop(eg);
 
 	if (cgroup_remove(cg, &err) < 0)
 		log_warn("%s", err.msg);
@@ -69,7 +73,8 @@ static void jail_cleanup(struct rundir *rd, struct cgroup *cg)
  * to the VMM; those a terminal sent reached it already (it is in clawvm's process group).
  * Then what the sandbox left is removed, and the VMM's status is clawvm's. */
 static void jail_supervise(pid_t vmm, int sig_fd, const struct sandbox_config *cfg,
-			   struct rundir *rd, struct cgroup *cg, const struct termios *tty)
+			   struct rundir *rd, struct cgroup *cg, struct egress *eg,
+			   const struct termios *tty)
 {
 	int status = VM_EXIT_FAILURE << 8;
 	unsigned long oom_kills;
@@ -98,7 +103,10 @@ static void jail_supervise(pid_t vmm, int sig_fd, const struct sandbox_config *c
 			break;
 	}
 	oom_kills = cgroup_oom_kills(cg);
-	jail_cleanup(rd, cg);
+	egress_event(
+	    eg, audit_event_stop(WIFEXITED(status) ? "exited" : "killed",
+				 WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status)));
+	jail_cleanup(rd, cg, eg);
 	if (WIFEXITED(status))
 		exit(WEXITSTATUS(status));
 	/* Killed: its terminal may still be raw, and it said nothing. */
@@ -115,6 +123,18 @@ static void jail_supervise(pid_t vmm, int sig_fd, const struct sandbox_config *c
 		log_err("the sandbox's VMM was killed by signal %d (%s)", WTERMSIG(status),
 			strsignal(WTERMSIG(status)));
 	exit(VM_EXIT_FAILURE);
+}
+
+/* The sandbox's first audit event: what it was given. */
+static void jail_audit_start(struct egress *eg, const struct sandbox_config *cfg)
+{
+	struct audit_share shares[VM_MAX_SHARES];
+
+	for (unsigned i = 0; i < cfg->vm.nshares; i++)
+		shares[i] = (struct audit_share){cfg->vm.shares[i].host, cfg->vm.shares[i].guest,
+						 cfg->vm.shares[i].read_only};
+	egress_event(eg, audit_event_start(cfg->name, cfg->vm.cpus, cfg->vm.mem_mib, shares,
+					   cfg->vm.nshares));
 }
 
 /* The user the VMM becomes, and whether a user namespace gives it its privileges. */
@@ -245,6 +265,7 @@ int jail_enter(struct sandbox_config *cfg, struct rundir *rd, const int *keep, u
 	sigset_t set, old;
 	pid_t mid, vmm = -1;
 	struct cgroup cg = {.fd = -1};
+	struct egress eg = {.pid = -1, .supervisor_fd = -1, .vmm_fd = -1};
 	struct cgroup_limits limits;
 	struct config_err err;
 	struct termios tty;
@@ -257,12 +278,20 @@ int jail_enter(struct sandbox_config *cfg, struct rundir *rd, const int *keep, u
 		log_warn("--no-jail: the VMM runs unconfined, with all of clawvm's privileges; "
 			 "a guest that broke out of KVM would have them too (debugging only)");
 		cfg->vm.seccomp = false;
+		/* Its broker ends with clawvm (its parent); no supervisor to audit the end. */
+		if (egress_start(cfg, rd, getuid(), getgid(), &eg) < 0)
+			return -1;
+		jail_audit_start(&eg, cfg);
 		return 0;
 	}
 	jail_user(&j, cfg);
-	jail_plan(&j, cfg);
-	if (jail_check_shares(cfg) < 0 || jail_check_access(&j) < 0)
+	if (jail_check_shares(cfg) < 0 || egress_start(cfg, rd, j.uid, j.gid, &eg) < 0)
 		return -1;
+	jail_plan(&j, cfg);
+	if (jail_check_access(&j) < 0) {
+		egress_stop(&eg);
+		return -1;
+	}
 	/* The terminal as it is now, for a VMM that dies with it raw (clawvm run -t). */
 	tty_saved = tcgetattr(STDIN_FILENO, &tty) == 0;
 	if (snprintf(j.root, sizeof(j.root), "%s/root", rd->dir) >= (int)sizeof(j.root) ||
@@ -349,6 +378,8 @@ int jail_enter(struct sandbox_config *cfg, struct rundir *rd, const int *keep, u
 	for (unsigned i = 0; i < nkeep; i++)
 		if (keep[i] >= 0)
 			close(keep[i]);
+	close(eg.vmm_fd);
+	eg.vmm_fd = -1;
 	close(to_vmm[0]);
 	close(from_vmm[1]);
 	/* Into the cgroup before the namespaces: the VMM, its child, is born in it. */
@@ -357,17 +388,18 @@ int jail_enter(struct sandbox_config *cfg, struct rundir *rd, const int *keep, u
 	    write(to_vmm[1], "g", 1) != 1 || read(from_vmm[0], &vmm, sizeof(vmm)) != sizeof(vmm)) {
 		kill(mid, SIGKILL);
 		waitpid(mid, NULL, 0);
-		jail_cleanup(rd, &cg);
+		jail_cleanup(rd, &cg, &eg);
 		exit(VM_EXIT_FAILURE);
 	}
 	waitpid(mid, &status, 0);
 	if (write(to_vmm[1], "g", 1) != 1) {
 		kill(vmm, SIGKILL);
 		waitpid(vmm, NULL, 0);
-		jail_cleanup(rd, &cg);
+		jail_cleanup(rd, &cg, &eg);
 		exit(VM_EXIT_FAILURE);
 	}
-	jail_supervise(vmm, sig_fd, cfg, rd, &cg, tty_saved ? &tty : NULL);
+	jail_audit_start(&eg, cfg);
+	jail_supervise(vmm, sig_fd, cfg, rd, &cg, &eg, tty_saved ? &tty : NULL);
 	return -1; /* not reached */
 fail:
 	for (int i = 0; i < 2; i++) {
@@ -379,5 +411,6 @@ fail:
 	if (sig_fd >= 0)
 		close(sig_fd);
 	sigprocmask(SIG_SETMASK, &old, NULL);
+	egress_stop(&eg);
 	return -1;
 }

@@ -284,6 +284,8 @@ int jail_build(struct jail *j, struct sandbox_config *cfg, const int *keep, unsi
 		if (keep[i] >= 0)
 			fds[nfds++] = keep[i];
 	fds[nfds++] = kvm_fd;
+	if (cfg->vm.audit_fd >= 0)
+		fds[nfds++] = cfg->vm.audit_fd;
 	jail_close_fds(fds, nfds);
 	jail_clear_env();
 	log_debug("jail: the VMM runs as %u:%u%s in its namespaces, %u paths bound",

@@ -15,7 +15,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "api/audit.h"
 #include "base/log.h"
+#include "vmm/egress.h"
 #include "vmm/server_int.h"
 #include "vmm/vm.h"
 
@@ -85,6 +87,7 @@ static void exec_free(struct exec *e)
 		s->main_running = false;
 	outbuf_free(&e->to_guest);
 	free(e->frame);
+	egress_argv_free(e->argv);
 	free(e);
 	/* `stop` with no main command: the VM ends when the last exec has. */
 	if (s->stopping && s->nexecs == 0 && !s->main_running && s->vm)
@@ -132,6 +135,10 @@ static bool exec_deliver(struct exec *e)
 		return false;
 	e->done = true;
 	server_event(s, CONTROL_EV_EXEC_EXIT, control_event_exec_exit(e->id, status));
+	if (e->argv)
+		egress_send(s->cfg->vm.audit_fd,
+			    audit_event_exec((const char *const *)e->argv, status & 0xff, 0,
+					     log_clock_us() / 1000 - e->t_start_ms));
 	return true;
 }
 
@@ -374,6 +381,9 @@ void exec_start(struct server *s, struct conn *c, const struct control_request *
 		return;
 	}
 	e->watched = EPOLLIN | EPOLLOUT;
+	e->t_start_ms = log_clock_us() / 1000;
+	if (s->cfg->vm.audit_fd >= 0)
+		e->argv = egress_argv_dup((const char *const *)r->exec.argv);
 	s->next_exec_id++;
 	e->next = s->execs;
 	if (s->execs)

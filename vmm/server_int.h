@@ -66,6 +66,8 @@ struct exec {
 	bool eof_sent; /* STDIN_EOF queued */
 	bool done;     /* EXIT or ERROR seen */
 	bool parked;   /* hung up, out of the epoll set until its client has room */
+	char **argv;   /* a copy, for its audit event */
+	uint64_t t_start_ms;
 };
 
 struct server {

@@ -27,6 +27,7 @@ static bool method_allowed(enum control_method m, enum server_state st, const ch
 	case CONTROL_ADD_SHARE:
 	case CONTROL_SET_VSOCK:
 	case CONTROL_SET_EXEC_DEFAULTS:
+	case CONTROL_SET_EGRESS:
 	case CONTROL_START:
 		*need = "configured";
 		return st == STATE_CONFIGURED;
@@ -85,6 +86,20 @@ static int apply_config(struct server *s, const struct control_request *r, struc
 		if (r->vsock.cid.set && config_set_vsock_cid(cfg, "cid", r->vsock.cid.value, e) < 0)
 			return -1;
 		if (r->vsock.uds && config_set_vsock_uds(cfg, "uds", r->vsock.uds, e) < 0)
+			return -1;
+		return 0;
+	case CONTROL_SET_EGRESS:
+		for (char **spec = r->egress.allow; spec && *spec; spec++)
+			if (config_add_allow(cfg, "allow", *spec, e) < 0)
+				return -1;
+		for (char **spec = r->egress.secrets; spec && *spec; spec++)
+			if (config_add_secret(cfg, "secrets", *spec, e) < 0)
+				return -1;
+		if (r->egress.audit_log &&
+		    config_set_audit_log(cfg, "audit_log", r->egress.audit_log, e) < 0)
+			return -1;
+		if (r->egress.ca_file &&
+		    config_set_ca_file(cfg, "ca_file", r->egress.ca_file, e) < 0)
 			return -1;
 		return 0;
 	case CONTROL_SET_EXEC_DEFAULTS:
@@ -260,6 +275,7 @@ void server_handle(struct server *s, struct conn *c, struct control_request *r)
 	case CONTROL_ADD_SHARE:
 	case CONTROL_SET_VSOCK:
 	case CONTROL_SET_EXEC_DEFAULTS:
+	case CONTROL_SET_EGRESS:
 		if (apply_config(s, r, &e) < 0)
 			return reply_error(c, r->id, CONTROL_E_PARAMS, "%s", e.msg);
 		return conn_reply(c, control_reply_empty(r->id));

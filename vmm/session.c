@@ -24,10 +24,12 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include "api/audit.h"
 #include "base/log.h"
 #include "vmm/exec_client.h"
 #include "vmm/seccomp.h"
 #include "vmm/server.h"
+#include "vmm/egress.h"
 #include "vmm/session.h"
 #include "vmm/vm.h"
 
@@ -41,6 +43,7 @@ struct session {
 	int ready_fd;	/* eventfd: the connection went to guest-init, or the VM ended */
 	int abort_fd;	/* eventfd: the VM ended otherwise than by its command's end */
 	int api_sig_fd; /* signals for the command from the control API (server.h) */
+	int audit_fd;	/* the broker's, for the command's audit event (vm_config.audit_fd) */
 	int notify_fd;	/* -1, or told "ready" once the command runs (clawvm run -d) */
 	struct server *server;
 	bool seccomp;	 /* the thread installs its allowlist (vm_config's seccomp) */
@@ -111,6 +114,7 @@ static void *session_client(void *arg)
 	    .more_sig_fd = s->api_sig_fd,
 	};
 	char why[128];
+	uint64_t t0;
 
 	s->ret = -ECANCELED;
 	if (s->seccomp && seccomp_install(SECCOMP_CLIENT) < 0) {
@@ -130,10 +134,15 @@ static void *session_client(void *arg)
 		 * the caller's $(...), which must not wait for the sandbox's end). */
 		log_silence();
 	}
+	t0 = log_clock_us();
 	s->ret = exec_client_run_opts(s->fd, &s->req, STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO,
 				      &opts, &s->status);
 	if (s->ret == 0 && s->server)
 		server_main_exited(s->server, s->status);
+	if (s->ret == 0)
+		egress_send(s->audit_fd,
+			    audit_event_exec((const char *const *)s->req.argv, s->status & 0xff, 0,
+					     (log_clock_us() - t0) / 1000));
 	if (s->ret < 0 && !atomic_load(&s->done)) {
 		snprintf(why, sizeof(why), "the exec channel to the guest failed: %s",
 			 strerror(-s->ret));
@@ -201,6 +210,7 @@ int session_run(struct sandbox_config *sc, char *const *argv, bool tty, struct s
 			    .abort_fd = -1,
 			    .api_sig_fd = -1,
 			    .notify_fd = notify_fd,
+			    .audit_fd = sc->vm.audit_fd,
 			    .server = server,
 			    .seccomp = sc->vm.seccomp};
 	struct vm_config *cfg = &sc->vm;

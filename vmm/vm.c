@@ -296,6 +296,10 @@ static int vm_add_devices(struct vm *vm, struct cmdline *cl)
 		if (ret < 0)
 			return ret;
 		vm->fs_ready++;
+		/* Shares the guest may write (the root is read-only): their changes told. */
+		if (vm->cfg->file_changed && !vm->fs_shares[i].read_only)
+			fuse_server_watch(vm->fs[i].server, vm->cfg->file_changed,
+					  vm->cfg->file_opaque);
 		ret = devices_add_virtio(&vm->devices, &vm->kvm, &vm->loop, &vm->mem,
 					 &vm->fs[i].dev, cl);
 		if (ret < 0)

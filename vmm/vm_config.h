@@ -6,6 +6,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "api/guest_abi.h"
+#include "virtio/fuse.h"
+
 #define VM_MAX_VCPUS  32
 #define VM_MAX_SHARES 8 /* -v shares, besides the root */
 
@@ -40,11 +43,21 @@ struct vm_config {
 				guest-init's exec channel listens (CLAWVM_READY_PORT), it
 				becomes a host connection to the guest's CLAWVM_EXEC_PORT */
 	int ready_fd;	       /* -1, or an eventfd the VM adds 1 to once that is done */
+	int audit_fd;	       /* -1, or the egress broker's SOCK_SEQPACKET for audit events
+				(vmm/egress.h): one JSON object per message, never blocking */
 	const char *cmdline;   /* extra kernel command-line words after clawvm's own, or NULL */
 	const char *rootfs;    /* the guest root as a read-only share; NULL: the initramfs */
 	struct vm_share shares[VM_MAX_SHARES];
 	unsigned nshares;
+	/* Host ports the guest reaches as TCP 127.0.0.1:P (CLAWVM_EGRESS_PATH): 1 to 65535,
+	 * none twice (vm_create refuses others). */
+	uint16_t egress_ports[CLAWVM_EGRESS_MAX_PORTS];
+	unsigned negress_ports;
 	bool seccomp; /* each thread under its allowlist (vmm/seccomp.h); off: --no-jail */
+	/* Told of the changes the guest makes in writable shares (virtio/fuse.h), on the
+	 * share's worker threads; NULL: none. */
+	fuse_change_fn *file_changed;
+	void *file_opaque;
 };
 
 #endif
