@@ -7,12 +7,13 @@
 _clawvm_takes_value() { # VERB OPTION
 	case $1:$2 in
 	stop:--timeout | stop:-t | kill:-s | kill:--signal) return 0 ;;
-	stop:* | kill:* | ps:* | inspect:*) return 1 ;;
+	stop:* | kill:* | ps:* | inspect:* | audit:*) return 1 ;;
 	exec:--vsock-uds | exec:-e | exec:--env | exec:--cwd) return 0 ;;
 	exec:*) return 1 ;;
 	*:-v | *:--volume | *:--rootfs | *:--cpus | *:--memory | *:--pids | *:--kernel | \
 		*:--initrd | *:--console-log | *:--vsock-uds | *:--vsock-cid | *:-e | *:--env | \
-		*:-u | *:--user | *:-w | *:--workdir | *:--name | *:--api-sock | *:--jail-user) return 0 ;;
+		*:-u | *:--user | *:-w | *:--workdir | *:--name | *:--api-sock | *:--jail-user | \
+		*:--allow | *:--secret | *:--audit-log | *:--ca-file) return 0 ;;
 	esac
 	return 1
 }
@@ -42,7 +43,7 @@ _clawvm() {
 	local cur prev words cword split i verb opts named='' uds=''
 	local sandbox_opts='-v --volume --rootfs --cpus --memory --pids --kernel --initrd
 		--console-log --vsock-uds --vsock-cid -e --env -u --user -w --workdir --name --jail-user
-		--no-jail --verbose -h --help'
+		--no-jail --allow --secret --audit-log --ca-file --verbose -h --help'
 
 	COMPREPLY=()
 	if declare -F _init_completion >/dev/null; then
@@ -56,7 +57,7 @@ _clawvm() {
 	fi
 
 	if [ "$cword" -eq 1 ]; then
-		mapfile -t COMPREPLY < <(compgen -W 'run vmm exec ps inspect stop kill --help
+		mapfile -t COMPREPLY < <(compgen -W 'run vmm exec ps inspect stop kill audit --help
 			--version' -- "$cur")
 		return
 	fi
@@ -69,6 +70,15 @@ _clawvm() {
 	inspect) opts='-h --help' ;;
 	stop) opts='--timeout -h --help' ;;
 	kill) opts='-s -h --help' ;;
+	audit)
+		# audit verify|show FILE
+		if [ "$cword" -eq 2 ]; then
+			mapfile -t COMPREPLY < <(compgen -W 'verify show -h --help' -- "$cur")
+		elif [ "$cword" -eq 3 ]; then
+			_clawvm_paths files
+		fi
+		return
+		;;
 	*) return ;;
 	esac
 	# The words so far: options and their values, then NAME (exec, inspect) or names
@@ -94,7 +104,9 @@ _clawvm() {
 	[ "$verb" = exec ] && [ -n "$named" ] && return
 
 	case $prev in
-	--kernel | --initrd | --console-log | --vsock-uds | --api-sock) _clawvm_paths files ;;
+	--kernel | --initrd | --console-log | --vsock-uds | --api-sock | --audit-log | --ca-file)
+		_clawvm_paths files
+		;;
 	--rootfs) _clawvm_paths dirs ;;
 	# The host directory; the guest path after the colon is the user's to write.
 	-v | --volume) [[ $cur == *:* ]] || _clawvm_paths dirs ;;
