@@ -491,3 +491,8 @@ void audit_close(struct audit_log *log)
 	close(log->fd);
 	free(log);
 }
+
+int audit_fd(const struct audit_log *log)
+{
+	return log->fd;
+}

@@ -98,6 +98,8 @@ const char *audit_reason(const struct audit_log *log);
  * kept somewhere else, they let a later check see that lines were cut off the end. */
 void audit_head(const struct audit_log *log, uint64_t *seq, char hash[65]);
 void audit_close(struct audit_log *log);
+/* The log's descriptor, for a process that must keep it open across a fork. */
+int audit_fd(const struct audit_log *log);
 
 /* The readers. audit_verify checks every line of `in` (a whole line and JSON object, with
  * the keys and values the writer writes; seq 1, 2, 3...; prev the SHA-256 of the line

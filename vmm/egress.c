@@ -121,6 +121,41 @@ static int egress_secret_values(const struct sandbox_config *cfg, struct broker_
 	return 0;
 }
 
+/* In the broker's process: stdin and stdout (and stderr when `quiet`: nobody reads it,
+ * and a caller's pipe must not wait for the broker) on /dev/null, every inherited
+ * descriptor but `keep` closed. */
+static void egress_fds(const int *keep, unsigned nkeep, bool quiet)
+{
+	int null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+	unsigned from = 3;
+
+	if (null_fd >= 0) {
+		dup2(null_fd, STDIN_FILENO);
+		dup2(null_fd, STDOUT_FILENO);
+		if (quiet)
+			dup2(null_fd, STDERR_FILENO);
+		close(null_fd);
+	}
+	/* keep is short: ascending by a pass of insertion sort. */
+	int sorted[4];
+
+	for (unsigned i = 0; i < nkeep; i++) {
+		unsigned j = i;
+
+		for (; j > 0 && sorted[j - 1] > keep[i]; j--)
+			sorted[j] = sorted[j - 1];
+		sorted[j] = keep[i];
+	}
+	for (unsigned i = 0; i < nkeep; i++) {
+		if (sorted[i] < (int)from)
+			continue;
+		if ((unsigned)sorted[i] > from)
+			close_range(from, (unsigned)sorted[i] - 1, 0);
+		from = (unsigned)sorted[i] + 1;
+	}
+	close_range(from, ~0u, 0);
+}
+
 /* In the broker's process: the jail user (as root), no capability, no_new_privs, gone
  * with its parent. Only then does it read anything the guest sends. */
 static int egress_drop(uid_t uid, gid_t gid, int parent_fd)
@@ -143,7 +178,7 @@ static int egress_drop(uid_t uid, gid_t gid, int parent_fd)
 }
 
 int egress_start(struct sandbox_config *cfg, const struct rundir *rd, uid_t uid, gid_t gid,
-		 struct egress *e)
+		 bool quiet, struct egress *e)
 {
 	struct broker_config *bc;
 	int sup[2] = {-1, -1}, vmm[2] = {-1, -1};
@@ -192,7 +227,10 @@ int egress_start(struct sandbox_config *cfg, const struct rundir *rd, uid_t uid,
 		close(sup[0]);
 		if (vmm[0] >= 0)
 			close(vmm[0]);
+		int keep[3] = {sup[1], vmm[1], bc->audit ? audit_fd(bc->audit) : -1};
+
 		prctl(PR_SET_NAME, "clawvm-broker", 0, 0, 0);
+		egress_fds(keep, 3, quiet);
 		bc->supervisor_fd = sup[1];
 		bc->vmm_events_fd = vmm[1];
 		if (egress_drop(uid, gid, sup[1]) < 0)

@@ -31,10 +31,11 @@ struct egress {
 
 /* Before the VMM's fork: the socket directory, the exec environment, the guest's relay
  * ports, the audit log opened, the broker forked as uid:gid (dropped to when root). 0, or
- * -1 (said). e->pid is -1 on failure. */
+ * -1 (said). e->pid is -1 on failure. `quiet`: the broker's stderr goes nowhere (a
+ * detached sandbox). */
 __attribute__((warn_unused_result)) int egress_start(struct sandbox_config *cfg,
 						     const struct rundir *rd, uid_t uid, gid_t gid,
-						     struct egress *e);
+						     bool quiet, struct egress *e);
 /* The supervisor's own events: start, then stop (event text from api/audit.h's builders,
  * freed here). */
 void egress_event(struct egress *e, char *event);

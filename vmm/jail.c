@@ -279,13 +279,13 @@ int jail_enter(struct sandbox_config *cfg, struct rundir *rd, const int *keep, u
 			 "a guest that broke out of KVM would have them too (debugging only)");
 		cfg->vm.seccomp = false;
 		/* Its broker ends with clawvm (its parent); no supervisor to audit the end. */
-		if (egress_start(cfg, rd, getuid(), getgid(), &eg) < 0)
+		if (egress_start(cfg, rd, getuid(), getgid(), detached, &eg) < 0)
 			return -1;
 		jail_audit_start(&eg, cfg);
 		return 0;
 	}
 	jail_user(&j, cfg);
-	if (jail_check_shares(cfg) < 0 || egress_start(cfg, rd, j.uid, j.gid, &eg) < 0)
+	if (jail_check_shares(cfg) < 0 || egress_start(cfg, rd, j.uid, j.gid, detached, &eg) < 0)
 		return -1;
 	jail_plan(&j, cfg);
 	if (jail_check_access(&j) < 0) {

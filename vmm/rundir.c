@@ -111,6 +111,19 @@ static void rundir_clear(const char *dir)
 		if (snprintf(path, sizeof(path), "%s/%s", dir, names[i]) < (int)sizeof(path))
 			unlink(path);
 	}
+	/* The egress sockets' directory (vmm/egress.h): the VMM's and the broker's sockets,
+	 * left there by a VMM or broker killed before it could unlink them. */
+	if (snprintf(path, sizeof(path), "%s/vsock", dir) < (int)sizeof(path)) {
+		DIR *d = opendir(path);
+		struct dirent *e;
+
+		while (d && (e = readdir(d)))
+			if (e->d_name[0] != '.')
+				unlinkat(dirfd(d), e->d_name, 0);
+		if (d)
+			closedir(d);
+		rmdir(path);
+	}
 	/* The jail's root: a mount point in the jail's own mount namespace only. */
 	if (snprintf(path, sizeof(path), "%s/root", dir) < (int)sizeof(path))
 		rmdir(path);
