@@ -16,6 +16,15 @@
  * under an overlay whose upper layer is tmpfs and switches into it before any other. */
 #define CLAWVM_MOUNTS_PATH "/clawvm/mounts"
 
+/* The host ports the guest may reach (egress): a file in the same appended archive as
+ * CLAWVM_MOUNTS_PATH, there only when the VM has at least one. One record per port, each a
+ * single NUL-terminated decimal string from 1 to 65535 without leading zeros, no port twice,
+ * at most CLAWVM_EGRESS_MAX_PORTS records. For each port P guest-init listens on TCP
+ * 127.0.0.1:P and carries every connection accepted there, byte for byte, to the host as a
+ * vsock connection to CID 2 (VMADDR_CID_HOST), port P. The guest has no network device. */
+#define CLAWVM_EGRESS_PATH	"/clawvm/egress"
+#define CLAWVM_EGRESS_MAX_PORTS 16
+
 /* The vsock port guest-init listens on for the exec channel (api/exec.md): one connection
  * runs one command. It is the only way a command reaches the guest. */
 #define CLAWVM_EXEC_PORT 1024

@@ -6,6 +6,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "api/guest_abi.h"
+
 #define VM_MAX_VCPUS  32
 #define VM_MAX_SHARES 8 /* -v shares, besides the root */
 
@@ -44,6 +46,10 @@ struct vm_config {
 	const char *rootfs;    /* the guest root as a read-only share; NULL: the initramfs */
 	struct vm_share shares[VM_MAX_SHARES];
 	unsigned nshares;
+	/* Host ports the guest reaches as TCP 127.0.0.1:P (CLAWVM_EGRESS_PATH): 1 to 65535,
+	 * none twice (vm_create refuses others). */
+	uint16_t egress_ports[CLAWVM_EGRESS_MAX_PORTS];
+	unsigned negress_ports;
 	bool seccomp; /* each thread under its allowlist (vmm/seccomp.h); off: --no-jail */
 };
 
