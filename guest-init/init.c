@@ -1,6 +1,7 @@
 /* guest-init: the static PID 1 of a clawvm guest (catatonit is the model).
  *
- * It mounts the kernel filesystems and the shares the VMM put in /clawvm/mounts, serves the
+ * It mounts the kernel filesystems and the shares the VMM put in /clawvm/mounts, brings
+ * loopback up and starts the egress relay for the ports of /clawvm/egress, serves the
  * exec channel on vsock (api/exec.md), forwards signals to the `main` command and reaps
  * every zombie; when the `main` command ends it kills what is left, reports the command's
  * exit status on the status port and reboots, which makes the VMM exit. Its own messages go
@@ -9,6 +10,7 @@
  * Once it serves, PID 1 never exits on an error: the kernel would panic and the VMM would
  * never learn the status. */
 #include "command.h"
+#include "egress.h"
 #include "exec.h"
 #include "shares.h"
 
@@ -190,8 +192,8 @@ __attribute__((noreturn)) static void power_off(int status)
 }
 
 /* Reaps every zombie it can without blocking: the exec server's commands (whose EXIT
- * frames follow from it) and orphans. */
-static void reap_zombies(struct exec_server *srv)
+ * frames follow from it), the egress relay (*egress_pid, 0 once it is gone) and orphans. */
+static void reap_zombies(struct exec_server *srv, pid_t *egress_pid)
 {
 	int wstatus;
 	pid_t pid;
@@ -202,13 +204,19 @@ static void reap_zombies(struct exec_server *srv)
 				continue;
 			break; /* ECHILD: nobody left */
 		}
-		exec_server_child_exited(srv, pid, wstatus);
+		if (exec_server_child_exited(srv, pid, wstatus))
+			continue;
+		if (pid == *egress_pid) {
+			console_msg("the egress relay ended (status %d); no egress from now on",
+				    command_exit_status(wstatus));
+			*egress_pid = 0; /* its pid may be reused */
+		}
 	}
 }
 
 /* Serves exec connections until the `main` command ends, passing the signals PID 1
  * receives on to it; reaps orphans on the way. Returns the `main` command's status. */
-static int supervise(int sfd, struct exec_server *srv)
+static int supervise(int sfd, struct exec_server *srv, pid_t egress_pid)
 {
 	int status = COMMAND_EXIT_INIT_FAILED;
 
@@ -241,7 +249,7 @@ static int supervise(int sfd, struct exec_server *srv)
 		}
 		if (fds[1].revents)
 			exec_server_dispatch(srv);
-		reap_zombies(srv);
+		reap_zombies(srv, &egress_pid);
 		if (exec_server_main_done(srv, &status))
 			return status;
 	}
@@ -333,10 +341,42 @@ static int mount_shares(void)
 	return ret;
 }
 
+/* The egress ports, read before mount_shares: a root share hides the initramfs, and the
+ * file with it. A bad file means no egress, not no command. */
+static void read_egress(struct egress_ports *ports)
+{
+	char err[512];
+	int ret = egress_read(CLAWVM_EGRESS_PATH, ports, err, sizeof(err));
+
+	if (ret < 0 && ret != -ENOENT)
+		console_msg("egress: %s; no egress", err);
+}
+
+/* Loopback, which every guest has, then the relay if there are egress ports. The relay's
+ * pid, or 0. Nothing here is fatal: the command runs, without egress if need be. */
+static pid_t start_egress(const struct egress_ports *ports)
+{
+	char err[512];
+	pid_t pid;
+
+	if (egress_loopback_up(err, sizeof(err)) < 0)
+		console_msg("loopback: %s", err);
+	if (ports->n == 0)
+		return 0;
+	pid = egress_start(ports, err, sizeof(err));
+	if (pid < 0) {
+		console_msg("egress: %s; no egress", err);
+		return 0;
+	}
+	return pid;
+}
+
 int main(void)
 {
+	struct egress_ports egress = {.n = 0};
 	struct exec_server *srv;
 	sigset_t all, watched;
+	pid_t egress_pid;
 	int sfd;
 
 	if (getpid() != 1) {
@@ -364,8 +404,12 @@ int main(void)
 	}
 	ensure_std_fds();
 
+	read_egress(&egress);
 	if (mount_shares() < 0)
 		power_off(COMMAND_EXIT_INIT_FAILED);
+	/* Before the exec channel: the command finds egress listening from its first step,
+	 * and the relay inherits none of the channel's fds. */
+	egress_pid = start_egress(&egress);
 	/* Commands come only over the exec channel: without it there is nothing to run. */
 	srv = start_exec_server();
 	if (!srv)
@@ -385,7 +429,7 @@ int main(void)
 	}
 
 	/* From here on we never bail: every path ends in power_off(). */
-	int status = supervise(sfd, srv);
+	int status = supervise(sfd, srv, egress_pid);
 	kill_leftovers();
 	power_off(status);
 }

@@ -292,6 +292,25 @@ int config_add_volume(struct sandbox_config *c, const char *spec, struct config_
 	return config_add_share(c, what, host, guest, read_only, err);
 }
 
+int config_add_egress_port(struct sandbox_config *c, const char *what, uint64_t port,
+			   struct config_err *err)
+{
+	struct vm_config *vm = &c->vm;
+
+	if (config_range(what, port, 1, 65535, err) < 0)
+		return -1;
+	for (unsigned i = 0; i < vm->negress_ports; i++) {
+		if (vm->egress_ports[i] == port)
+			return config_fail(err, "%s: port %llu is given twice", what,
+					   (unsigned long long)port);
+	}
+	if (vm->negress_ports == CLAWVM_EGRESS_MAX_PORTS)
+		return config_fail(err, "%s: at most %d egress ports", what,
+				   CLAWVM_EGRESS_MAX_PORTS);
+	vm->egress_ports[vm->negress_ports++] = (uint16_t)port;
+	return 0;
+}
+
 int config_set_vsock_cid(struct sandbox_config *c, const char *what, uint64_t cid,
 			 struct config_err *err)
 {

@@ -117,6 +117,11 @@ __attribute__((warn_unused_result)) int config_add_share(struct sandbox_config *
 /* One -v HOST:GUEST[:ro|:rw], into config_add_share. */
 __attribute__((warn_unused_result)) int config_add_volume(struct sandbox_config *c,
 							  const char *spec, struct config_err *err);
+/* A host port the guest reaches as TCP 127.0.0.1:PORT (egress, guest_abi.h): 1 to 65535,
+ * not given twice, at most CLAWVM_EGRESS_MAX_PORTS. */
+__attribute__((warn_unused_result)) int config_add_egress_port(struct sandbox_config *c,
+							       const char *what, uint64_t port,
+							       struct config_err *err);
 /* The guest's CID, 3 to 4294967294. */
 __attribute__((warn_unused_result)) int config_set_vsock_cid(struct sandbox_config *c,
 							     const char *what, uint64_t cid,

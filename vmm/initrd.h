@@ -1,4 +1,4 @@
-/* What the VMM hands guest-init (the shares to mount) as a small newc
+/* What the VMM hands guest-init (the shares to mount, the egress ports) as a small newc
  * cpio archive appended to the guest image (the kernel unpacks concatenated archives in
  * order). Every file is a list of NUL-terminated strings. */
 #ifndef CLAWVM_INITRD_H

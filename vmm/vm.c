@@ -181,11 +181,43 @@ static void vm_list_shares(struct vm *vm)
 	vm->mount_records[r] = NULL;
 }
 
-/* The guest image, then (4-byte aligned) the archive with the mounts, if any. */
+/* The egress ports as /clawvm/egress records, checked as guest-init will check them (a
+ * port it refuses would cost the guest all its egress). */
+static int vm_list_egress(struct vm *vm)
+{
+	const struct vm_config *cfg = vm->cfg;
+
+	if (cfg->negress_ports > CLAWVM_EGRESS_MAX_PORTS) {
+		log_err("%u egress ports: at most %d", cfg->negress_ports, CLAWVM_EGRESS_MAX_PORTS);
+		return -EINVAL;
+	}
+	for (unsigned i = 0; i < cfg->negress_ports; i++) {
+		uint16_t port = cfg->egress_ports[i];
+
+		if (port == 0) {
+			log_err("egress port 0: ports are 1 to 65535");
+			return -EINVAL;
+		}
+		for (unsigned j = 0; j < i; j++) {
+			if (cfg->egress_ports[j] == port) {
+				log_err("egress port %u given twice", (unsigned)port);
+				return -EINVAL;
+			}
+		}
+		snprintf(vm->egress_ports[i], sizeof(vm->egress_ports[i]), "%u", (unsigned)port);
+		vm->egress_records[i] = vm->egress_ports[i];
+	}
+	vm->egress_records[cfg->negress_ports] = NULL;
+	return 0;
+}
+
+/* The guest image, then (4-byte aligned) the archive with the mounts and the egress ports,
+ * each file there only if it has records. */
 static int vm_load_initrd(struct vm *vm, struct boot_info *bi)
 {
 	const char *path = vm->cfg->initrd_path;
-	struct initrd_file mounts = {&CLAWVM_MOUNTS_PATH[1], vm->mount_records};
+	struct initrd_file files[2];
+	unsigned nfiles = 0;
 	size_t archive_size = 0;
 	uint64_t image_size, padded, total, gpa;
 	struct stat st;
@@ -193,7 +225,11 @@ static int vm_load_initrd(struct vm *vm, struct boot_info *bi)
 	int fd, ret;
 
 	if (vm->mount_records[0])
-		archive_size = initrd_archive_size(&mounts, 1);
+		files[nfiles++] = (struct initrd_file){&CLAWVM_MOUNTS_PATH[1], vm->mount_records};
+	if (vm->egress_records[0])
+		files[nfiles++] = (struct initrd_file){&CLAWVM_EGRESS_PATH[1], vm->egress_records};
+	if (nfiles)
+		archive_size = initrd_archive_size(files, nfiles);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		log_err("initrd `%s`: %m", path);
@@ -231,7 +267,7 @@ static int vm_load_initrd(struct vm *vm, struct boot_info *bi)
 	}
 	memset(dst + image_size, 0, padded - image_size);
 	if (archive_size &&
-	    initrd_archive(dst + padded, archive_size, &mounts, 1) != archive_size) {
+	    initrd_archive(dst + padded, archive_size, files, nfiles) != archive_size) {
 		ret = -EFAULT;
 		goto out;
 	}
@@ -363,8 +399,11 @@ int vm_create(const struct vm_config *cfg, struct vm **out)
 	ret = kvm_set_memory(&vm->kvm, &vm->mem);
 	if (ret < 0)
 		goto err;
-	/* 3. Kernel, and the initrd with the command and the shares to mount. */
+	/* 3. Kernel, and the initrd with the shares to mount and the egress ports. */
 	vm_list_shares(vm);
+	ret = vm_list_egress(vm);
+	if (ret < 0)
+		goto err;
 	if (vm->nfs)
 		vm_raise_fd_limit();
 	fd_budget_init(&vm->fds, FD_BUDGET_RESERVE);

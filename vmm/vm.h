@@ -69,6 +69,9 @@ struct vm {
 	struct vm_share fs_shares[VM_MAX_SHARES + 1];
 	char fs_tags[VM_MAX_SHARES + 1][24];
 	char *mount_records[3 * (VM_MAX_SHARES + 1) + 1];
+	/* cfg's egress ports as /clawvm/egress records (guest_abi.h), NULL-terminated. */
+	char egress_ports[CLAWVM_EGRESS_MAX_PORTS][sizeof("65535")];
+	char *egress_records[CLAWVM_EGRESS_MAX_PORTS + 1];
 	struct ev_handler stop_handler;
 	struct ev_handler ready_handler; /* ready.fd, an eventfd: guest-init listens */
 	/* Exec connections (cfg->exec_fd first) until guest-init listens; then the loop passes

@@ -168,6 +168,27 @@ static void shares(void **state)
 		"add_share: at most 8 shares");
 }
 
+static void egress_ports(void **state)
+{
+	(void)state;
+	assert_int_equal(cfg.vm.negress_ports, 0);
+	REFUSED(config_add_egress_port(&cfg, "egress_port", 0, &err),
+		"egress_port must be between 1 and 65535, got 0");
+	REFUSED(config_add_egress_port(&cfg, "egress_port", 65536, &err),
+		"egress_port must be between 1 and 65535, got 65536");
+	assert_int_equal(config_add_egress_port(&cfg, "egress_port", 3128, &err), 0);
+	REFUSED(config_add_egress_port(&cfg, "egress_port", 3128, &err),
+		"egress_port: port 3128 is given twice");
+	for (unsigned i = 1; i < CLAWVM_EGRESS_MAX_PORTS; i++)
+		assert_int_equal(config_add_egress_port(&cfg, "egress_port", 65535 - i, &err), 0);
+	assert_int_equal(cfg.vm.negress_ports, CLAWVM_EGRESS_MAX_PORTS);
+	REFUSED(config_add_egress_port(&cfg, "egress_port", 65535, &err),
+		"egress_port: at most 16 egress ports");
+	assert_int_equal(cfg.vm.egress_ports[0], 3128);
+	assert_int_equal(cfg.vm.egress_ports[1], 65534);
+	assert_int_equal(cfg.vm.egress_ports[CLAWVM_EGRESS_MAX_PORTS - 1], 65520);
+}
+
 static void exec_defaults(void **state)
 {
 	(void)state;
@@ -223,6 +244,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(files, fresh, release),
 	    cmocka_unit_test_setup_teardown(cmdline, fresh, release),
 	    cmocka_unit_test_setup_teardown(shares, fresh, release),
+	    cmocka_unit_test_setup_teardown(egress_ports, fresh, release),
 	    cmocka_unit_test_setup_teardown(exec_defaults, fresh, release),
 	    cmocka_unit_test_setup_teardown(names, fresh, release),
 	};

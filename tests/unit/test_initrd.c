@@ -311,6 +311,42 @@ static void two_files(void **state)
 	free(archive);
 }
 
+/* The files as vm_load_initrd writes them: the mounts (when there are shares), then the
+ * egress ports (when there are any), each port one decimal string; guest-init reads both. */
+static void mounts_and_egress(void **state)
+{
+	char *mounts[] = {"clawvm0", "/", "ro", NULL};
+	char *ports[] = {"3128", "3129", "65535", NULL};
+	const struct initrd_file both[] = {{&CLAWVM_MOUNTS_PATH[1], mounts},
+					   {&CLAWVM_EGRESS_PATH[1], ports}};
+	static const char want_ports[] = "3128\0003129\00065535";
+	struct newc_entry e[MAX_ENTRIES];
+	uint8_t archive[1024];
+	size_t size, end;
+
+	(void)state;
+	size = initrd_archive_size(both, 2);
+	assert_true(size <= sizeof(archive));
+	assert_int_equal(initrd_archive(archive, sizeof(archive), both, 2), size);
+	assert_int_equal(newc_parse(archive, size, e, &end), 4);
+	assert_int_equal(end, size);
+	assert_string_equal(e[1].name, "clawvm/mounts");
+	assert_string_equal(e[2].name, "clawvm/egress");
+	assert_true(S_ISREG(e[2].mode));
+	assert_int_equal(e[2].mode & 0222, 0);
+	assert_int_equal(e[2].filesize, sizeof(want_ports));
+	assert_memory_equal(e[2].data, want_ports, sizeof(want_ports));
+	assert_true(e[1].ino != e[2].ino);
+
+	/* Egress without shares: the egress file alone. */
+	size = initrd_archive_size(&both[1], 1);
+	assert_int_equal(initrd_archive(archive, sizeof(archive), &both[1], 1), size);
+	assert_int_equal(newc_parse(archive, size, e, &end), 3);
+	assert_string_equal(e[0].name, "clawvm");
+	assert_string_equal(e[1].name, "clawvm/egress");
+	assert_memory_equal(e[1].data, want_ports, sizeof(want_ports));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -318,7 +354,7 @@ int main(void)
 	    cmocka_unit_test(empty_string_args), cmocka_unit_test(shell_metacharacters_kept),
 	    cmocka_unit_test(many_long_args),	 cmocka_unit_test(no_args),
 	    cmocka_unit_test(cap_too_small),	 cmocka_unit_test(cpio_reads_it),
-	    cmocka_unit_test(two_files),
+	    cmocka_unit_test(two_files),	 cmocka_unit_test(mounts_and_egress),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
