@@ -116,6 +116,10 @@ static int egress_secret_values(const struct sandbox_config *cfg, struct broker_
 		b->value = strdup(value);
 		if (!b->value)
 			return -1;
+		/* The only copy left is the broker's: not this process's environment (the VMM,
+		 * forked later, would inherit it, however cleared its environment is). */
+		explicit_bzero((char *)value, strlen(value));
+		unsetenv(s->var);
 	}
 	bc->nsecrets = cfg->nsecrets;
 	return 0;
