@@ -698,6 +698,11 @@ static int listen_on(struct broker *b, uint16_t port, int secret)
 			close(fd);
 		return -1;
 	}
+	if (b->cfg->chown_socks && chown(addr.sun_path, b->cfg->sock_uid, b->cfg->sock_gid) < 0) {
+		log_err("broker: cannot give `%s` to the jail user: %m", addr.sun_path);
+		close(fd);
+		return -1;
+	}
 	*l = (struct listener){.b = b, .port = port, .secret = secret};
 	l->h = (struct ev_handler){.fd = fd, .ready = listener_ready, .opaque = l};
 	memcpy(l->path, addr.sun_path, sizeof(l->path));
@@ -734,6 +739,8 @@ int broker_run(struct broker_config *cfg)
 	for (unsigned i = 0; i < cfg->nsecrets; i++)
 		if (listen_on(b, (uint16_t)(BROKER_SECRET_PORT + i), (int)i) < 0)
 			goto out;
+	if (cfg->ready && cfg->ready(cfg->ready_opaque) < 0)
+		goto out;
 	listeners_watch(b, true);
 	b->resolver_h = (struct ev_handler){
 	    .fd = resolver_fd(b->resolver), .ready = resolver_ready, .opaque = b};

@@ -27,6 +27,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "broker/policy.h"
 
@@ -65,6 +66,14 @@ struct broker_config {
 	 * when the supervisor's closes. */
 	int vmm_events_fd;
 	int supervisor_fd;
+	/* Called once the sockets listen, before anything is served (the process drops its
+	 * privileges there: the sockets may lie where only root can go); -1 ends the broker.
+	 * The sockets are given to sock_uid:sock_gid first, when chown_socks. */
+	int (*ready)(void *opaque);
+	void *ready_opaque;
+	bool chown_socks;
+	uid_t sock_uid;
+	gid_t sock_gid;
 };
 
 /* The broker's loop, in its own process (jail.c forks it): listens, serves, and returns

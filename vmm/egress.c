@@ -160,10 +160,22 @@ static void egress_fds(const int *keep, unsigned nkeep, bool quiet)
 	close_range(from, ~0u, 0);
 }
 
-/* In the broker's process: the jail user (as root), no capability, no_new_privs, gone
- * with its parent. Only then does it read anything the guest sends. */
-static int egress_drop(uid_t uid, gid_t gid, int parent_fd)
+struct egress_drop_args {
+	uid_t uid;
+	gid_t gid;
+	int parent_fd;
+};
+
+/* In the broker's process, once its sockets listen: the jail user (as root), no
+ * capability, no_new_privs, gone with its parent. Only then does it read anything the
+ * guest sends. */
+static int egress_drop(void *opaque)
 {
+	const struct egress_drop_args *a = opaque;
+	uid_t uid = a->uid;
+	gid_t gid = a->gid;
+	int parent_fd = a->parent_fd;
+
 	if (geteuid() == 0 && (setgroups(0, NULL) < 0 || setresgid(gid, gid, gid) < 0 ||
 			       setresuid(uid, uid, uid) < 0)) {
 		log_err("egress: cannot become %u:%u: %m", (unsigned)uid, (unsigned)gid);
@@ -235,10 +247,16 @@ int egress_start(struct sandbox_config *cfg, const struct rundir *rd, uid_t uid,
 
 		prctl(PR_SET_NAME, "clawvm-broker", 0, 0, 0);
 		egress_fds(keep, 3, quiet);
+		struct egress_drop_args drop = {uid, gid, sup[1]};
+
 		bc->supervisor_fd = sup[1];
 		bc->vmm_events_fd = vmm[1];
-		if (egress_drop(uid, gid, sup[1]) < 0)
-			_exit(VM_EXIT_FAILURE);
+		bc->ready = egress_drop;
+		bc->ready_opaque = &drop;
+		bc->chown_socks = geteuid() == 0;
+		bc->sock_uid = uid;
+		bc->sock_gid = gid;
+		prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
 		_exit(broker_run(bc) < 0 ? VM_EXIT_FAILURE : 0);
 	}
 	close(sup[1]);
