@@ -188,7 +188,10 @@ static int egress_drop(void *opaque)
 	}
 	/* After the change of user, which clears it; then the parent checked for. */
 	prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-	if (poll(&(struct pollfd){.fd = parent_fd, .events = POLLIN}, 1, 0) != 0)
+	/* Gone: its end closed (the start event may be waiting already: not that). */
+	struct pollfd p = {.fd = parent_fd, .events = POLLRDHUP};
+
+	if (poll(&p, 1, 0) < 0 || (p.revents & (POLLHUP | POLLRDHUP)))
 		return -1;
 	return 0;
 }
