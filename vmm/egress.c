@@ -176,23 +176,48 @@ static int egress_drop(void *opaque)
 	gid_t gid = a->gid;
 	int parent_fd = a->parent_fd;
 
+	struct pollfd p = {.fd = parent_fd, .events = POLLRDHUP};
+
+	/* As root, the bounding and ambient sets first, while clearing them is allowed
+	 * (CAP_SETPCAP goes with root's uid), as the jail does. Not root, there is nothing to
+	 * gain them back with (no_new_privs). */
+	capng_clear(CAPNG_SELECT_BOUNDS);
+	if (geteuid() == 0 && (capng_apply(CAPNG_SELECT_BOUNDS) < 0 ||
+			       prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0)) {
+		log_err("egress: cannot clear the broker's bounding and ambient capability sets");
+		return -1;
+	}
 	if (geteuid() == 0 && (setgroups(0, NULL) < 0 || setresgid(gid, gid, gid) < 0 ||
 			       setresuid(uid, uid, uid) < 0)) {
 		log_err("egress: cannot become %u:%u: %m", (unsigned)uid, (unsigned)gid);
 		return -1;
 	}
-	capng_clear(CAPNG_SELECT_BOTH);
-	if (capng_apply(CAPNG_SELECT_BOTH) < 0 || prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
-		log_err("egress: cannot drop its privileges");
+	capng_clear(CAPNG_SELECT_CAPS);
+	if (capng_apply(CAPNG_SELECT_CAPS) < 0 || prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
+		log_err("egress: cannot drop the broker's privileges");
 		return -1;
 	}
-	/* After the change of user, which clears it; then the parent checked for. */
+	/* After the change of user, which clears it; then the parent checked for (a hang-up
+	 * only: the supervisor's start event may be waiting already). */
 	prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-	/* Gone: its end closed (the start event may be waiting already: not that). */
-	struct pollfd p = {.fd = parent_fd, .events = POLLRDHUP};
-
 	if (poll(&p, 1, 0) < 0 || (p.revents & (POLLHUP | POLLRDHUP)))
 		return -1;
+	/* Ready: egress_start waits for this. */
+	if (send(parent_fd, "r", 1, MSG_NOSIGNAL) != 1)
+		return -1;
+	return 0;
+}
+
+/* The broker's first message: "r" once it serves, or its end (it said why). */
+static int egress_wait_ready(int fd)
+{
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	char ready = 0;
+
+	if (poll(&p, 1, EGRESS_READY_MS) != 1 || recv(fd, &ready, 1, 0) != 1 || ready != 'r') {
+		log_err("egress: the broker did not start%s", p.revents ? "" : " in time");
+		return -1;
+	}
 	return 0;
 }
 
@@ -263,11 +288,19 @@ int egress_start(struct sandbox_config *cfg, const struct rundir *rd, uid_t uid,
 		_exit(broker_run(bc) < 0 ? VM_EXIT_FAILURE : 0);
 	}
 	close(sup[1]);
+	sup[1] = -1;
 	if (vmm[1] >= 0)
 		close(vmm[1]);
+	vmm[1] = -1;
+	if (egress_wait_ready(sup[0]) < 0) {
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		goto fail;
+	}
 	e->pid = pid;
 	e->supervisor_fd = sup[0];
 	e->vmm_fd = vmm[0];
+	e->audit = bc->audit != NULL;
 	cfg->vm.audit_fd = vmm[0];
 	if (vmm[0] >= 0) {
 		cfg->vm.file_changed = egress_file_changed;
@@ -300,7 +333,7 @@ fail:
 
 void egress_event(struct egress *e, char *event)
 {
-	if (e->supervisor_fd >= 0 && event &&
+	if (e->audit && e->supervisor_fd >= 0 && event &&
 	    send(e->supervisor_fd, event, strlen(event), MSG_NOSIGNAL) < 0)
 		log_warn("egress: an audit event was lost: %m");
 	free(event);

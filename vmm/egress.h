@@ -22,11 +22,15 @@
 #define EGRESS_PLACEHOLDER "clawvm-placeholder-the-host-adds-the-key"
 /* How long the broker gets to audit its last connections once the VMM ended. */
 #define EGRESS_STOP_MS 3000
+/* How long egress_start waits for the broker to serve (its sockets bound, its privileges
+ * dropped). */
+#define EGRESS_READY_MS 10000
 
 struct egress {
 	pid_t pid;	   /* the broker, or -1 */
 	int supervisor_fd; /* ours: events for the audit log; closing it ends the broker */
 	int vmm_fd;	   /* the VMM's end (vm_config.audit_fd), -1 once handed over */
+	bool audit;	   /* an audit log is kept: events are worth sending */
 };
 
 /* Before the VMM's fork: the socket directory, the exec environment, the guest's relay
