@@ -1,8 +1,6 @@
 /* The sandbox's egress broker as a process (egress.h). */
-#include <cap-ng.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -20,6 +18,7 @@
 #include "base/log.h"
 #include "broker/broker.h"
 #include "vmm/egress.h"
+#include "vmm/jail.h"
 
 /* A change in a share (the FUSE server, on a share's worker thread): its audit event. */
 static void egress_file_changed(void *opaque, enum fuse_change change, const char *path,
@@ -177,26 +176,12 @@ static int egress_drop(void *opaque)
 	int parent_fd = a->parent_fd;
 
 	struct pollfd p = {.fd = parent_fd, .events = POLLRDHUP};
+	bool root = geteuid() == 0;
 
-	/* As root, the bounding and ambient sets first, while clearing them is allowed
-	 * (CAP_SETPCAP goes with root's uid), as the jail does. Not root, there is nothing to
-	 * gain them back with (no_new_privs). */
-	capng_clear(CAPNG_SELECT_BOUNDS);
-	if (geteuid() == 0 && (capng_apply(CAPNG_SELECT_BOUNDS) < 0 ||
-			       prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0)) {
-		log_err("egress: cannot clear the broker's bounding and ambient capability sets");
+	/* Not root, it has no capability to give up, and nothing to gain them back with
+	 * (no_new_privs). */
+	if (jail_drop_privileges(uid, gid, root, root, "egress") < 0)
 		return -1;
-	}
-	if (geteuid() == 0 && (setgroups(0, NULL) < 0 || setresgid(gid, gid, gid) < 0 ||
-			       setresuid(uid, uid, uid) < 0)) {
-		log_err("egress: cannot become %u:%u: %m", (unsigned)uid, (unsigned)gid);
-		return -1;
-	}
-	capng_clear(CAPNG_SELECT_CAPS);
-	if (capng_apply(CAPNG_SELECT_CAPS) < 0 || prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
-		log_err("egress: cannot drop the broker's privileges");
-		return -1;
-	}
 	/* After the change of user, which clears it; then the parent checked for (a hang-up
 	 * only: the supervisor's start event may be waiting already). */
 	prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);

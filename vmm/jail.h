@@ -16,6 +16,9 @@
 #ifndef CLAWVM_JAIL_H
 #define CLAWVM_JAIL_H
 
+#include <stdbool.h>
+#include <sys/types.h>
+
 #include "vmm/config.h"
 #include "vmm/rundir.h"
 
@@ -37,5 +40,13 @@
  * does once its command runs), so that a caller's $(...) does not wait for the sandbox. */
 int jail_enter(struct sandbox_config *cfg, struct rundir *rd, const int *keep, unsigned nkeep,
 	       bool detached);
+
+/* What a process of the sandbox gives up for good (the VMM in its jail, the egress
+ * broker): with `clear_bounds`, the bounding and ambient capability sets (that takes
+ * CAP_SETPCAP, so before the user changes); with `change_user`, uid:gid without
+ * supplementary groups; then every capability set empty and no_new_privs. `who` starts
+ * the messages. 0, or -1 (said). */
+__attribute__((warn_unused_result)) int jail_drop_privileges(uid_t uid, gid_t gid, bool change_user,
+							     bool clear_bounds, const char *who);
 
 #endif

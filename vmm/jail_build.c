@@ -186,32 +186,37 @@ static int jail_mount(struct jail *j)
 	return 0;
 }
 
-/* The jail user, then no capability in any set, and no_new_privs. */
-static int jail_drop(struct jail *j)
+int jail_drop_privileges(uid_t uid, gid_t gid, bool change_user, bool clear_bounds, const char *who)
 {
 	/* The bounding and ambient sets first: clearing them takes CAP_SETPCAP. */
 	capng_clear(CAPNG_SELECT_BOUNDS);
-	if (capng_apply(CAPNG_SELECT_BOUNDS) < 0 ||
-	    prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0) {
-		log_err("jail: cannot clear the bounding and ambient capability sets");
+	if (clear_bounds && (capng_apply(CAPNG_SELECT_BOUNDS) < 0 ||
+			     prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0)) {
+		log_err("%s: cannot clear the bounding and ambient capability sets", who);
 		return -1;
 	}
-	if (!j->userns && (setgroups(0, NULL) < 0 || setresgid(j->gid, j->gid, j->gid) < 0 ||
-			   setresuid(j->uid, j->uid, j->uid) < 0)) {
-		log_err("jail: cannot become the jail user %u:%u: %m", (unsigned)j->uid,
-			(unsigned)j->gid);
+	if (change_user && (setgroups(0, NULL) < 0 || setresgid(gid, gid, gid) < 0 ||
+			    setresuid(uid, uid, uid) < 0)) {
+		log_err("%s: cannot become the jail user %u:%u: %m", who, (unsigned)uid,
+			(unsigned)gid);
 		return -1;
 	}
-	capng_clear(CAPNG_SELECT_BOTH);
-	if (capng_apply(CAPNG_SELECT_BOTH) < 0) {
-		log_err("jail: cannot clear the capability sets");
+	capng_clear(CAPNG_SELECT_CAPS);
+	if (capng_apply(CAPNG_SELECT_CAPS) < 0) {
+		log_err("%s: cannot clear the capability sets", who);
 		return -1;
 	}
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
-		log_err("jail: cannot set no_new_privs: %m");
+		log_err("%s: cannot set no_new_privs: %m", who);
 		return -1;
 	}
 	return 0;
+}
+
+/* The jail user, then no capability in any set, and no_new_privs. */
+static int jail_drop(struct jail *j)
+{
+	return jail_drop_privileges(j->uid, j->gid, !j->userns, true, "jail");
 }
 
 /* Closes every fd but 0-2 and those in keep. */
