@@ -1,6 +1,10 @@
-/* The egress broker's allowlist and address filter (policy.h). */
+/* The egress broker's allowlist (broker/policy.h): --allow specs parsed into rules, the
+ * names and ports a guest asks for matched against them, and the addresses those names
+ * resolve to classified and decided on. */
+#include "broker/policy.h"
+#include "broker/policy_int.h"
+
 #include <arpa/inet.h>
-#include <ctype.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -8,14 +12,270 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "broker/policy.h"
+/* How much of a refused spec an error message quotes. */
+#define SPEC_QUOTE_MAX 64
+#define MSG_MAX	       128
 
-#define SPEC_MAX 300
+enum rule_kind { RULE_NAME, RULE_WILDCARD, RULE_NET };
+enum rule_ports { PORTS_WEB, PORTS_ANY, PORTS_ONE };
+
+struct policy_rule {
+	enum rule_kind kind;
+	enum rule_ports ports;
+	uint16_t port;	   /* PORTS_ONE */
+	bool cidr;	   /* RULE_NET written with a prefix length shorter than the address */
+	struct ip_net net; /* RULE_NET */
+	char name[POLICY_NAME_MAX + 1]; /* RULE_NAME: the name; RULE_WILDCARD: what follows "*." */
+};
+
+/* ---- names and numbers ---- */
+
+enum name_check { NAME_OK, NAME_BAD, NAME_LONG, NAME_NUMERIC };
+
+/* Checks the DNS name text[0, len) (one trailing dot dropped) and writes it lowercase into
+ * out, with its number of labels. NAME_NUMERIC: digits and dots only, or a form the C
+ * library's resolver would take for an IPv4 address ("0x7f000001", "127.1"). */
+static enum name_check name_normalize(const char *text, size_t len, char out[POLICY_NAME_MAX + 1],
+				      size_t *labels)
+{
+	size_t label = 0, count = 1;
+	bool label_digits = true, all_numeric = true;
+	struct in_addr ignored;
+
+	if (len > 0 && text[len - 1] == '.')
+		len--;
+	if (len == 0)
+		return NAME_BAD;
+	if (len > POLICY_NAME_MAX)
+		return NAME_LONG;
+	for (size_t i = 0; i < len; i++) {
+		char c = text[i];
+
+		if (c == '.') {
+			if (label == 0 || text[i - 1] == '-')
+				return NAME_BAD;
+			out[i] = c;
+			label = 0;
+			count++;
+			label_digits = true;
+			continue;
+		}
+		if (c >= 'A' && c <= 'Z')
+			c += 'a' - 'A';
+		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'))
+			return NAME_BAD;
+		if ((c == '-' && label == 0) || ++label > 63)
+			return NAME_BAD;
+		if (c < '0' || c > '9')
+			label_digits = all_numeric = false;
+		out[i] = c;
+	}
+	out[len] = '\0';
+	if (text[len - 1] == '-')
+		return NAME_BAD;
+	if (all_numeric || inet_aton(out, &ignored))
+		return NAME_NUMERIC;
+	/* No top-level domain is all digits; a resolver might read such a name as a number. */
+	if (label_digits)
+		return NAME_BAD;
+	*labels = count;
+	return NAME_OK;
+}
+
+/* A decimal number 0..max: digits only, no sign, no leading zero. */
+static bool parse_decimal(const char *s, unsigned max, unsigned *out)
+{
+	unsigned v = 0;
+
+	if (s[0] < '0' || s[0] > '9' || (s[0] == '0' && s[1] != '\0'))
+		return false;
+	for (size_t i = 0; s[i]; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+		v = v * 10 + (unsigned)(s[i] - '0');
+		if (v > max)
+			return false;
+	}
+	*out = v;
+	return true;
+}
+
+/* An IP address as a guest request names it: "10.1.2.3", "::1" or "[::1]". 1 (an address,
+ * into a), 0 (not one: a name, perhaps), -1 (a broken IPv6 literal). */
+static int parse_literal(const char *host, size_t len, struct ip_net *a)
+{
+	char text[INET6_ADDRSTRLEN];
+	int family = AF_INET;
+
+	memset(a, 0, sizeof(*a));
+	if (host[0] == '[') {
+		if (len < 2 || host[len - 1] != ']')
+			return -1;
+		host++;
+		len -= 2;
+		family = AF_INET6;
+	} else if (memchr(host, ':', len)) {
+		family = AF_INET6;
+	}
+	if (len >= sizeof(text))
+		return family == AF_INET6 ? -1 : 0;
+	memcpy(text, host, len);
+	text[len] = '\0';
+	if (inet_pton(family, text, a->addr) != 1)
+		return family == AF_INET6 ? -1 : 0;
+	a->family = family;
+	a->prefix = family == AF_INET ? 32 : 128;
+	addr_unmap(a);
+	return 1;
+}
+
+/* ---- specs ---- */
+
+__attribute__((format(printf, 2, 3))) static int refuse(char msg[MSG_MAX], const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, MSG_MAX, fmt, ap);
+	va_end(ap);
+	return -EINVAL;
+}
+
+/* An address or network ("10.0.0.0/8", "fd00::/8", in place) of family into r. */
+static int parse_net(char *text, int family, struct policy_rule *r, char msg[MSG_MAX])
+{
+	unsigned max = family == AF_INET ? 32 : 128;
+	char *slash = strchr(text, '/');
+	struct ip_net *net = &r->net;
+
+	if (slash)
+		*slash = '\0';
+	if (inet_pton(family, text, net->addr) != 1)
+		return refuse(msg,
+			      family == AF_INET ? "invalid IPv4 address" : "invalid IPv6 address");
+	net->family = family;
+	net->prefix = max;
+	if (slash && !parse_decimal(slash + 1, max, &net->prefix))
+		return refuse(msg, "prefix length must be 0-%u", max);
+	if (slash) {
+		uint8_t masked[16];
+		char shown[INET6_ADDRSTRLEN];
+
+		memcpy(masked, net->addr, sizeof(masked));
+		addr_clear_host_bits(masked, net->prefix);
+		if (memcmp(masked, net->addr, sizeof(masked))) {
+			inet_ntop(family, masked, shown, sizeof(shown));
+			return refuse(msg, "host bits set (the network is %s/%u)", shown,
+				      net->prefix);
+		}
+	}
+	addr_unmap(net);
+	r->kind = RULE_NET;
+	r->cidr = net->prefix < (net->family == AF_INET ? 32u : 128u);
+	return 0;
+}
+
+/* A HOST not in brackets (NUL-terminated, in place): an IPv4 address or network, a
+ * wildcard or a name. */
+static int parse_host(char *host, struct policy_rule *r, char msg[MSG_MAX])
+{
+	uint8_t ignored[4];
+	const char *name = host;
+	size_t labels = 0;
+	enum name_check check;
+
+	if (strchr(host, '/') || inet_pton(AF_INET, host, ignored) == 1)
+		return parse_net(host, AF_INET, r, msg);
+	r->kind = RULE_NAME;
+	if (host[0] == '*' && (host[1] == '.' || host[1] == '\0')) {
+		r->kind = RULE_WILDCARD;
+		name = host[1] ? host + 2 : "";
+	}
+	if (strchr(name, '*'))
+		return refuse(msg, "'*' goes only first and alone, as in '*.example.com'");
+	check = name_normalize(name, strlen(name), r->name, &labels);
+	if (r->kind == RULE_WILDCARD && (check == NAME_OK || name[0] == '\0') && labels < 2)
+		return refuse(msg, "a wildcard needs at least two labels after '*.'");
+	if (check == NAME_LONG)
+		return refuse(msg, "host name longer than %d characters", POLICY_NAME_MAX);
+	if (check == NAME_NUMERIC && r->kind == RULE_NAME)
+		return refuse(msg, "invalid IPv4 address");
+	if (check != NAME_OK)
+		return refuse(msg, "invalid host name");
+	return 0;
+}
+
+static int parse_spec(const char *spec, struct policy_rule *r, char msg[MSG_MAX])
+{
+	size_t len = strnlen(spec, POLICY_SPEC_MAX + 1);
+	char host[POLICY_SPEC_MAX + 1];
+	const char *ports = NULL; /* none: the web's */
+	unsigned port;
+	int rc;
+
+	memset(r, 0, sizeof(*r));
+	if (len > POLICY_SPEC_MAX)
+		return refuse(msg, "longer than %d characters", POLICY_SPEC_MAX);
+	if (spec[0] == '[') {
+		const char *close = strchr(spec, ']');
+
+		if (!close)
+			return refuse(msg, "missing ']' after the IPv6 address");
+		if (close[1] != '\0' && close[1] != ':')
+			return refuse(msg, "expected ':PORT' after ']'");
+		memcpy(host, spec + 1, (size_t)(close - spec - 1));
+		host[close - spec - 1] = '\0';
+		if (close[1] == ':')
+			ports = close + 2;
+		rc = parse_net(host, AF_INET6, r, msg);
+	} else {
+		const char *colon = strchr(spec, ':');
+		size_t host_len = colon ? (size_t)(colon - spec) : len;
+
+		if (colon && strchr(colon + 1, ':'))
+			return refuse(msg, "an IPv6 address needs brackets, as in '[::1]:443'");
+		if (host_len == 0)
+			return refuse(msg, "missing host");
+		memcpy(host, spec, host_len);
+		host[host_len] = '\0';
+		if (colon)
+			ports = colon + 1;
+		rc = parse_host(host, r, msg);
+	}
+	if (rc)
+		return rc;
+	if (!ports) {
+		r->ports = PORTS_WEB;
+	} else if (!strcmp(ports, "*")) {
+		r->ports = PORTS_ANY;
+	} else if (parse_decimal(ports, 65535, &port) && port != 0) {
+		r->ports = PORTS_ONE;
+		r->port = (uint16_t)port;
+	} else {
+		return refuse(msg, "port must be 1-65535 or *");
+	}
+	return 0;
+}
+
+/* "--allow 'SPEC': msg" into err; SPEC cut short and its unprintable bytes shown as '?'. */
+static int explain(char *err, size_t errlen, const char *spec, const char *msg, int rc)
+{
+	char quoted[SPEC_QUOTE_MAX + sizeof("...")];
+	size_t n = 0;
+
+	for (; spec[n] && n < SPEC_QUOTE_MAX; n++)
+		quoted[n] = spec[n] >= 0x20 && spec[n] < 0x7f ? spec[n] : '?';
+	strcpy(quoted + n, spec[n] ? "..." : "");
+	if (err && errlen)
+		snprintf(err, errlen, "--allow '%s': %s", quoted, msg);
+	return rc;
+}
+
+/* ---- the policy ---- */
 
 void policy_init(struct policy *p)
 {
-	p->rules = NULL;
-	p->n = 0;
+	*p = (struct policy){0};
 }
 
 void policy_release(struct policy *p)
@@ -26,399 +286,206 @@ void policy_release(struct policy *p)
 
 int policy_copy(struct policy *dst, const struct policy *src)
 {
-	struct policy_rule *rules = NULL;
-
-	if (src->n) {
-		rules = malloc(src->n * sizeof(*rules));
-		if (!rules)
-			return -ENOMEM;
-		memcpy(rules, src->rules, src->n * sizeof(*rules));
-	}
-	free(dst->rules);
-	dst->rules = rules;
-	dst->n = src->n;
-	return 0;
-}
-
-/* A DNS name of len bytes (no trailing dot) into out, lower-case: labels of 1 to 63
- * letters, digits and inner hyphens, the last not all digits (getaddrinfo would read
- * "127.1" as an address). At least min_labels labels. */
-static bool name_parse(const char *s, size_t len, unsigned min_labels, char *out)
-{
-	size_t label = 0;
-	unsigned labels = 1;
-	bool digits_only = true;
-
-	if (len == 0 || len > POLICY_NAME_MAX)
-		return false;
-	for (size_t i = 0; i < len; i++) {
-		unsigned char ch = (unsigned char)s[i];
-
-		if (ch == '.') {
-			if (label == 0 || s[i - 1] == '-')
-				return false;
-			label = 0;
-			labels++;
-			digits_only = true;
-			out[i] = '.';
-			continue;
-		}
-		if (!isalnum(ch) && ch != '-')
-			return false;
-		if (ch == '-' && label == 0)
-			return false;
-		if (!isdigit(ch))
-			digits_only = false;
-		if (++label > 63)
-			return false;
-		out[i] = (char)tolower(ch);
-	}
-	out[len] = '\0';
-	return label > 0 && s[len - 1] != '-' && !digits_only && labels >= min_labels;
-}
-
-/* An address, or a CIDR when `cidr`, of len bytes: 0 or -1. */
-static int addr_parse(const char *s, size_t len, bool v6, struct policy_rule *r)
-{
-	char text[INET6_ADDRSTRLEN + 8];
-	const char *slash = memchr(s, '/', len);
-	size_t alen = slash ? (size_t)(slash - s) : len;
-	unsigned max = v6 ? 128 : 32, prefix = max;
-
-	if (alen == 0 || alen >= INET6_ADDRSTRLEN)
-		return -1;
-	memcpy(text, s, alen);
-	text[alen] = '\0';
-	r->family = v6 ? AF_INET6 : AF_INET;
-	if (inet_pton(r->family, text, r->addr) != 1)
-		return -1;
-	if (slash) {
-		const char *p = slash + 1, *end = s + len;
-
-		if (p == end || end - p > 3 || (*p == '0' && end - p > 1))
-			return -1;
-		prefix = 0;
-		for (; p < end; p++) {
-			if (!isdigit((unsigned char)*p))
-				return -1;
-			prefix = prefix * 10 + (unsigned)(*p - '0');
-		}
-		if (prefix > max)
-			return -1;
-		/* Host bits must be zero: 10.1.0.0/8 is a typo, not a rule. */
-		for (unsigned bit = prefix; bit < max; bit++)
-			if (r->addr[bit / 8] & (0x80 >> (bit % 8)))
-				return -2;
-	}
-	r->prefix = prefix;
-	r->kind = POLICY_ADDR;
-	return 0;
-}
-
-static int port_parse(const char *s, int32_t *port)
-{
-	long value = 0;
-
-	if (!strcmp(s, "*")) {
-		*port = POLICY_PORT_ANY;
+	if (dst == src)
 		return 0;
-	}
-	if (!*s || *s == '0' || strlen(s) > 5)
-		return -1;
-	for (const char *p = s; *p; p++) {
-		if (!isdigit((unsigned char)*p))
-			return -1;
-		value = value * 10 + (*p - '0');
-	}
-	if (value < 1 || value > 65535)
-		return -1;
-	*port = (int32_t)value;
+	policy_release(dst);
+	if (src->n == 0)
+		return 0;
+	dst->rules = malloc(src->n * sizeof(*dst->rules));
+	if (!dst->rules)
+		return -ENOMEM;
+	memcpy(dst->rules, src->rules, src->n * sizeof(*dst->rules));
+	dst->n = dst->cap = src->n;
 	return 0;
 }
 
-__attribute__((format(printf, 3, 4))) static int refuse(char *err, size_t errlen, const char *fmt,
-							...)
+static bool rule_equal(const struct policy_rule *a, const struct policy_rule *b)
 {
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return -1;
+	if (a->kind != b->kind || a->ports != b->ports || a->port != b->port)
+		return false;
+	if (a->kind != RULE_NET)
+		return !strcmp(a->name, b->name);
+	return a->net.family == b->net.family && a->net.prefix == b->net.prefix &&
+	       !memcmp(a->net.addr, b->net.addr, sizeof(a->net.addr));
 }
 
 int policy_add(struct policy *p, const char *spec, char *err, size_t errlen)
 {
-	struct policy_rule r = {.port = POLICY_PORT_WEB};
-	const char *host = spec, *colon, *port = NULL;
-	size_t len = strnlen(spec, SPEC_MAX + 1), host_len;
-	struct policy_rule *rules;
-	bool bracket = spec[0] == '[';
-	int ret;
+	struct policy_rule r;
+	char msg[MSG_MAX];
+	int rc;
 
-	if (len > SPEC_MAX)
-		return refuse(err, errlen, "--allow '%.40s...': longer than %d bytes", spec,
-			      SPEC_MAX);
-	if (p->n == POLICY_MAX_RULES)
-		return refuse(err, errlen, "--allow '%s': at most %d rules", spec,
-			      POLICY_MAX_RULES);
-	if (bracket) {
-		const char *close = strchr(spec, ']');
+	if (!spec)
+		spec = "";
+	rc = parse_spec(spec, &r, msg);
+	if (rc)
+		return explain(err, errlen, spec, msg, rc);
+	for (size_t i = 0; i < p->n; i++) {
+		if (rule_equal(&p->rules[i], &r))
+			return 0;
+	}
+	if (p->n >= POLICY_MAX_RULES) {
+		snprintf(msg, sizeof(msg), "more than %d rules", POLICY_MAX_RULES);
+		return explain(err, errlen, spec, msg, -ENOSPC);
+	}
+	if (p->n == p->cap) {
+		size_t cap = p->cap ? 2 * p->cap : 16;
+		struct policy_rule *grown;
 
-		if (!close || (close[1] && close[1] != ':'))
-			return refuse(
-			    err, errlen,
-			    "--allow '%s': an IPv6 address is [ADDRESS] or [ADDRESS]:PORT", spec);
-		host = spec + 1;
-		host_len = (size_t)(close - host);
-		if (close[1] == ':')
-			port = close + 2;
-	} else {
-		colon = strchr(spec, ':');
-		host_len = colon ? (size_t)(colon - spec) : len;
-		if (colon)
-			port = colon + 1;
-		if (colon && strchr(port, ':'))
-			return refuse(
-			    err, errlen,
-			    "--allow '%s': an IPv6 address goes in brackets: [ADDRESS]:PORT", spec);
+		if (cap > POLICY_MAX_RULES)
+			cap = POLICY_MAX_RULES;
+		grown = realloc(p->rules, cap * sizeof(*grown));
+		if (!grown)
+			return explain(err, errlen, spec, "out of memory", -ENOMEM);
+		p->rules = grown;
+		p->cap = cap;
 	}
-	if (port && port_parse(port, &r.port) < 0)
-		return refuse(err, errlen, "--allow '%s': PORT must be 1-65535 or *", spec);
-	if (bracket) {
-		ret = addr_parse(host, host_len, true, &r);
-		if (ret == -2)
-			return refuse(err, errlen,
-				      "--allow '%s': the CIDR has bits set past its prefix", spec);
-		if (ret < 0)
-			return refuse(err, errlen, "--allow '%s': invalid IPv6 address or CIDR",
-				      spec);
-	} else if (host_len > 2 && !strncmp(host, "*.", 2)) {
-		r.kind = POLICY_WILDCARD;
-		if (host[host_len - 1] == '.')
-			host_len--;
-		if (!name_parse(host + 2, host_len - 2, 2, r.name))
-			return refuse(err, errlen,
-				      "--allow '%s': a wildcard is *. and a name of two labels or "
-				      "more (*.example.com)",
-				      spec);
-	} else {
-		ret = addr_parse(host, host_len, false, &r);
-		if (ret == -2)
-			return refuse(err, errlen,
-				      "--allow '%s': the CIDR has bits set past its prefix", spec);
-		if (ret < 0) {
-			r.kind = POLICY_NAME;
-			if (host_len && host[host_len - 1] == '.')
-				host_len--;
-			if (!name_parse(host, host_len, 1, r.name))
-				return refuse(err, errlen, "--allow '%s': invalid host name", spec);
-		}
-	}
-	rules = realloc(p->rules, (p->n + 1) * sizeof(*rules));
-	if (!rules)
-		return refuse(err, errlen, "--allow '%s': out of memory", spec);
-	rules[p->n++] = r;
-	p->rules = rules;
+	p->rules[p->n++] = r;
 	return 0;
 }
 
 static bool port_matches(const struct policy_rule *r, uint16_t port)
 {
-	return r->port == POLICY_PORT_ANY ||
-	       (r->port == POLICY_PORT_WEB && (port == 80 || port == 443)) || r->port == port;
+	switch (r->ports) {
+	case PORTS_WEB:
+		return port == 80 || port == 443;
+	case PORTS_ANY:
+		return port != 0;
+	case PORTS_ONE:
+		return port == r->port;
+	}
+	return false;
 }
 
-/* Whether the address rule r covers addr (of r's family). */
-static bool addr_matches(const struct policy_rule *r, int family, const uint8_t *addr)
+/* Whether name (normalized, len characters) is one label or more followed by suffix. */
+static bool under_suffix(const char *name, size_t len, const char *suffix)
 {
-	if (r->kind != POLICY_ADDR || r->family != family)
-		return false;
-	for (unsigned bit = 0; bit < r->prefix; bit++) {
-		uint8_t mask = (uint8_t)(0x80 >> (bit % 8));
+	size_t suffix_len = strlen(suffix);
 
-		if ((r->addr[bit / 8] & mask) != (addr[bit / 8] & mask))
-			return false;
-	}
-	return true;
+	return len > suffix_len + 1 && name[len - suffix_len - 1] == '.' &&
+	       !memcmp(name + len - suffix_len, suffix, suffix_len);
 }
 
 bool policy_allows_name(const struct policy *p, const char *host, uint16_t port)
 {
 	char name[POLICY_NAME_MAX + 1];
-	uint8_t addr[16];
-	size_t len = strnlen(host, POLICY_NAME_MAX + 2);
+	struct ip_net literal;
+	size_t len, labels;
+	int is_literal;
 
-	for (int family = AF_INET; family; family = family == AF_INET ? AF_INET6 : 0) {
-		if (inet_pton(family, host, addr) != 1)
-			continue;
-		for (unsigned i = 0; i < p->n; i++)
-			if (addr_matches(&p->rules[i], family, addr) &&
-			    port_matches(&p->rules[i], port))
-				return true;
+	if (!host || port == 0)
 		return false;
+	len = strnlen(host, POLICY_NAME_MAX + 2);
+	if (len == 0 || len > POLICY_NAME_MAX + 1)
+		return false;
+	is_literal = parse_literal(host, len, &literal);
+	if (is_literal < 0)
+		return false;
+	if (!is_literal) {
+		if (name_normalize(host, len, name, &labels) != NAME_OK)
+			return false;
+		len = strlen(name);
 	}
-	if (len && host[len - 1] == '.')
-		len--;
-	if (!name_parse(host, len, 1, name))
-		return false;
-	for (unsigned i = 0; i < p->n; i++) {
+	for (size_t i = 0; i < p->n; i++) {
 		const struct policy_rule *r = &p->rules[i];
-		size_t rlen = strlen(r->name);
 
 		if (!port_matches(r, port))
 			continue;
-		if (r->kind == POLICY_NAME && !strcmp(r->name, name))
-			return true;
-		if (r->kind == POLICY_WILDCARD && len > rlen + 1 &&
-		    !strcmp(name + len - rlen, r->name) && name[len - rlen - 1] == '.')
+		if (is_literal ? r->kind == RULE_NET && addr_net_covers(&r->net, &literal)
+			       : (r->kind == RULE_NAME && !strcmp(r->name, name)) ||
+				     (r->kind == RULE_WILDCARD && under_suffix(name, len, r->name)))
 			return true;
 	}
 	return false;
-}
-
-static enum addr_class classify_v4(const uint8_t *a)
-{
-	uint32_t v = (uint32_t)a[0] << 24 | (uint32_t)a[1] << 16 | (uint32_t)a[2] << 8 | a[3];
-
-	if (v == 0xa9fea9feu /* 169.254.169.254 */ || v == 0x646464c8u /* 100.100.100.200 */)
-		return ADDR_METADATA;
-	if (a[0] == 0)
-		return ADDR_UNSPECIFIED;
-	if (a[0] == 127)
-		return ADDR_LOOPBACK;
-	if (a[0] == 10 || (a[0] == 172 && (a[1] & 0xf0) == 16) || (a[0] == 192 && a[1] == 168))
-		return ADDR_PRIVATE;
-	if (a[0] == 100 && (a[1] & 0xc0) == 64)
-		return ADDR_SHARED;
-	if (a[0] == 169 && a[1] == 254)
-		return ADDR_LINK_LOCAL;
-	if ((a[0] & 0xf0) == 224)
-		return ADDR_MULTICAST;
-	if ((a[0] & 0xf0) == 240)
-		return ADDR_RESERVED;
-	return ADDR_PUBLIC;
-}
-
-/* The IPv4 address an IPv6 one carries (mapped, compatible, NAT64, 6to4), or NULL. */
-static const uint8_t *embedded_v4(const uint8_t *a)
-{
-	static const uint8_t zeros[12], mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff},
-					nat64[12] = {0, 0x64, 0xff, 0x9b};
-
-	if (!memcmp(a, mapped, 12) || !memcmp(a, nat64, 12))
-		return a + 12;
-	/* ::a.b.c.d, but not :: and ::1 themselves */
-	if (!memcmp(a, zeros, 12) && (a[12] || a[13] || a[14] || a[15] > 1))
-		return a + 12;
-	if (a[0] == 0x20 && a[1] == 0x02)
-		return a + 2;
-	return NULL;
-}
-
-static enum addr_class classify_v6(const uint8_t *a)
-{
-	static const uint8_t zeros[16],
-	    metadata[16] = {0xfd, 0, 0x0e, 0xc2, [14] = 0x02, [15] = 0x54};
-	const uint8_t *v4 = embedded_v4(a);
-
-	if (v4)
-		return classify_v4(v4);
-	if (!memcmp(a, zeros, 15))
-		return a[15] == 1 ? ADDR_LOOPBACK : a[15] == 0 ? ADDR_UNSPECIFIED : ADDR_PUBLIC;
-	if (!memcmp(a, metadata, 16))
-		return ADDR_METADATA;
-	if ((a[0] & 0xfe) == 0xfc)
-		return ADDR_PRIVATE;
-	if (a[0] == 0xfe && (a[1] & 0xc0) == 0x80)
-		return ADDR_LINK_LOCAL;
-	if (a[0] == 0xff)
-		return ADDR_MULTICAST;
-	return ADDR_PUBLIC;
-}
-
-enum addr_class addr_classify(const struct sockaddr *sa)
-{
-	if (sa->sa_family == AF_INET)
-		return classify_v4((const uint8_t *)&((const struct sockaddr_in *)sa)->sin_addr);
-	if (sa->sa_family == AF_INET6)
-		return classify_v6((const uint8_t *)&((const struct sockaddr_in6 *)sa)->sin6_addr);
-	return ADDR_RESERVED;
-}
-
-const char *addr_class_name(enum addr_class c)
-{
-	static const char *const names[] = {
-	    [ADDR_PUBLIC] = "public",	      [ADDR_UNSPECIFIED] = "unspecified",
-	    [ADDR_LOOPBACK] = "loopback",     [ADDR_PRIVATE] = "private",
-	    [ADDR_SHARED] = "shared (CGNAT)", [ADDR_LINK_LOCAL] = "link-local",
-	    [ADDR_METADATA] = "metadata",     [ADDR_MULTICAST] = "multicast",
-	    [ADDR_RESERVED] = "reserved",
-	};
-
-	return (unsigned)c < sizeof(names) / sizeof(names[0]) ? names[c] : "unknown";
 }
 
 bool policy_allows_addr(const struct policy *p, const struct sockaddr *sa, uint16_t port,
 			const char **why)
 {
-	static const char *const whys[] = {
-	    [ADDR_UNSPECIFIED] = "resolves to an unspecified address",
-	    [ADDR_LOOPBACK] = "resolves to a loopback address",
-	    [ADDR_PRIVATE] = "resolves to a private address",
-	    [ADDR_SHARED] = "resolves to a shared (CGNAT) address",
-	    [ADDR_LINK_LOCAL] = "resolves to a link-local address",
-	    [ADDR_METADATA] = "resolves to a cloud metadata address",
-	    [ADDR_MULTICAST] = "resolves to a multicast address",
-	    [ADDR_RESERVED] = "resolves to a reserved address",
-	};
-	enum addr_class c = addr_classify(sa);
-	const uint8_t *a, *v4 = NULL;
+	const char *reason;
+	struct ip_net a;
+	struct addr_kind kind = {ADDR_INVALID, 0};
+	bool allowed = false;
 
-	if (c == ADDR_PUBLIC)
-		return true;
-	*why = whys[c];
-	if (c == ADDR_UNSPECIFIED || c == ADDR_MULTICAST || c == ADDR_RESERVED)
-		return false;
-	if (sa->sa_family == AF_INET) {
-		v4 = (const uint8_t *)&((const struct sockaddr_in *)sa)->sin_addr;
-		a = NULL;
-	} else {
-		a = (const uint8_t *)&((const struct sockaddr_in6 *)sa)->sin6_addr;
-		v4 = embedded_v4(a);
-	}
-	for (unsigned i = 0; i < p->n; i++) {
-		const struct policy_rule *r = &p->rules[i];
+	if (addr_from_sockaddr(sa, &a))
+		kind = addr_kind_of(&a);
+	reason = addr_refusal(kind.cls);
+	switch (kind.cls) {
+	case ADDR_INVALID:
+	case ADDR_UNSPECIFIED:
+	case ADDR_MULTICAST:
+	case ADDR_BROADCAST:
+		break;
+	default:
+		if (port == 0) {
+			reason = "port 0";
+		} else if (kind.cls == ADDR_PUBLIC) {
+			allowed = true;
+		} else {
+			for (size_t i = 0; i < p->n && !allowed; i++) {
+				const struct policy_rule *r = &p->rules[i];
 
-		if (!port_matches(r, port))
-			continue;
-		if ((v4 && addr_matches(r, AF_INET, v4)) || (a && addr_matches(r, AF_INET6, a)))
-			return true;
+				allowed = r->kind == RULE_NET && r->net.prefix >= kind.block &&
+					  addr_net_covers(&r->net, &a) && port_matches(r, port);
+			}
+			if (allowed)
+				reason = "allowed by an --allow rule for this address";
+		}
 	}
-	return false;
+	if (why)
+		*why = reason;
+	return allowed;
 }
 
-void policy_rule_text(const struct policy_rule *r, char *out, size_t len)
+size_t policy_count(const struct policy *p)
 {
-	char host[INET6_ADDRSTRLEN + 8], port[16];
+	return p->n;
+}
 
-	if (r->kind == POLICY_ADDR) {
-		char text[INET6_ADDRSTRLEN];
-		unsigned whole = r->family == AF_INET ? 32u : 128u;
+int policy_rule_text(const struct policy *p, size_t i, char *buf, size_t len)
+{
+	const struct policy_rule *r;
+	char addr[INET6_ADDRSTRLEN], prefix[8] = "", ports[8];
+	const struct ip_net *net;
 
-		inet_ntop(r->family, r->addr, text, sizeof(text));
-		if (r->prefix == whole)
-			snprintf(host, sizeof(host), r->family == AF_INET6 ? "[%s]" : "%s", text);
-		else
-			snprintf(host, sizeof(host), r->family == AF_INET6 ? "[%s/%u]" : "%s/%u",
-				 text, r->prefix);
-	}
-	if (r->port == POLICY_PORT_ANY)
-		snprintf(port, sizeof(port), "*");
-	else if (r->port == POLICY_PORT_WEB)
-		snprintf(port, sizeof(port), "80,443");
+	if (i >= p->n)
+		return -ENOENT;
+	r = &p->rules[i];
+	net = &r->net;
+	if (r->ports == PORTS_WEB)
+		strcpy(ports, "80,443");
+	else if (r->ports == PORTS_ANY)
+		strcpy(ports, "*");
 	else
-		snprintf(port, sizeof(port), "%d", (int)r->port);
-	snprintf(out, len, "%s%s:%s", r->kind == POLICY_WILDCARD ? "*." : "",
-		 r->kind == POLICY_ADDR ? host : r->name, port);
+		snprintf(ports, sizeof(ports), "%u", r->port);
+	if (r->kind == RULE_NAME)
+		return snprintf(buf, len, "%s:%s", r->name, ports);
+	if (r->kind == RULE_WILDCARD)
+		return snprintf(buf, len, "*.%s:%s", r->name, ports);
+	inet_ntop(net->family, net->addr, addr, sizeof(addr));
+	if (r->cidr)
+		snprintf(prefix, sizeof(prefix), "/%u", net->prefix);
+	if (net->family == AF_INET6)
+		return snprintf(buf, len, "[%s%s]:%s", addr, prefix, ports);
+	return snprintf(buf, len, "%s%s:%s", addr, prefix, ports);
+}
+
+size_t policy_describe(const struct policy *p, char *buf, size_t len)
+{
+	size_t total = 0;
+
+	if (len)
+		buf[0] = '\0';
+	for (size_t i = 0; i < p->n; i++) {
+		char text[POLICY_RULE_TEXT_MAX];
+		int n = policy_rule_text(p, i, text, sizeof(text));
+
+		/* Never short: text holds the longest rule. */
+		if (n < 0)
+			break;
+		if (total + (i > 0) < len)
+			snprintf(buf + total, len - total, "%s%s", i > 0 ? " " : "", text);
+		total += (i > 0) + (size_t)n;
+	}
+	return total;
 }
