@@ -218,6 +218,53 @@ char *audit_event_file(enum audit_file_op op, const char *path, const char *to)
 	return finish(obj, &b);
 }
 
+/* obj[key] = the strings (NULL-terminated), unless there are none; obj NULL on failure. */
+static json_t *put_strings(json_t *obj, struct budget *b, const char *key, const char *const *strs)
+{
+	json_t *list;
+
+	if (!obj || !strs || !strs[0])
+		return obj;
+	list = json_array();
+	for (size_t i = 0; list && strs[i] && take(b, ITEM_COST); i++) {
+		if (json_array_append_new(list, cut_string(b, strs[i])) < 0) {
+			json_decref(list);
+			list = NULL;
+		}
+	}
+	if (!list || json_object_set_new(obj, key, list) < 0) {
+		json_decref(obj);
+		return NULL;
+	}
+	return obj;
+}
+
+char *audit_event_policy(const char *const *allowed, const char *const *revoked, unsigned rules,
+			 unsigned closed, uint64_t uid)
+{
+	struct budget b = {EVENT_BUDGET, false};
+	json_t *obj = json_pack("{ss}", "event", "policy");
+
+	obj = put_strings(obj, &b, "allowed", allowed);
+	obj = put_strings(obj, &b, "revoked", revoked);
+	if (obj && (json_object_set_new(obj, "rules", json_integer(rules)) < 0 ||
+		    json_object_set_new(obj, "closed", json_integer(closed)) < 0 ||
+		    json_object_set_new(obj, "uid", json_integer(clamp(uid))) < 0)) {
+		json_decref(obj);
+		obj = NULL;
+	}
+	return finish(obj, &b);
+}
+
+char *audit_event_lost(uint64_t count)
+{
+	struct budget b = {EVENT_BUDGET, false};
+
+	if (count == 0)
+		return invalid();
+	return finish(json_pack("{ss sI}", "event", "lost", "count", clamp(count)), &b);
+}
+
 /* ---- the writer ---- */
 
 struct audit_log {

@@ -75,6 +75,16 @@ enum audit_file_op {
 /* {"event":"file","op","path"} and, for AUDIT_FILE_RENAMED only, "to" (NULL otherwise). */
 char *audit_event_file(enum audit_file_op op, const char *path, const char *to);
 
+/* {"event":"policy","allowed":[...],"revoked":[...],"rules","closed","uid"}: the egress
+ * policy of the running sandbox changed (update_egress): the rules added and removed
+ * (NULL-terminated; a list left out when NULL or empty), how many rules there are now, how
+ * many open connections were ended as no longer allowed, and the uid that asked. */
+char *audit_event_policy(const char *const *allowed, const char *const *revoked, unsigned rules,
+			 unsigned closed, uint64_t uid);
+/* {"event":"lost","count"}: `count` (> 0) events of this source were never sent (the
+ * writer's socket was full); sent once the socket has room again. */
+char *audit_event_lost(uint64_t count);
+
 /* The writer. Not thread-safe: one thread appends to a log. */
 struct audit_log;
 

@@ -290,6 +290,27 @@ static void show_egress(FILE *out, const json_t *obj)
 	}
 }
 
+/* "+a.example.com:80,443 -x.example.com:* (rules now: 3, connections closed: 1, by uid 0)". */
+static void show_policy(FILE *out, const json_t *obj)
+{
+	static const char *const keys[] = {"allowed", "revoked"};
+	const json_t *rule;
+	size_t i;
+	bool first = true;
+
+	for (int k = 0; k < 2; k++) {
+		json_array_foreach(json_object_get(obj, keys[k]), i, rule)
+		{
+			fputs(first ? (k ? "-" : "+") : (k ? " -" : " +"), out);
+			put_text(out, json_string_value(rule), false);
+			first = false;
+		}
+	}
+	fprintf(out,
+		"%s(rules now: %" PRId64 ", connections closed: %" PRId64 ", by uid %" PRId64 ")",
+		first ? "" : " ", number(obj, "rules"), number(obj, "closed"), number(obj, "uid"));
+}
+
 /* One event: "18:52:19.123  exec     [echo hi] -> 0 (12 ms)". */
 static void show_event(FILE *out, const json_t *obj)
 {
@@ -309,6 +330,12 @@ static void show_event(FILE *out, const json_t *obj)
 		put_text(out, member(obj, "name"), false);
 		fputs(" for ", out);
 		put_text(out, member(obj, "host"), false);
+	} else if (strcmp(event, "policy") == 0) {
+		show_policy(out, obj);
+	} else if (strcmp(event, "lost") == 0) {
+		fprintf(out,
+			"%" PRId64 " events of this source were never logged (its socket was full)",
+			number(obj, "count"));
 	} else if (strcmp(event, "file") == 0) {
 		fprintf(out, "%-8s ", member(obj, "op"));
 		put_text(out, member(obj, "path"), false);

@@ -99,6 +99,17 @@ static const struct field file_fields[] = {
     {"to", K_STRING, false, 0, 0, NULL, NULL, 0},
 };
 
+static const struct field policy_fields[] = {
+    {"allowed", K_STRINGS, false, 0, 0, NULL, NULL, 0},
+    {"revoked", K_STRINGS, false, 0, 0, NULL, NULL, 0},
+    INT("rules", 0, UINT32_MAX),
+    INT("closed", 0, UINT32_MAX),
+    INT("uid", 0, UINT32_MAX),
+};
+static const struct field lost_fields[] = {
+    INT("count", 1, INT64_MAX),
+};
+
 /* Every event may end with "cut": true, set by a builder that had to shorten it. */
 static const struct field cut_field = {"cut", K_BOOL, false, 0, 0, NULL, NULL, 0};
 
@@ -136,6 +147,7 @@ static const struct event_spec events[] = {
     EVENT("start", start_fields, NULL),	   EVENT("stop", stop_fields, NULL),
     EVENT("exec", exec_fields, exec_rule), EVENT("egress", egress_fields, NULL),
     EVENT("secret", secret_fields, NULL),  EVENT("file", file_fields, file_rule),
+    EVENT("policy", policy_fields, NULL),  EVENT("lost", lost_fields, NULL),
 };
 
 /* The keys the writer stamps, in the order a line starts with them (then "event"). */

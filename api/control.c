@@ -76,6 +76,10 @@ static const struct param egress_params[] = {
     PARAM("audit_log", P_STRING, egress.audit_log),
     PARAM("ca_file", P_STRING, egress.ca_file),
 };
+static const struct param update_egress_params[] = {
+    PARAM("allow", P_STRINGS, egress.allow),
+    PARAM("revoke", P_STRINGS, egress.revoke),
+};
 static const struct param stop_params[] = {
     PARAM("timeout_ms", P_UINT, stop.timeout_ms),
 };
@@ -120,6 +124,8 @@ static const struct method_spec methods[CONTROL_METHODS] = {
     [CONTROL_EXEC] = METHOD("exec", exec_params),
     [CONTROL_SIGNAL] = METHOD("signal", signal_params),
     [CONTROL_SUBSCRIBE] = METHOD("subscribe", subscribe_params),
+    [CONTROL_UPDATE_EGRESS] = METHOD("update_egress", update_egress_params),
+    [CONTROL_DESCRIBE_EGRESS] = {"describe_egress", NULL, 0},
 };
 
 static const char *const event_names[] = {"ready", "exec.exit", "exit", "error"};

@@ -54,7 +54,10 @@ enum control_method {
 	CONTROL_EXEC,	   /* {argv, env?, cwd?, uid?, gid?, tty?, rows?, cols?, main?, attach?} */
 	CONTROL_SIGNAL,	   /* {signal, id?} */
 	CONTROL_SUBSCRIBE, /* {events?} */
-	CONTROL_METHODS,   /* how many */
+	/* The egress broker's, on its own socket (egress.sock): the VMM refuses them. */
+	CONTROL_UPDATE_EGRESS,	 /* {allow?, revoke?} */
+	CONTROL_DESCRIBE_EGRESS, /* {} */
+	CONTROL_METHODS,	 /* how many */
 };
 
 /* The method's name on the wire ("set_machine"...); NULL past CONTROL_METHODS. */
@@ -106,6 +109,7 @@ struct control_request {
 			char **allow;	/* --allow rules, or NULL */
 			char **secrets; /* --secret specs, or NULL */
 			char *audit_log, *ca_file;
+			char **revoke; /* update_egress: rules to remove, or NULL */
 		} egress;
 		struct {
 			struct control_uint timeout_ms;
@@ -222,6 +226,20 @@ char *control_event_exit(const char *reason, int status, const char *message);
 /* "error" {"code":CODE,"message":MESSAGE} */
 char *control_event_error(int code, const char *message);
 
+/* The egress broker's state, for describe_egress and update_egress. */
+struct control_egress_secret {
+	const char *name, *host;
+	unsigned port;
+};
+struct control_egress {
+	const char *const *allow; /* the rules' canonical texts (broker/policy.h), NULL-ended */
+	const struct control_egress_secret *secrets;
+	size_t nsecrets;
+	unsigned connections; /* open now */
+	uint64_t connections_total, denied_total, bytes_up, bytes_down;
+	int closed; /* update_egress: connections ended as no longer allowed; -1: not sent */
+};
+char *control_reply_egress(const char *id, const struct control_egress *e);
 /* The client side (the `clawvm` verbs). A request line; params_json is the params object's
  * JSON text (NULL: no params). */
 char *control_request_line(uint64_t id, const char *method, const char *params_json);
@@ -230,6 +248,10 @@ char *control_request_line(uint64_t id, const char *method, const char *params_j
  * sent only when true. Compact JSON text without "\n" (for control_request_line). */
 char *control_exec_params(const char *const *argv, const char *const *env, const char *cwd,
 			  bool tty, unsigned rows, unsigned cols, bool attach);
+
+/* update_egress's params object: {"allow":[...],"revoke":[...]}, each left out when NULL or
+ * empty. Compact JSON text (for control_request_line). */
+char *control_update_egress_params(const char *const *allow, const char *const *revoke);
 
 /* A reply or event line, read by a client. */
 struct control_reply {
@@ -245,7 +267,8 @@ __attribute__((warn_unused_result)) int control_parse_reply(const char *line, si
 							    struct control_reply *r);
 void control_reply_free(struct control_reply *r);
 /* Reads one unsigned or signed integer or string member of a JSON object's text (a result),
- * by a dotted path ("exit.status"); -1 if absent or of another type. */
+ * by a dotted path ("exit.status"; a number picks an array's item: "secrets.0.name"); -1
+ * if absent or of another type. */
 __attribute__((warn_unused_result)) int control_json_int(const char *json, const char *path,
 							 int64_t *out);
 /* The string is copied into out[cap]; a JSON null gives "". -1 also when it does not fit. */

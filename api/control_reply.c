@@ -152,6 +152,33 @@ char *control_reply_describe(const char *id, const struct control_describe *d)
 	return reply_line(id, "result", result);
 }
 
+char *control_reply_egress(const char *id, const struct control_egress *e)
+{
+	json_t *result = json_object(), *secrets = json_array();
+
+	for (size_t i = 0; secrets && i < e->nsecrets; i++) {
+		json_t *one = json_object();
+
+		one = put(one, "name", jtext_string(e->secrets[i].name));
+		one = put(one, "host", jtext_string(e->secrets[i].host));
+		one = put(one, "port", juint(e->secrets[i].port));
+		if (json_array_append_new(secrets, one) < 0) {
+			json_decref(secrets);
+			secrets = NULL;
+		}
+	}
+	result = put(result, "allow", jstrings(e->allow));
+	result = put(result, "secrets", secrets);
+	result = put(result, "connections", juint(e->connections));
+	result = put(result, "connections_total", juint(e->connections_total));
+	result = put(result, "denied_total", juint(e->denied_total));
+	result = put(result, "bytes_up", juint(e->bytes_up));
+	result = put(result, "bytes_down", juint(e->bytes_down));
+	if (e->closed >= 0)
+		result = put(result, "closed", json_integer(e->closed));
+	return reply_line(id, "result", result);
+}
+
 char *control_reply_metrics(const char *id, const struct control_metrics *m)
 {
 	json_t *result = json_object(), *exits = json_object(), *vsock = json_object();
@@ -255,6 +282,17 @@ char *control_exec_params(const char *const *argv, const char *const *env, const
 	return jtext_dump(params, false);
 }
 
+char *control_update_egress_params(const char *const *allow, const char *const *revoke)
+{
+	json_t *params = json_object();
+
+	if (allow && allow[0])
+		params = put(params, "allow", jstrings(allow));
+	if (revoke && revoke[0])
+		params = put(params, "revoke", jstrings(revoke));
+	return jtext_dump(params, false);
+}
+
 /* Fills r from a parsed reply or notification; -1 if it is neither. */
 static int read_reply(const json_t *root, struct control_reply *r)
 {
@@ -343,7 +381,10 @@ static const json_t *lookup(const char *json, const char *path, json_t **root)
 		const char *dot = strchr(path, '.');
 		size_t n = dot ? (size_t)(dot - path) : strlen(path);
 
-		v = json_object_getn(v, path, n);
+		if (json_is_array(v) && n > 0 && strspn(path, "0123456789") == n && n < 10)
+			v = json_array_get(v, strtoul(path, NULL, 10));
+		else
+			v = json_object_getn(v, path, n);
 		path = dot ? dot + 1 : NULL;
 	}
 	return v;

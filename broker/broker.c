@@ -22,75 +22,18 @@
 #include "base/evloop.h"
 #include "base/log.h"
 #include "broker/broker.h"
+#include "broker/broker_int.h"
 #include "broker/http.h"
 #include "broker/resolve.h"
 #include "broker/tls.h"
-
-enum conn_state { C_HEAD, C_RESOLVING, C_CONNECTING, C_TLS, C_RELAY };
-
-struct broker;
-
-struct conn {
-	struct broker *b;
-	uint64_t id;
-	enum conn_state state;
-	struct ev_handler guest; /* the guest's end: a Unix socket the VMM connected */
-	struct ev_handler up;	 /* the upstream: TCP */
-	struct tls_conn *tls;	 /* for a secret's upstream */
-	int secret;		 /* its index, or -1 for the proxy */
-	bool tunnel;		 /* CONNECT: "200" once connected, then bytes */
-	char host[256];
-	uint16_t port;
-	char addr[INET6_ADDRSTRLEN];
-	struct resolve_result res;
-	unsigned next_addr;
-	size_t head_len;     /* the guest's request head, at the start of g2u */
-	char *upstream_head; /* what replaces it (plain HTTP, secrets), malloc()ed */
-	size_t upstream_head_len;
-	uint8_t g2u[BROKER_BUF], u2g[BROKER_BUF];
-	size_t g2u_len, u2g_len;
-	bool guest_eof, up_eof, up_shut, guest_shut;
-	uint64_t bytes_up, bytes_down, t_start_ms, t_state_ms;
-	struct conn *next, *prev;
-};
-
-struct listener {
-	struct ev_handler h;
-	struct broker *b;
-	uint16_t port;
-	int secret; /* -1: the proxy */
-	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
-};
-
-struct event_source {
-	struct ev_handler h;
-	struct broker *b;
-	const char *src;
-};
-
-struct broker {
-	struct broker_config *cfg;
-	struct evloop loop;
-	struct resolver *resolver;
-	struct ev_handler resolver_h, tick;
-	struct tls_ctx *tls;
-	struct listener listeners[1 + BROKER_MAX_SECRETS];
-	unsigned nlisteners;
-	bool listening; /* the listeners are in the loop (not while full) */
-	struct event_source vmm, supervisor;
-	struct conn *conns;
-	unsigned nconns;
-	uint64_t next_id, bytes_total;
-	bool done;
-};
 
 static uint64_t now_ms(void)
 {
 	return log_clock_us() / 1000;
 }
 
-/* One audit event, built by api/audit's builders (NULL: out of memory, said). */
-static void audit(struct broker *b, char *event)
+/* broker_int.h */
+void broker_audit(struct broker *b, char *event)
 {
 	if (!b->cfg->audit) {
 		free(event);
@@ -114,7 +57,7 @@ static void conn_audit(struct conn *c, bool allowed, const char *reason)
 	    .duration_ms = now_ms() - c->t_start_ms,
 	};
 
-	audit(c->b, audit_event_egress(&e));
+	broker_audit(c->b, audit_event_egress(&e));
 }
 
 static void listeners_watch(struct broker *b, bool on)
@@ -140,12 +83,7 @@ static void conn_free(struct conn *c)
 	free(c->upstream_head);
 	tls_conn_free(c->tls);
 	evloop_close(&b->loop, &c->up);
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		b->conns = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
+	LIST_REMOVE(c, link);
 	b->nconns--;
 	free(c);
 	listeners_watch(b, true);
@@ -164,6 +102,7 @@ static void conn_refuse(struct conn *c, int status, const char *why)
 	if (len > 0 && send(c->guest.fd, resp, (size_t)len, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
 		log_debug("broker: cannot answer connection %llu: %m", (unsigned long long)c->id);
 	conn_audit(c, false, why);
+	c->b->denied++;
 	conn_free(c);
 }
 
@@ -407,7 +346,7 @@ static void conn_relay(struct conn *c)
 		c->upstream_head = NULL;
 	}
 	if (c->secret >= 0)
-		audit(c->b, audit_event_secret(c->b->cfg->secrets[c->secret].name, c->host));
+		broker_audit(c->b, audit_event_secret(c->b->cfg->secrets[c->secret].name, c->host));
 	c->state = C_RELAY;
 	c->t_state_ms = now_ms();
 }
@@ -460,6 +399,7 @@ static bool conn_pump(struct conn *c)
 				memmove(c->g2u, c->g2u + n, c->g2u_len - (size_t)n);
 				c->g2u_len -= (size_t)n;
 				c->bytes_up += (uint64_t)n;
+				c->b->bytes_up += (uint64_t)n;
 				c->b->bytes_total += (uint64_t)n;
 				budget -= (size_t)n < budget ? (size_t)n : budget;
 				progress = true;
@@ -484,6 +424,7 @@ static bool conn_pump(struct conn *c)
 				memmove(c->u2g, c->u2g + n, c->u2g_len - (size_t)n);
 				c->u2g_len -= (size_t)n;
 				c->bytes_down += (uint64_t)n;
+				c->b->bytes_down += (uint64_t)n;
 				c->b->bytes_total += (uint64_t)n;
 				budget -= (size_t)n < budget ? (size_t)n : budget;
 				progress = true;
@@ -607,10 +548,7 @@ static void listener_ready(struct ev_handler *h, uint32_t events)
 			free(c);
 			return;
 		}
-		c->next = b->conns;
-		if (b->conns)
-			b->conns->prev = c;
-		b->conns = c;
+		LIST_INSERT_HEAD(&b->conns, c, link);
 		b->nconns++;
 	}
 	if (b->nconns >= BROKER_MAX_CONNS)
@@ -626,11 +564,48 @@ static void resolver_ready(struct ev_handler *h, uint32_t events)
 	while (resolver_next(b->resolver, &res)) {
 		struct conn *c;
 
-		for (c = b->conns; c && c->id != res.id; c = c->next)
-			;
+		LIST_FOREACH(c, &b->conns, link)
+		{
+			if (c->id == res.id)
+				break;
+		}
 		if (c && c->state == C_RESOLVING)
 			conn_resolved(c, &res);
 	}
+}
+
+/* broker_int.h */
+unsigned broker_recheck(struct broker *b)
+{
+	static const char why[] = "the allowlist no longer allows it (update_egress)";
+	struct conn *c, *next;
+	unsigned ended = 0;
+
+	for (c = LIST_FIRST(&b->conns); c; c = next) {
+		const char *addr_why;
+		bool allowed;
+
+		next = LIST_NEXT(c, link);
+		/* Not decided yet, or a secret's endpoint (its host is not the allowlist's). */
+		if (c->state == C_HEAD || c->secret >= 0)
+			continue;
+		allowed = policy_allows_name(&b->cfg->policy, c->host, c->port);
+		/* The address connected to, once there is one (resolving: checked when the
+		 * answer comes, against the policy of then). */
+		if (allowed && c->state != C_RESOLVING && c->next_addr > 0)
+			allowed = policy_allows_addr(
+			    &b->cfg->policy,
+			    (const struct sockaddr *)&c->res.addrs[c->next_addr - 1], c->port,
+			    &addr_why);
+		if (allowed)
+			continue;
+		ended++;
+		if (c->state == C_RELAY)
+			conn_end(c, why);
+		else
+			conn_refuse(c, 403, why);
+	}
+	return ended;
 }
 
 /* Once a second: heads and connects that take too long. */
@@ -643,8 +618,8 @@ static void tick_ready(struct ev_handler *h, uint32_t events)
 	(void)events;
 	if (!evloop_drain(h))
 		return;
-	for (c = b->conns; c; c = next) {
-		next = c->next;
+	for (c = LIST_FIRST(&b->conns); c; c = next) {
+		next = LIST_NEXT(c, link);
 		if (c->state == C_HEAD && now - c->t_state_ms > BROKER_HEAD_MS)
 			conn_refuse(c, 408, "the request head took too long");
 		else if ((c->state == C_CONNECTING || c->state == C_TLS ||
@@ -652,6 +627,7 @@ static void tick_ready(struct ev_handler *h, uint32_t events)
 			 now - c->t_state_ms > BROKER_CONNECT_MS)
 			conn_refuse(c, 504, "the upstream did not answer in time");
 	}
+	broker_control_tick(b, now);
 }
 
 /* Events from the VMM or the supervisor: each message one event, into the log. */
@@ -722,6 +698,9 @@ int broker_run(struct broker_config *cfg)
 		return -1;
 	}
 	b->cfg = cfg;
+	b->control.fd = -1;
+	LIST_INIT(&b->conns);
+	LIST_INIT(&b->clients);
 	b->resolver = resolver_create();
 	if (!b->resolver) {
 		log_err("broker: cannot start its resolver: %m");
@@ -739,9 +718,13 @@ int broker_run(struct broker_config *cfg)
 	for (unsigned i = 0; i < cfg->nsecrets; i++)
 		if (listen_on(b, (uint16_t)(BROKER_SECRET_PORT + i), (int)i) < 0)
 			goto out;
+	if (broker_control_listen(b) < 0)
+		goto out;
 	if (cfg->ready && cfg->ready(cfg->ready_opaque) < 0)
 		goto out;
 	listeners_watch(b, true);
+	if (broker_control_start(b) < 0)
+		goto out;
 	b->resolver_h = (struct ev_handler){
 	    .fd = resolver_fd(b->resolver), .ready = resolver_ready, .opaque = b};
 	tick_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
@@ -772,10 +755,11 @@ int broker_run(struct broker_config *cfg)
 	/* The VMM's last events first, then what is still open. */
 	if (b->vmm.h.fd >= 0)
 		events_ready(&b->vmm.h, EPOLLIN);
-	while (b->conns)
-		conn_end(b->conns, "the sandbox ended");
+	while (!LIST_EMPTY(&b->conns))
+		conn_end(LIST_FIRST(&b->conns), "the sandbox ended");
 	ret = 0;
 out:
+	broker_control_stop(b);
 	for (unsigned i = 0; i < b->nlisteners; i++) {
 		evloop_close(&b->loop, &b->listeners[i].h);
 		unlink(b->listeners[i].path);

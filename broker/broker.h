@@ -21,7 +21,9 @@
  * connection; a request head of at most HTTP_HEAD_MAX bytes within BROKER_HEAD_MS; a
  * connect within BROKER_CONNECT_MS; `max_bytes` in all per sandbox, when set; per wake-up
  * a connection moves at most BROKER_BUDGET bytes and an event socket gives at most
- * BROKER_EVENTS_BUDGET events. */
+ * BROKER_EVENTS_BUDGET events. The control socket: BROKER_CONTROL_CLIENTS clients (its
+ * listener leaves the loop while full), one request of at most BROKER_CONTROL_LINE bytes
+ * at a time each, BROKER_CONTROL_MS for a request to arrive and its reply to be read. */
 #ifndef CLAWVM_BROKER_H
 #define CLAWVM_BROKER_H
 
@@ -41,6 +43,12 @@
 #define BROKER_CONNECT_MS    10000
 #define BROKER_EVENTS_BUDGET 64
 #define BROKER_MAX_EVENT     (64 * 1024)
+/* The control socket: clients at once, a request line's bytes, and how long a request may
+ * take to arrive or its reply to be read. */
+#define BROKER_CONTROL_CLIENTS 8
+#define BROKER_CONTROL_LINE    (256 * 1024)
+#define BROKER_CONTROL_MS      10000
+#define BROKER_CONTROL_BUDGET  16 /* requests a client gets answered per wake-up */
 
 /* A credential the broker adds for the guest. */
 struct broker_secret {
@@ -74,6 +82,12 @@ struct broker_config {
 	bool chown_socks;
 	uid_t sock_uid;
 	gid_t sock_gid;
+	/* The control socket (api/control.md, "The egress socket": update_egress changes the
+	 * policy of the running sandbox, describe_egress shows it), "" for none. Made mode
+	 * 0600 before `ready`; only control_uid and root may use it (SO_PEERCRED). It lies
+	 * where the VMM cannot reach it: the sandbox never widens its own way out. */
+	char control_path[108];
+	uid_t control_uid;
 };
 
 /* The broker's loop, in its own process (jail.c forks it): listens, serves, and returns

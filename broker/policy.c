@@ -257,8 +257,9 @@ static int parse_spec(const char *spec, struct policy_rule *r, char msg[MSG_MAX]
 	return 0;
 }
 
-/* "--allow 'SPEC': msg" into err; SPEC cut short and its unprintable bytes shown as '?'. */
-static int explain(char *err, size_t errlen, const char *spec, const char *msg, int rc)
+/* "WHAT 'SPEC': msg" into err; SPEC cut short and its unprintable bytes shown as '?'. */
+static int explain(char *err, size_t errlen, const char *what, const char *spec, const char *msg,
+		   int rc)
 {
 	char quoted[SPEC_QUOTE_MAX + sizeof("...")];
 	size_t n = 0;
@@ -267,7 +268,7 @@ static int explain(char *err, size_t errlen, const char *spec, const char *msg, 
 		quoted[n] = spec[n] >= 0x20 && spec[n] < 0x7f ? spec[n] : '?';
 	strcpy(quoted + n, spec[n] ? "..." : "");
 	if (err && errlen)
-		snprintf(err, errlen, "--allow '%s': %s", quoted, msg);
+		snprintf(err, errlen, "%s '%s': %s", what, quoted, msg);
 	return rc;
 }
 
@@ -309,24 +310,38 @@ static bool rule_equal(const struct policy_rule *a, const struct policy_rule *b)
 	       !memcmp(a->net.addr, b->net.addr, sizeof(a->net.addr));
 }
 
+/* The rule of spec, and where p has it (p->n if nowhere); a negative errno, explained, if
+ * spec is not a rule. */
+static int find_rule(const struct policy *p, const char *what, const char *spec,
+		     struct policy_rule *r, size_t *at, char *err, size_t errlen)
+{
+	char msg[MSG_MAX];
+	int rc = parse_spec(spec ? spec : "", r, msg);
+
+	if (rc)
+		return explain(err, errlen, what, spec ? spec : "", msg, rc);
+	for (*at = 0; *at < p->n && !rule_equal(&p->rules[*at], r); (*at)++)
+		;
+	return 0;
+}
+
 int policy_add(struct policy *p, const char *spec, char *err, size_t errlen)
+{
+	return policy_add_as(p, "--allow", spec, err, errlen);
+}
+
+int policy_add_as(struct policy *p, const char *what, const char *spec, char *err, size_t errlen)
 {
 	struct policy_rule r;
 	char msg[MSG_MAX];
-	int rc;
+	size_t at;
+	int rc = find_rule(p, what, spec, &r, &at, err, errlen);
 
-	if (!spec)
-		spec = "";
-	rc = parse_spec(spec, &r, msg);
-	if (rc)
-		return explain(err, errlen, spec, msg, rc);
-	for (size_t i = 0; i < p->n; i++) {
-		if (rule_equal(&p->rules[i], &r))
-			return 0;
-	}
+	if (rc || at < p->n)
+		return rc; /* not a rule, or there already */
 	if (p->n >= POLICY_MAX_RULES) {
 		snprintf(msg, sizeof(msg), "more than %d rules", POLICY_MAX_RULES);
-		return explain(err, errlen, spec, msg, -ENOSPC);
+		return explain(err, errlen, what, spec, msg, -ENOSPC);
 	}
 	if (p->n == p->cap) {
 		size_t cap = p->cap ? 2 * p->cap : 16;
@@ -336,12 +351,33 @@ int policy_add(struct policy *p, const char *spec, char *err, size_t errlen)
 			cap = POLICY_MAX_RULES;
 		grown = realloc(p->rules, cap * sizeof(*grown));
 		if (!grown)
-			return explain(err, errlen, spec, "out of memory", -ENOMEM);
+			return explain(err, errlen, what, spec, "out of memory", -ENOMEM);
 		p->rules = grown;
 		p->cap = cap;
 	}
 	p->rules[p->n++] = r;
 	return 0;
+}
+
+int policy_remove(struct policy *p, const char *spec, char *err, size_t errlen)
+{
+	return policy_remove_as(p, "--allow", spec, err, errlen);
+}
+
+int policy_remove_as(struct policy *p, const char *what, const char *spec, char *err, size_t errlen)
+{
+	struct policy_rule r;
+	size_t at;
+	int rc = find_rule(p, what, spec, &r, &at, err, errlen);
+
+	if (rc)
+		return rc;
+	if (at < p->n) {
+		memmove(&p->rules[at], &p->rules[at + 1], (p->n - at - 1) * sizeof(r));
+		p->n--;
+		return 0;
+	}
+	return explain(err, errlen, what, spec, "no such rule", -ENOENT);
 }
 
 static bool port_matches(const struct policy_rule *r, uint16_t port)

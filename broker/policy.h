@@ -85,6 +85,18 @@ __attribute__((warn_unused_result)) int policy_copy(struct policy *dst, const st
 __attribute__((warn_unused_result)) int policy_add(struct policy *p, const char *spec, char *err,
 						   size_t errlen);
 
+/* Removes the rule of SPEC (as given to policy_add: the same rule, however written, so
+ * "Example.com." removes "example.com"). 0, or a negative errno with a message in err:
+ * -EINVAL (bad spec), -ENOENT ("no such rule"). p is unchanged on error. */
+__attribute__((warn_unused_result)) int policy_remove(struct policy *p, const char *spec, char *err,
+						      size_t errlen);
+/* As policy_add and policy_remove, with `what` instead of "--allow" in the messages (the
+ * API's parameter: "allow 'x': ...", "revoke 'x': ..."). */
+__attribute__((warn_unused_result)) int policy_add_as(struct policy *p, const char *what,
+						      const char *spec, char *err, size_t errlen);
+__attribute__((warn_unused_result)) int
+policy_remove_as(struct policy *p, const char *what, const char *spec, char *err, size_t errlen);
+
 /* Whether the guest may ask for host:port. host as the guest sent it: a name (any case, one
  * trailing dot ignored), an IPv4 address, or an IPv6 address with or without brackets.
  * Anything else (an invalid name, a non-decimal IPv4 form, port 0) is false. */

@@ -7,7 +7,8 @@
 _clawvm_takes_value() { # VERB OPTION
 	case $1:$2 in
 	stop:--timeout | stop:-t | kill:-s | kill:--signal) return 0 ;;
-	stop:* | kill:* | ps:* | inspect:* | audit:*) return 1 ;;
+	egress:--allow | egress:--revoke) return 0 ;;
+	stop:* | kill:* | ps:* | inspect:* | audit:* | egress:*) return 1 ;;
 	exec:--vsock-uds | exec:-e | exec:--env | exec:--cwd) return 0 ;;
 	exec:*) return 1 ;;
 	*:-v | *:--volume | *:--rootfs | *:--cpus | *:--memory | *:--pids | *:--kernel | \
@@ -57,7 +58,7 @@ _clawvm() {
 	fi
 
 	if [ "$cword" -eq 1 ]; then
-		mapfile -t COMPREPLY < <(compgen -W 'run vmm exec ps inspect stop kill audit --help
+		mapfile -t COMPREPLY < <(compgen -W 'run vmm exec ps inspect stop kill egress audit --help
 			--version' -- "$cur")
 		return
 	fi
@@ -70,6 +71,7 @@ _clawvm() {
 	inspect) opts='-h --help' ;;
 	stop) opts='--timeout -h --help' ;;
 	kill) opts='-s -h --help' ;;
+	egress) opts='--allow --revoke --json -h --help' ;;
 	audit)
 		# audit verify|show FILE
 		if [ "$cword" -eq 2 ]; then
@@ -95,6 +97,7 @@ _clawvm() {
 		*)
 			case $verb in
 			stop | kill) named=1 ;; # more names may follow, no more options
+			egress) named=1 ;; # one name; its options may follow it
 			exec) [ -z "$uds" ] && [ -z "$named" ] || return; named=1 ;;
 			*) return ;;
 			esac
@@ -125,9 +128,10 @@ _clawvm() {
 		# A name where the verb takes one, else (or for a word that starts with -) an
 		# option: no option once stop or kill has a name.
 		if [[ $cur != -* ]] && { [ "$verb" = stop ] || [ "$verb" = kill ] ||
-			[ "$verb" = inspect ] || { [ "$verb" = exec ] && [ -z "$uds" ]; }; }; then
+			[ "$verb" = inspect ] || { [ "$verb" = egress ] && [ -z "$named" ]; } ||
+			{ [ "$verb" = exec ] && [ -z "$uds" ]; }; }; then
 			_clawvm_names
-		elif [ -z "$named" ]; then
+		elif [ -z "$named" ] || [ "$verb" = egress ]; then
 			mapfile -t COMPREPLY < <(compgen -W "$opts" -- "$cur")
 		fi
 		;;

@@ -41,6 +41,7 @@ static const char usage_main[] =
     "  stop      Stop a sandbox: SIGTERM to its command, then the VM after a timeout\n"
     "  kill      Stop a sandbox's VM at once, or send its command a signal\n"
     "  vmm       Start a VMM that an orchestrator configures through its API socket\n"
+    "  egress    Show a running sandbox's egress policy, or change it (--allow, --revoke)\n"
     "  audit     Verify a sandbox's audit log, or show it (clawvm audit verify|show FILE)\n"
     "\n"
     "Options:\n"

@@ -423,8 +423,7 @@ int config_set_jail_user(struct sandbox_config *c, const char *what, const char 
 int config_add_allow(struct sandbox_config *c, const char *what, const char *spec,
 		     struct config_err *err)
 {
-	(void)what;
-	return policy_add(&c->egress, spec, err->msg, sizeof(err->msg)) < 0 ? -1 : 0;
+	return policy_add_as(&c->egress, what, spec, err->msg, sizeof(err->msg)) < 0 ? -1 : 0;
 }
 
 /* Whether text is 1 to max-1 of [A-Za-z0-9_] starting with a letter or '_' (upper-case

@@ -227,6 +227,13 @@ int egress_start(struct sandbox_config *cfg, const struct rundir *rd, uid_t uid,
 	for (unsigned i = 0; i < cfg->vm.negress_ports; i++)
 		cfg->vm.egress_ports[i] = (uint16_t)(BROKER_PROXY_PORT + i);
 	snprintf(bc->prefix, sizeof(bc->prefix), "%s", cfg->vm.vsock_uds);
+	if ((size_t)snprintf(bc->control_path, sizeof(bc->control_path), "%s/%s", rd->dir,
+			     RUNDIR_EGRESS_SOCK) >= sizeof(bc->control_path)) {
+		log_err("egress: the sandbox's directory `%s` is too long for its control socket",
+			rd->dir);
+		goto fail;
+	}
+	bc->control_uid = getuid();
 	if (policy_copy(&bc->policy, &cfg->egress) < 0) {
 		log_err("egress: out of memory");
 		goto fail;
@@ -352,10 +359,27 @@ void egress_stop(struct egress *e)
 void egress_send(int fd, char *event)
 {
 	static atomic_bool said;
+	static atomic_uint_fast64_t lost;
+	uint64_t n = atomic_exchange(&lost, 0);
 
-	if (fd >= 0 && event && send(fd, event, strlen(event), MSG_DONTWAIT | MSG_NOSIGNAL) < 0 &&
-	    !atomic_exchange(&said, true))
-		log_warn("egress: audit events are dropped (the broker's socket is full): %m");
+	if (fd < 0) {
+		free(event);
+		return;
+	}
+	/* The count of those dropped before, once there is room again: the log says so. */
+	if (n) {
+		char *marker = audit_event_lost(n);
+
+		if (!marker || send(fd, marker, strlen(marker), MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+			atomic_fetch_add(&lost, n);
+		free(marker);
+	}
+	if (!event || send(fd, event, strlen(event), MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
+		atomic_fetch_add(&lost, 1);
+		if (!atomic_exchange(&said, true))
+			log_warn("egress: audit events are dropped (the broker's socket is full): "
+				 "the log will count them");
+	}
 	free(event);
 }
 

@@ -8,7 +8,9 @@
  * `<sandbox dir>/vsock/v` (the directory given to the jail user, bound into the jail).
  * The guest's commands get HTTP_PROXY, HTTPS_PROXY, NO_PROXY (and lower-case) pointing at
  * guest-init's relay, and for each secret NAME: NAME_BASE_URL and a placeholder
- * NAME_API_KEY. */
+ * NAME_API_KEY. Its control socket, `<sandbox dir>/egress.sock` (RUNDIR_EGRESS_SOCK),
+ * serves update_egress and describe_egress to the user who started the sandbox (and root):
+ * outside the jail, so the VMM cannot widen its own egress. */
 #ifndef CLAWVM_EGRESS_H
 #define CLAWVM_EGRESS_H
 
@@ -47,9 +49,11 @@ void egress_event(struct egress *e, char *event);
  * EGRESS_STOP_MS, then kills it. */
 void egress_stop(struct egress *e);
 
-/* From the VMM (its API's execs, clawvm run's command): an event for the audit log on
- * the broker's socket `fd` (vm_config.audit_fd; -1: none), never blocking: one the socket
- * has no room for is dropped and said once. The event is freed. */
+/* From the VMM (its API's execs, clawvm run's command, the shares' file changes; any
+ * thread): an event for the audit log on the broker's socket `fd` (vm_config.audit_fd; -1:
+ * none), never blocking: one the socket has no room for is dropped (said once on stderr),
+ * and counted: the next send that finds room sends a `lost` event with the count first.
+ * The event is freed. */
 void egress_send(int fd, char *event);
 /* A NULL-terminated copy of argv, for an event sent when the command ends (NULL when out
  * of memory: that event is not sent). */

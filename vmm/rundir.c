@@ -104,7 +104,7 @@ static bool rundir_alive(const char *dir)
 /* Removes DIR and what clawvm puts in it. */
 static void rundir_clear(const char *dir)
 {
-	static const char *const names[] = {"api.sock", "pid", "pid.tmp"};
+	static const char *const names[] = {"api.sock", RUNDIR_EGRESS_SOCK, "pid", "pid.tmp"};
 	char path[PATH_MAX + 16];
 
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {

@@ -12,6 +12,9 @@
 
 #include "vmm/config.h"
 
+/* The egress broker's control socket in BASE/NAME, beside api.sock (vmm/egress.h). */
+#define RUNDIR_EGRESS_SOCK "egress.sock"
+
 struct rundir {
 	char dir[PATH_MAX];  /* BASE/NAME */
 	char sock[PATH_MAX]; /* where the API socket is bound */

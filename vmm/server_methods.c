@@ -316,6 +316,13 @@ void server_handle(struct server *s, struct conn *c, struct control_request *r)
 	case CONTROL_SUBSCRIBE:
 		c->events = r->subscribe.events;
 		return conn_reply(c, control_reply_empty(r->id));
+	case CONTROL_UPDATE_EGRESS:
+	case CONTROL_DESCRIBE_EGRESS:
+		/* Never the VMM's: a VMM that could widen its own egress would undo the broker. */
+		return reply_error(c, r->id, CONTROL_E_METHOD,
+				   "`%s` is served by the sandbox's egress broker, on egress.sock "
+				   "beside this socket, not by the VMM",
+				   control_method_name(r->method));
 	case CONTROL_METHODS:
 		break;
 	}

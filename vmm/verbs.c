@@ -1,6 +1,6 @@
-/* `clawvm exec`, `ps`, `inspect`, `stop` and `kill` (verbs.h): each finds the sandbox's API
- * socket by name (rundir.h), sends requests and reads replies (api/control.h); exec then
- * relays the command's frames as `clawvm run` does. */
+/* `clawvm exec`, `ps`, `inspect`, `stop`, `kill` and `egress` (verbs.h): each finds the sandbox's
+ * API socket by name (rundir.h), sends requests and reads replies (api/control.h); exec then relays
+ * the command's frames as `clawvm run` does. */
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
@@ -546,7 +546,136 @@ static int verb_kill(int argc, char **argv)
 	return status;
 }
 
-const struct cli_verb cli_verbs[6] = {
-    {"exec", verb_exec}, {"ps", verb_ps},     {"inspect", verb_inspect},
-    {"stop", verb_stop}, {"kill", verb_kill}, {"audit", verb_audit},
+static const char usage_egress[] =
+    "Usage: clawvm egress NAME [--allow SPEC]... [--revoke SPEC]... [--json]\n"
+    "\n"
+    "Shows the egress policy of sandbox NAME, or changes it while the sandbox runs:\n"
+    "  --allow SPEC   adds a rule, as `clawvm run --allow` (HOST[:PORT], *.domain, an\n"
+    "                 address or CIDR)\n"
+    "  --revoke SPEC  removes a rule, written as it was added or as shown here; the open\n"
+    "                 connections the policy no longer allows are ended\n"
+    "  --json         prints the broker's reply (api/control.md, describe_egress)\n"
+    "All the changes of one call are made, or none. The sandbox's egress broker serves this\n"
+    "on egress.sock in the sandbox's directory, for the user who started it and root;\n"
+    "the VMM cannot reach it.\n";
+
+/* The broker's reply, for people: the rules, the secrets' hosts, the counters. */
+static void egress_print(const char *result)
+{
+	char text[512], host[512];
+	int64_t n, port, total, denied, up, down;
+	char key[64];
+
+	for (int i = 0;; i++) {
+		snprintf(key, sizeof(key), "allow.%d", i);
+		if (control_json_string(result, key, text, sizeof(text)) < 0)
+			break;
+		printf("allow   %s\n", text);
+	}
+	for (int i = 0;; i++) {
+		snprintf(key, sizeof(key), "secrets.%d.name", i);
+		if (control_json_string(result, key, text, sizeof(text)) < 0)
+			break;
+		snprintf(key, sizeof(key), "secrets.%d.host", i);
+		if (control_json_string(result, key, host, sizeof(host)) < 0)
+			break;
+		snprintf(key, sizeof(key), "secrets.%d.port", i);
+		if (control_json_int(result, key, &port) < 0)
+			break;
+		printf("secret  %s for %s:%lld\n", text, host, (long long)port);
+	}
+	if (control_json_int(result, "connections", &n) == 0 &&
+	    control_json_int(result, "connections_total", &total) == 0 &&
+	    control_json_int(result, "denied_total", &denied) == 0 &&
+	    control_json_int(result, "bytes_up", &up) == 0 &&
+	    control_json_int(result, "bytes_down", &down) == 0)
+		printf("connections: %lld open, %lld in all, %lld denied; %lld B up, %lld B down\n",
+		       (long long)n, (long long)total, (long long)denied, (long long)up,
+		       (long long)down);
+	if (control_json_int(result, "closed", &n) == 0 && n > 0)
+		printf("ended %lld open connection%s that the policy no longer allows\n",
+		       (long long)n, n == 1 ? "" : "s");
+}
+
+static int verb_egress(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"allow", required_argument, NULL, 'a'},
+	    {"revoke", required_argument, NULL, 'r'},
+	    {"json", no_argument, NULL, 'j'},
+	    {"help", no_argument, NULL, 'h'},
+	    {0},
+	};
+	const char **allow = calloc((size_t)argc, sizeof(*allow));
+	const char **revoke = calloc((size_t)argc, sizeof(*revoke));
+	char sock[PATH_MAX], *params = NULL, *pretty;
+	struct control_reply r;
+	struct config_err err;
+	struct api_conn c;
+	size_t nallow = 0, nrevoke = 0;
+	bool json = false;
+	int opt, status = VM_EXIT_FAILURE;
+
+	if (!allow || !revoke) {
+		log_err("out of memory");
+		goto out;
+	}
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		if (opt == 'a') {
+			allow[nallow++] = optarg;
+		} else if (opt == 'r') {
+			revoke[nrevoke++] = optarg;
+		} else if (opt == 'j') {
+			json = true;
+		} else {
+			status = verb_usage(usage_egress, opt == 'h');
+			goto out;
+		}
+	}
+	if (optind != argc - 1) {
+		status = verb_usage(usage_egress, false);
+		goto out;
+	}
+	if (rundir_find(argv[optind], sock, &err) < 0) {
+		log_err("%s", err.msg);
+		goto out;
+	}
+	/* egress.sock, beside api.sock. */
+	strcpy(strrchr(sock, '/') + 1, RUNDIR_EGRESS_SOCK);
+	opt = api_open_path(&c, sock);
+	if (opt < 0) {
+		log_err("cannot reach the egress broker of sandbox `%s` at %s: %s", argv[optind],
+			sock, strerror(-opt));
+		goto out;
+	}
+	if (nallow || nrevoke) {
+		params = control_update_egress_params(allow, revoke);
+		if (!params) {
+			log_err("out of memory");
+			api_close(&c);
+			goto out;
+		}
+	}
+	if (api_call_ok(&c, params ? "update_egress" : "describe_egress", params, &r) == 0) {
+		pretty = json ? control_json_pretty(r.result) : NULL;
+		if (json)
+			printf("%s\n", pretty ? pretty : r.result);
+		else
+			egress_print(r.result);
+		free(pretty);
+		control_reply_free(&r);
+		status = 0;
+	}
+	api_close(&c);
+out:
+	free(params);
+	free(allow);
+	free(revoke);
+	return status;
+}
+
+const struct cli_verb cli_verbs[7] = {
+    {"exec", verb_exec}, {"ps", verb_ps},	{"inspect", verb_inspect}, {"stop", verb_stop},
+    {"kill", verb_kill}, {"audit", verb_audit}, {"egress", verb_egress},
 };

@@ -10,7 +10,7 @@ struct cli_verb {
 	int (*fn)(int argc, char **argv); /* argv[0] is the verb; returns the exit status */
 };
 
-extern const struct cli_verb cli_verbs[6];
+extern const struct cli_verb cli_verbs[7];
 
 /* clawvm audit verify|show FILE (verb_audit.c): not an API client, a reader of the log. */
 int verb_audit(int argc, char **argv);

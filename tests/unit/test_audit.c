@@ -591,6 +591,12 @@ static void test_hostile_events(void **state)
 		"\"denied\",\"reason\":null,\"bytes_up\":0,\"bytes_down\":0,\"duration_ms\":0}",
 		"egress: addr must be a string or null, got a number");
 	refused(log, "{\"event\":\"stop\",\"reason\":\"x\"}", "stop: missing field `status`");
+	refused(log, "{\"event\":\"lost\",\"count\":0}",
+		"lost: count must be 1 to 9223372036854775807, got 0");
+	refused(log, "{\"event\":\"policy\",\"allowed\":[],\"rules\":1,\"closed\":0,\"uid\":0}",
+		"policy: allowed must be a non-empty array of strings, got an empty one");
+	refused(log, "{\"event\":\"policy\",\"revoked\":[1],\"rules\":1,\"closed\":0,\"uid\":0}",
+		"policy: revoked[0] must be a string, got a number");
 	refused(log, "{\"event\":\"secret\",\"name\":\"K\",\"host\":\"h\",\"value\":\"hunter2\"}",
 		"secret: unknown field `value`");
 	refused(log, "{\"event\":\"file\",\"op\":\"renamed\",\"path\":\"/a\"}",
@@ -769,6 +775,18 @@ static void test_builders(void **state)
 	free(text);
 	BUILT(audit_event_secret("OPENAI_API_KEY", "api.openai.com"),
 	      "{\"event\":\"secret\",\"name\":\"OPENAI_API_KEY\",\"host\":\"api.openai.com\"}");
+	{
+		const char *const added[] = {"a.example.com:80,443", NULL}, *const none[] = {NULL};
+
+		BUILT(audit_event_policy(added, none, 3, 1, 0),
+		      "{\"event\":\"policy\",\"allowed\":[\"a.example.com:80,443\"],\"rules\":3,"
+		      "\"closed\":1,\"uid\":0}");
+		BUILT(audit_event_policy(NULL, added, 0, 0, 1000),
+		      "{\"event\":\"policy\",\"revoked\":[\"a.example.com:80,443\"],\"rules\":0,"
+		      "\"closed\":0,\"uid\":1000}");
+	}
+	BUILT(audit_event_lost(17), "{\"event\":\"lost\",\"count\":17}");
+	INVALID(audit_event_lost(0));
 	BUILT(audit_event_file(AUDIT_FILE_RENAMED, "/a", "/b"),
 	      "{\"event\":\"file\",\"op\":\"renamed\",\"path\":\"/a\",\"to\":\"/b\"}");
 	BUILT(audit_event_file(AUDIT_FILE_WRITTEN, "/w", NULL),
@@ -1091,6 +1109,12 @@ static void test_show(void **state)
 	       "\"event\":\"file\",\"op\":\"created\",\"path\":\"/x\",\"cut\":true");
 	hm_add(&hm, "2026-12-05T00:00:04.000Z",
 	       "\"event\":\"exec\",\"argv\":[\"kill\"],\"signal\":40,\"duration_ms\":0");
+	hm_add(&hm, "2026-12-05T00:00:04.500Z",
+	       "\"event\":\"policy\",\"allowed\":[\"a.example.com:80,443\"],\"revoked\":[\"*.b."
+	       "example.com:*\",\"10.0.0.0/8:443\"],\"rules\":3,\"closed\":1,\"uid\":0");
+	hm_add(&hm, "2026-12-05T00:00:04.600Z",
+	       "\"event\":\"policy\",\"rules\":3,\"closed\":0,\"uid\":1000");
+	hm_add(&hm, "2026-12-05T00:00:04.700Z", "\"event\":\"lost\",\"count\":17");
 	hm_add(&hm, "2026-12-05T00:00:05.000Z", STOP_BODY);
 	hm_end(&hm);
 	assert_int_equal(show(path, &shown), 1);
@@ -1112,6 +1136,11 @@ static void test_show(void **state)
 	    "00:00:02.000  file     renamed  /a\\x1b[2Jb\\\\c\\u0085 -> /b\\u202e\xc3\xa9\n"
 	    "00:00:03.000  file     created  /x (cut)\n"
 	    "00:00:04.000  exec     [kill] -> signal 40 (0 ms)\n"
+	    "00:00:04.500  policy   +a.example.com:80,443 -*.b.example.com:* -10.0.0.0/8:443 "
+	    "(rules now: 3, connections closed: 1, by uid 0)\n"
+	    "00:00:04.600  policy   (rules now: 3, connections closed: 0, by uid 1000)\n"
+	    "00:00:04.700  lost     17 events of this source were never logged (its socket was "
+	    "full)\n"
 	    "00:00:05.000  stop     exited, status 0\n");
 	free(shown);
 	/* It does not verify: a log whose chain is broken is shown all the same. */

@@ -244,7 +244,8 @@ static void test_set_vsock_and_defaults(void **state)
 
 static void test_no_param_methods(void **state)
 {
-	static const char *const names[] = {"start", "pause", "resume", "describe", "metrics"};
+	static const char *const names[] = {"start",	"pause",   "resume",
+					    "describe", "metrics", "describe_egress"};
 	struct control_request req;
 	char line[160], message[128];
 
@@ -270,6 +271,65 @@ static void test_no_param_methods(void **state)
 			 names[i]);
 		params_refused(line, message);
 	}
+}
+
+/* The broker's update_egress: rules to add and to remove, both optional. */
+static void test_update_egress(void **state)
+{
+	struct control_request req;
+
+	(void)state;
+	parse_ok(
+	    REQ("update_egress", "{\"allow\":[\"a.example.com\"],\"revoke\":[\"b:443\",\"c\"]}"),
+	    &req);
+	assert_int_equal(req.method, CONTROL_UPDATE_EGRESS);
+	assert_string_equal(req.egress.allow[0], "a.example.com");
+	assert_null(req.egress.allow[1]);
+	assert_string_equal(req.egress.revoke[0], "b:443");
+	assert_string_equal(req.egress.revoke[1], "c");
+	assert_null(req.egress.revoke[2]);
+	control_request_free(&req);
+	parse_ok(REQ("update_egress", "{}"), &req);
+	assert_null(req.egress.allow);
+	assert_null(req.egress.revoke);
+	control_request_free(&req);
+	params_refused(REQ("update_egress", "{\"revoke\":\"a.example.com\"}"),
+		       "update_egress: revoke must be an array of strings, got a string");
+	params_refused(REQ("update_egress", "{\"revok\":[]}"),
+		       "update_egress: unknown parameter `revok` (did you mean `revoke`?)");
+	params_refused(REQ("update_egress", "{\"secrets\":[]}"),
+		       "update_egress: unknown parameter `secrets`");
+}
+
+static void test_egress_lines(void **state)
+{
+	const char *const allow[] = {"a.example.com", "*.b.example.com:443", NULL};
+	const char *const revoke[] = {"c\"d", NULL}, *const none[] = {NULL};
+	const struct control_egress_secret secrets[] = {{"ANTHROPIC", "api.anthropic.com", 443}};
+	const struct control_egress e = {allow, secrets, 1, 2, 10, 3, 100, 2000, 1};
+	const struct control_egress described = {none, NULL, 0, 0, 0, 0, 0, 0, -1};
+	char *text;
+
+	(void)state;
+	text = control_update_egress_params(allow, revoke);
+	assert_string_equal(text, "{\"allow\":[\"a.example.com\",\"*.b.example.com:443\"],"
+				  "\"revoke\":[\"c\\\"d\"]}");
+	free(text);
+	text = control_update_egress_params(NULL, none);
+	assert_string_equal(text, "{}");
+	free(text);
+	text = control_reply_egress("4", &e);
+	assert_string_equal(
+	    text, "{\"jsonrpc\":\"2.0\",\"id\":4,\"result\":{\"allow\":[\"a.example.com\",\"*.b."
+		  "example.com:443\"],\"secrets\":[{\"name\":\"ANTHROPIC\",\"host\":\"api."
+		  "anthropic.com\",\"port\":443}],\"connections\":2,\"connections_total\":10,"
+		  "\"denied_total\":3,\"bytes_up\":100,\"bytes_down\":2000,\"closed\":1}}\n");
+	free(text);
+	text = control_reply_egress("\"x\"", &described);
+	assert_string_equal(text, "{\"jsonrpc\":\"2.0\",\"id\":\"x\",\"result\":{\"allow\":[],"
+				  "\"secrets\":[],\"connections\":0,\"connections_total\":0,"
+				  "\"denied_total\":0,\"bytes_up\":0,\"bytes_down\":0}}\n");
+	free(text);
 }
 
 static void test_stop(void **state)
@@ -784,6 +844,14 @@ static void test_reply_describe(void **state)
 	assert_string_equal(s, "");
 	assert_int_equal(control_json_string(r.result, "config.initrd", s, sizeof(s)), 0);
 	assert_string_equal(s, "");
+	/* An array's items by their index. */
+	assert_int_equal(control_json_string(r.result, "config.shares.1.tag", s, sizeof(s)), 0);
+	assert_string_equal(s, "share1");
+	assert_int_equal(control_json_string(r.result, "config.exec_defaults.env.0", s, sizeof(s)),
+			 0);
+	assert_string_equal(s, "A=1");
+	assert_int_equal(control_json_string(r.result, "config.shares.2.tag", s, sizeof(s)), -1);
+	assert_int_equal(control_json_string(r.result, "config.shares.x", s, sizeof(s)), -1);
 	control_reply_free(&r);
 
 	/* Before start: no ready time, no exit, no vsock, no env. */
@@ -1037,6 +1105,8 @@ int main(void)
 	    cmocka_unit_test(test_add_share),
 	    cmocka_unit_test(test_set_vsock_and_defaults),
 	    cmocka_unit_test(test_no_param_methods),
+	    cmocka_unit_test(test_update_egress),
+	    cmocka_unit_test(test_egress_lines),
 	    cmocka_unit_test(test_stop),
 	    cmocka_unit_test(test_exec),
 	    cmocka_unit_test(test_exec_limits),

@@ -731,6 +731,35 @@ static void describe_and_copy(void **state)
 	policy_release(&copy);
 }
 
+/* Rules removed by the spec of the rule, however written; the others keep their order. */
+static void remove_rules(void **state)
+{
+	char buf[256], err[256];
+
+	(void)state;
+	add("*.npmjs.org:443");
+	add("api.example.com");
+	add("10.0.0.0/8:*");
+	assert_int_equal(policy_remove(&pol, "API.Example.com.", err, sizeof(err)), 0);
+	assert_false(policy_allows_name(&pol, "api.example.com", 443));
+	assert_true(policy_allows_name(&pol, "a.npmjs.org", 443));
+	policy_describe(&pol, buf, sizeof(buf));
+	assert_string_equal(buf, "*.npmjs.org:443 10.0.0.0/8:*");
+	/* Not there (the port counts), or not a rule: an error naming it, nothing changed. */
+	assert_int_equal(policy_remove(&pol, "*.npmjs.org", err, sizeof(err)), -ENOENT);
+	assert_string_equal(err, "--allow '*.npmjs.org': no such rule");
+	assert_int_equal(policy_remove(&pol, "exa mple.com", err, sizeof(err)), -EINVAL);
+	assert_string_equal(err, "--allow 'exa mple.com': invalid host name");
+	assert_int_equal(policy_count(&pol), 2);
+	assert_int_equal(policy_remove(&pol, "10.0.0.0/8:*", err, sizeof(err)), 0);
+	assert_int_equal(policy_remove(&pol, "*.npmjs.org:443", err, sizeof(err)), 0);
+	assert_int_equal(policy_count(&pol), 0);
+	assert_false(policy_allows_name(&pol, "a.npmjs.org", 443));
+	/* Room again for as many as the cap. */
+	add("again.example.com");
+	assert_int_equal(policy_count(&pol), 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -749,6 +778,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(rule_cap, fresh, release),
 	    cmocka_unit_test_setup_teardown(duplicates_kept_once, fresh, release),
 	    cmocka_unit_test_setup_teardown(describe_and_copy, fresh, release),
+	    cmocka_unit_test_setup_teardown(remove_rules, fresh, release),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
