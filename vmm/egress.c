@@ -130,7 +130,6 @@ static int egress_secret_values(const struct sandbox_config *cfg, struct broker_
 static void egress_fds(const int *keep, unsigned nkeep, bool quiet)
 {
 	int null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
-	unsigned from = 3;
 
 	if (null_fd >= 0) {
 		dup2(null_fd, STDIN_FILENO);
@@ -139,24 +138,7 @@ static void egress_fds(const int *keep, unsigned nkeep, bool quiet)
 			dup2(null_fd, STDERR_FILENO);
 		close(null_fd);
 	}
-	/* keep is short: ascending by a pass of insertion sort. */
-	int sorted[4];
-
-	for (unsigned i = 0; i < nkeep; i++) {
-		unsigned j = i;
-
-		for (; j > 0 && sorted[j - 1] > keep[i]; j--)
-			sorted[j] = sorted[j - 1];
-		sorted[j] = keep[i];
-	}
-	for (unsigned i = 0; i < nkeep; i++) {
-		if (sorted[i] < (int)from)
-			continue;
-		if ((unsigned)sorted[i] > from)
-			close_range(from, (unsigned)sorted[i] - 1, 0);
-		from = (unsigned)sorted[i] + 1;
-	}
-	close_range(from, ~0u, 0);
+	jail_close_fds(keep, nkeep);
 }
 
 struct egress_drop_args {
@@ -223,9 +205,16 @@ int egress_start(struct sandbox_config *cfg, const struct rundir *rd, uid_t uid,
 	if (egress_socket_dir(cfg, rd, uid, gid) < 0 || egress_env(cfg) < 0 ||
 	    egress_secret_values(cfg, bc) < 0)
 		goto fail;
-	cfg->vm.negress_ports = 1 + cfg->nsecrets;
-	for (unsigned i = 0; i < cfg->vm.negress_ports; i++)
-		cfg->vm.egress_ports[i] = (uint16_t)(BROKER_PROXY_PORT + i);
+	/* The guest's relay ports: set anew at each start (`clawvm vmm` may start again). */
+	cfg->vm.negress_ports = 0;
+	for (unsigned i = 0; i < 1 + cfg->nsecrets; i++) {
+		struct config_err err;
+
+		if (config_add_egress_port(cfg, "egress", BROKER_PROXY_PORT + i, &err) < 0) {
+			log_err("%s", err.msg);
+			goto fail;
+		}
+	}
 	snprintf(bc->prefix, sizeof(bc->prefix), "%s", cfg->vm.vsock_uds);
 	if ((size_t)snprintf(bc->control_path, sizeof(bc->control_path), "%s/%s", rd->dir,
 			     RUNDIR_EGRESS_SOCK) >= sizeof(bc->control_path)) {

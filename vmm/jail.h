@@ -41,6 +41,12 @@
 int jail_enter(struct sandbox_config *cfg, struct rundir *rd, const int *keep, unsigned nkeep,
 	       bool detached);
 
+/* The most fds jail_close_fds keeps. */
+#define JAIL_KEEP_FDS_MAX 32
+/* Closes every fd but 0, 1, 2 and the `keep` ones (negative ones ignored): what a process
+ * of the sandbox (the jailed VMM, the egress broker) must not inherit. */
+void jail_close_fds(const int *keep, unsigned nkeep);
+
 /* What a process of the sandbox gives up for good (the VMM in its jail, the egress
  * broker): with `clear_bounds`, the bounding and ambient capability sets (that takes
  * CAP_SETPCAP, so before the user changes); with `change_user`, uid:gid without

@@ -4,8 +4,6 @@
  * CAP_SETPCAP, so the user and the capabilities go last; /dev/kvm is opened first (the jail
  * user may not open it, and the jail has no node). */
 #include <cap-ng.h>
-#include <ctype.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -219,26 +217,29 @@ static int jail_drop(struct jail *j)
 	return jail_drop_privileges(j->uid, j->gid, !j->userns, true, "jail");
 }
 
-/* Closes every fd but 0-2 and those in keep. */
-static void jail_close_fds(const int *keep, unsigned nkeep)
+/* jail.h */
+void jail_close_fds(const int *keep, unsigned nkeep)
 {
-	DIR *d = opendir("/proc/self/fd");
-	struct dirent *e;
+	unsigned from = 3, n = 0;
+	int sorted[JAIL_KEEP_FDS_MAX];
 
-	if (!d) {
-		log_warn("jail: cannot list the open fds (%m); inherited ones stay open");
-		return;
-	}
-	while ((e = readdir(d))) {
-		int fd = atoi(e->d_name);
-		bool kept = fd <= 2 || fd == dirfd(d) || !isdigit((unsigned char)e->d_name[0]);
+	/* keep, ascending (insertion sort: it is short); what does not fit stays open. */
+	for (unsigned i = 0; i < nkeep && n < JAIL_KEEP_FDS_MAX; i++) {
+		unsigned j = n++;
 
-		for (unsigned i = 0; i < nkeep && !kept; i++)
-			kept = keep[i] == fd;
-		if (!kept)
-			close(fd);
+		for (; j > 0 && sorted[j - 1] > keep[i]; j--)
+			sorted[j] = sorted[j - 1];
+		sorted[j] = keep[i];
 	}
-	closedir(d);
+	for (unsigned i = 0; i < n; i++) {
+		if (sorted[i] < (int)from)
+			continue;
+		if ((unsigned)sorted[i] > from && close_range(from, (unsigned)sorted[i] - 1, 0) < 0)
+			log_warn("jail: cannot close the inherited fds: %m");
+		from = (unsigned)sorted[i] + 1;
+	}
+	if (close_range(from, ~0u, 0) < 0)
+		log_warn("jail: cannot close the inherited fds: %m");
 }
 
 /* Everything but JAIL_KEEP_ENV. */
@@ -264,6 +265,7 @@ static void jail_clear_env(void)
 int jail_build(struct jail *j, struct sandbox_config *cfg, const int *keep, unsigned nkeep)
 {
 	int kvm_fd, fds[JAIL_MAX_BINDS + 8];
+	_Static_assert(JAIL_MAX_BINDS + 8 <= JAIL_KEEP_FDS_MAX, "jail_close_fds keeps them all");
 	struct config_err err;
 	unsigned nfds = 0;
 
