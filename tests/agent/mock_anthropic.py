@@ -16,7 +16,7 @@ offered, what the mock answered, and the tool_result it was sent if any.
 
 usage: mock_anthropic.py ADDR:PORT LOG (--cert CERT --key KEY | --plain-http)
                          [--write-path PATH] [--write-content TEXT] [--final-text TEXT]
-                         [--port-file FILE]
+                         [--port-file FILE] [--hold-file FILE]
   PORT 0 takes a free port, written to --port-file. Prints "ready" once listening.
   Python 3 standard library only.
 
@@ -86,6 +86,9 @@ def parse_args():
     parser.add_argument("--final-text", default=DEFAULT_FINAL,
                         help="the text of the last turn, which claude -p prints")
     parser.add_argument("--port-file", help="write the port listened on to this file")
+    parser.add_argument("--hold-file",
+                        help="answer a tool-call turn only once this file exists (at most "
+                             "300 s): keeps agents busy while a test looks at them")
     args = parser.parse_args()
     if args.plain_http == bool(args.cert and args.key):
         parser.error("give either --cert and --key, or --plain-http")
@@ -319,6 +322,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if kind == "tool_use":
             entry["tool_use"] = {"name": blocks[-1]["name"], "input": blocks[-1]["input"]}
         self.record(entry)
+        if kind == "tool_use" and self.config.hold_file:
+            for _ in range(3000):
+                if os.path.exists(self.config.hold_file):
+                    break
+                time.sleep(0.1)
         model = body.get("model") or "claude-opus-4-8"
         if body.get("stream") is True:
             self.send_stream(model, blocks, stop_reason)
