@@ -1,4 +1,5 @@
 # shellcheck shell=bash
+# shellcheck disable=SC2154 # work and clawvm: set by the script that sources this
 # The shell test library, sourced by the test scripts (integration, fs, soak, smoke, pid1,
 # install) and, for now/median, the benchmarks: TAP-style results, the exact-output check, runs bounded in time and retried after
 # an emulator fault, and results that outlive a test host that hung. Each script sets
@@ -134,7 +135,7 @@ not_ok() {
 check() {
 	local name=$1 want_status=$2 want_out=$3 out status
 	shift 4
-	begin || return 0
+	begin 1 || return 0
 	out=$(crash_retry "${CHECK_RUNNER:-cvm}" "$@" 2>"$work/err")
 	status=$?
 	if [ "$status" = "$want_status" ] && [ "$out" = "$want_out" ] && [ ! -s "$work/err" ]; then
@@ -189,7 +190,9 @@ crash_retry() {
 				why="a hang (${limit}s)"
 			fi
 		fi
-		[ -n "$why" ] && [ "$attempt" -lt 3 ] || break
+		if [ -z "$why" ] || [ "$attempt" -ge 3 ]; then
+			break
+		fi
 		echo "attempt $attempt: $why" >>"$work/retries"
 	done
 	cat "$out"
