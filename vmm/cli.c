@@ -43,6 +43,7 @@ static const char usage_main[] =
     "  vmm       Start a VMM that an orchestrator configures through its API socket\n"
     "  egress    Show a running sandbox's egress policy, or change it (--allow, --revoke)\n"
     "  audit     Verify a sandbox's audit log, or show it (clawvm audit verify|show FILE)\n"
+    "  image     Build an agent image (clawvm image build claude), or list them\n"
     "\n"
     "Options:\n"
     "  -h, --help     Show this help (clawvm COMMAND --help shows a command's options)\n"

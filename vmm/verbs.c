@@ -675,7 +675,7 @@ out:
 	return status;
 }
 
-const struct cli_verb cli_verbs[7] = {
+const struct cli_verb cli_verbs[8] = {
     {"exec", verb_exec}, {"ps", verb_ps},	{"inspect", verb_inspect}, {"stop", verb_stop},
-    {"kill", verb_kill}, {"audit", verb_audit}, {"egress", verb_egress},
+    {"kill", verb_kill}, {"audit", verb_audit}, {"egress", verb_egress},   {"image", verb_image},
 };

@@ -10,9 +10,12 @@ struct cli_verb {
 	int (*fn)(int argc, char **argv); /* argv[0] is the verb; returns the exit status */
 };
 
-extern const struct cli_verb cli_verbs[7];
+extern const struct cli_verb cli_verbs[8];
 
 /* clawvm audit verify|show FILE (verb_audit.c): not an API client, a reader of the log. */
 int verb_audit(int argc, char **argv);
+
+/* clawvm image build|ls (verb_image.c): agent images, not a sandbox's API either. */
+int verb_image(int argc, char **argv);
 
 #endif
