@@ -1,7 +1,7 @@
 # bash completion for clawvm (installed as DATADIR/bash-completion/completions/clawvm):
 # its commands, their options (as vmm/cli.c and vmm/verbs.c have them), paths for the
-# options that take one, and the names of the running sandboxes (from `clawvm ps`) where a
-# command takes NAME. With bash-completion loaded, `--kernel=PATH` and `-v HOST:GUEST`
+# options that take one, the names of the running sandboxes (from `clawvm ps`) where a
+# command takes NAME, and of the images (from `clawvm image --help`) after image build. With bash-completion loaded, `--kernel=PATH` and `-v HOST:GUEST`
 # complete too; without it (the file sourced by hand), only the separate-word forms do.
 
 _clawvm_takes_value() { # VERB OPTION
@@ -58,8 +58,8 @@ _clawvm() {
 	fi
 
 	if [ "$cword" -eq 1 ]; then
-		mapfile -t COMPREPLY < <(compgen -W 'run vmm exec ps inspect stop kill egress audit --help
-			--version' -- "$cur")
+		mapfile -t COMPREPLY < <(compgen -W 'run vmm exec ps inspect stop kill egress audit image
+			--help --version' -- "$cur")
 		return
 	fi
 	verb=${words[1]}
@@ -78,6 +78,31 @@ _clawvm() {
 			mapfile -t COMPREPLY < <(compgen -W 'verify show -h --help' -- "$cur")
 		elif [ "$cword" -eq 3 ]; then
 			_clawvm_paths files
+		fi
+		return
+		;;
+	image)
+		# image build [--force] NAME, image ls [--json]; options anywhere.
+		local sub=''
+		for ((i = 2; i < cword; i++)); do
+			case ${words[i]} in
+			-*) ;;
+			*) [ -z "$sub" ] && sub=${words[i]} || named=1 ;;
+			esac
+		done
+		if [[ $cur == -* ]]; then
+			case $sub in
+			build) opts='--force -h --help' ;;
+			ls) opts='--json -h --help' ;;
+			*) opts='--force --json -h --help' ;;
+			esac
+			mapfile -t COMPREPLY < <(compgen -W "$opts" -- "$cur")
+		elif [ -z "$sub" ]; then
+			mapfile -t COMPREPLY < <(compgen -W 'build ls' -- "$cur")
+		elif [ "$sub" = build ] && [ -z "$named" ]; then
+			# The images there are recipes for: `clawvm image --help` names them.
+			mapfile -t COMPREPLY < <(compgen -W "$("${words[0]}" image --help </dev/null 2>/dev/null |
+				sed -n 's/^Images: \(.*\) (recipes in .*/\1/p' | tr -d ,)" -- "$cur")
 		fi
 		return
 		;;
