@@ -7,7 +7,7 @@
 _clawvm_takes_value() { # VERB OPTION
 	case $1:$2 in
 	stop:--timeout | stop:-t | kill:-s | kill:--signal) return 0 ;;
-	egress:--allow | egress:--revoke) return 0 ;;
+	egress:--allow | egress:--revoke | run:--agent) return 0 ;;
 	stop:* | kill:* | ps:* | inspect:* | audit:* | egress:*) return 1 ;;
 	exec:--vsock-uds | exec:-e | exec:--env | exec:--cwd) return 0 ;;
 	exec:*) return 1 ;;
@@ -64,7 +64,7 @@ _clawvm() {
 	fi
 	verb=${words[1]}
 	case $verb in
-	run) opts="-d --detach -t --tty -i --interactive $sandbox_opts" ;;
+	run) opts="-d --detach -t --tty -i --interactive --agent $sandbox_opts" ;;
 	vmm) opts="--api-sock $sandbox_opts" ;;
 	exec) opts='--vsock-uds -t --tty -e --env --cwd -h --help' ;;
 	ps) opts='--json -h --help' ;;
@@ -135,6 +135,7 @@ _clawvm() {
 	--kernel | --initrd | --console-log | --vsock-uds | --api-sock | --audit-log | --ca-file)
 		_clawvm_paths files
 		;;
+	--agent) mapfile -t COMPREPLY < <(compgen -W 'claude' -- "$cur") ;;
 	--rootfs) _clawvm_paths dirs ;;
 	# The host directory; the guest path after the colon is the user's to write.
 	-v | --volume) [[ $cur == *:* ]] || _clawvm_paths dirs ;;

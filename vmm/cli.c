@@ -200,6 +200,7 @@ enum {
 	OPT_SECRET,
 	OPT_AUDIT_LOG,
 	OPT_CA_FILE,
+	OPT_AGENT,
 };
 
 static const struct option run_options[] = {
@@ -221,6 +222,7 @@ static const struct option run_options[] = {
     {"secret", required_argument, NULL, OPT_SECRET},
     {"audit-log", required_argument, NULL, OPT_AUDIT_LOG},
     {"ca-file", required_argument, NULL, OPT_CA_FILE},
+    {"agent", required_argument, NULL, OPT_AGENT},
     {"volume", required_argument, NULL, 'v'},
     {"env", required_argument, NULL, 'e'},
     {"user", required_argument, NULL, 'u'},
@@ -264,6 +266,7 @@ static int cli_run_option(struct run_args *args, int opt, const char *arg)
 		break;
 	case OPT_MEMORY:
 		ret = config_set_memory(cfg, "--memory", value, &err);
+		args->given.memory = true;
 		break;
 	case OPT_PIDS:
 		ret = config_set_pids(cfg, "--pids", value, &err);
@@ -276,9 +279,11 @@ static int cli_run_option(struct run_args *args, int opt, const char *arg)
 		break;
 	case OPT_INITRD:
 		ret = config_set_initrd(cfg, "--initrd", arg, &err);
+		args->given.rootfs = true;
 		break;
 	case OPT_ROOTFS:
 		ret = config_set_rootfs(cfg, "--rootfs", arg, &err);
+		args->given.rootfs = true;
 		break;
 	case OPT_CONSOLE_LOG:
 		ret = config_set_console_log(cfg, "--console-log", arg, &err);
@@ -294,9 +299,14 @@ static int cli_run_option(struct run_args *args, int opt, const char *arg)
 		break;
 	case 'u':
 		ret = config_parse_user(cfg, "-u", arg, &err);
+		args->given.user = true;
 		break;
 	case 'w':
 		ret = config_set_cwd(cfg, "--workdir", arg, &err);
+		args->given.cwd = true;
+		break;
+	case OPT_AGENT:
+		args->agent = arg;
 		break;
 	case OPT_NAME:
 		ret = config_set_name(cfg, "--name", arg, &err);
@@ -338,6 +348,9 @@ int cli_parse_run(int argc, char **argv, struct run_args *args, const char *cons
 	args->tty = args->detach = false;
 	args->api_sock = NULL;
 	args->argv = NULL;
+	args->agent = NULL;
+	args->given = (struct agent_given){0};
+	args->agent_argv = NULL;
 	if (getenv("CLAWVM_JAIL_USER") && *getenv("CLAWVM_JAIL_USER") &&
 	    config_set_jail_user(&args->cfg, "CLAWVM_JAIL_USER", getenv("CLAWVM_JAIL_USER"), &err) <
 		0) {
@@ -378,9 +391,9 @@ int cli_parse_run(int argc, char **argv, struct run_args *args, const char *cons
 		}
 	}
 	if (vmm) {
-		if (optind < argc || args->tty || args->detach) {
-			log_err("clawvm vmm takes no command, -t or -d: its commands come through "
-				"the API (see clawvm vmm --help)");
+		if (optind < argc || args->tty || args->detach || args->agent) {
+			log_err("clawvm vmm takes no command, -t, -d or --agent: its commands come "
+				"through the API (see clawvm vmm --help)");
 			return -1;
 		}
 		return 0;
@@ -390,15 +403,25 @@ int cli_parse_run(int argc, char **argv, struct run_args *args, const char *cons
 			"directory (see clawvm run --help)");
 		return -1;
 	}
-	if (optind >= argc) {
+	if (args->agent) {
+		/* The guest files named by variables count as given, as options would. */
+		args->given.rootfs |= (getenv("CLAWVM_ROOTFS") && *getenv("CLAWVM_ROOTFS")) ||
+				      (getenv("CLAWVM_INITRD") && *getenv("CLAWVM_INITRD"));
+		if (agent_apply(&args->cfg, args->agent, &args->given, argv + optind,
+				&args->agent_argv, &err) < 0) {
+			log_err("%s", err.msg);
+			return -1;
+		}
+		args->argv = args->agent_argv;
+	} else if (optind >= argc) {
 		log_err("no command to run: clawvm run [OPTIONS] -- COMMAND [ARG...]");
 		return -1;
-	}
-	if (argv[optind][0] == '\0') {
+	} else if (argv[optind][0] == '\0') {
 		log_err("the command name is empty");
 		return -1;
+	} else {
+		args->argv = argv + optind;
 	}
-	args->argv = argv + optind;
 	if (config_find_guest_files(&args->cfg, dirs, &err) < 0) {
 		log_err("%s", err.msg);
 		return -1;
@@ -477,6 +500,13 @@ static void cli_detach(const char *name, int *notify_fd)
 	exit(WEXITSTATUS(status) ? WEXITSTATUS(status) : VM_EXIT_FAILURE);
 }
 
+static void run_args_release(struct run_args *args)
+{
+	config_release(&args->cfg);
+	free(args->agent_argv);
+	args->agent_argv = NULL;
+}
+
 static int cli_run(int argc, char **argv)
 {
 	struct guest_dirs dirs;
@@ -490,7 +520,7 @@ static int cli_run(int argc, char **argv)
 	config_guest_dirs(&dirs);
 	ret = cli_parse_run(argc, argv, &args, dirs.list);
 	if (ret != 0) {
-		config_release(&args.cfg);
+		run_args_release(&args);
 		return ret > 0 ? 0 : VM_EXIT_FAILURE;
 	}
 	if (args.cfg.vm.verbose)
@@ -500,6 +530,7 @@ static int cli_run(int argc, char **argv)
 	if (args.detach) {
 		if (args.tty) {
 			log_err("-d and -t do not go together: a detached command has no terminal");
+			run_args_release(&args);
 			return VM_EXIT_FAILURE;
 		}
 		cli_detach(args.cfg.name, &notify_fd);
@@ -525,14 +556,14 @@ static int cli_run(int argc, char **argv)
 		if (srv)
 			server_finish(srv, NULL, VM_EXIT_FAILURE, 0);
 		rundir_remove(&rd);
-		config_release(&args.cfg);
+		run_args_release(&args);
 		return VM_EXIT_FAILURE;
 	}
 	t0 = log_clock_us();
 	ret = session_run(&args.cfg, args.argv, args.tty, srv, notify_fd);
 	log_debug("session %llu ms", (unsigned long long)(log_clock_us() - t0) / 1000);
 	rundir_remove(&rd);
-	config_release(&args.cfg);
+	run_args_release(&args);
 	return ret;
 }
 

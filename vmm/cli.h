@@ -2,6 +2,7 @@
 #ifndef CLAWVM_CLI_H
 #define CLAWVM_CLI_H
 
+#include "vmm/agent.h"
 #include "vmm/config.h"
 
 #include <limits.h>
@@ -9,10 +10,13 @@
 
 struct run_args {
 	struct sandbox_config cfg;
-	char *const *argv;    /* the command, NULL-terminated (NULL for clawvm vmm) */
-	bool tty;	      /* -t */
-	bool detach;	      /* -d */
-	const char *api_sock; /* clawvm vmm --api-sock */
+	char *const *argv;	  /* the command, NULL-terminated (NULL for clawvm vmm) */
+	bool tty;		  /* -t */
+	bool detach;		  /* -d */
+	const char *api_sock;	  /* clawvm vmm --api-sock */
+	const char *agent;	  /* clawvm run --agent NAME */
+	struct agent_given given; /* what the options set, which --agent leaves alone */
+	char **agent_argv;	  /* the agent's command (argv points to it), malloc()ed */
 };
 
 /* Parses `clawvm run ...` or `clawvm vmm ...` arguments (argv[0] is "run" or "vmm"). For

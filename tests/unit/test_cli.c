@@ -162,6 +162,8 @@ static const char *parse_stderr(int *ret, const char *const *w)
 	assert_true(dup2(fileno(capture), STDERR_FILENO) >= 0);
 	*ret = parse(&ra, w);
 	fflush(stderr);
+	config_release(&ra.cfg);
+	free(ra.agent_argv);
 	assert_true(dup2(saved, STDERR_FILENO) >= 0);
 	close(saved);
 	rewind(capture);
@@ -639,6 +641,90 @@ static void lookup_messages(void **state)
 		in(none_dir, "guest/rootfs"));
 }
 
+/* --agent claude: the image's root, the agent's user, directory, environment, memory and
+ * secret, its CLI before the arguments; each yields to the option that sets it. */
+static void agent_defaults(void **state)
+{
+	char cache[128], root[256], link[256], real[PATH_MAX];
+	const char *old_key = getenv("ANTHROPIC_API_KEY");
+	char *saved_key = old_key ? strdup(old_key) : NULL;
+	struct run_args ra;
+	int ret;
+
+	(void)state;
+	snprintf(cache, sizeof(cache), "%s/cache", none_dir);
+	snprintf(root, sizeof(root), "%s/clawvm/images/claude/k1/root/", cache);
+	make_path(root, "");
+	snprintf(link, sizeof(link), "%s/clawvm/images/claude/current", cache);
+	assert_int_equal(symlink("k1", link), 0);
+	assert_non_null(realpath(root, real));
+	setenv("XDG_CACHE_HOME", cache, 1);
+	setenv("ANTHROPIC_API_KEY", "sk-unit", 1);
+
+	assert_int_equal(PARSE(&ra, "--agent", "claude", "--", "-p", "fix it"), 0);
+	assert_string_equal(ra.cfg.vm.rootfs, real);
+	assert_int_equal(ra.cfg.vm.mem_mib, AGENT_MEMORY_MIB);
+	assert_int_equal(ra.cfg.uid, 1000);
+	assert_int_equal(ra.cfg.gid, 1000);
+	assert_string_equal(ra.cfg.cwd, "/workspace");
+	assert_string_equal(ra.cfg.env[0], "HOME=/home/agent");
+	assert_string_equal(ra.cfg.env[1], "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1");
+	assert_int_equal(ra.cfg.nsecrets, 1);
+	assert_string_equal(ra.cfg.secrets[0].name, "ANTHROPIC");
+	assert_string_equal(ra.cfg.secrets[0].var, "ANTHROPIC_API_KEY");
+	assert_string_equal(ra.cfg.secrets[0].host, "api.anthropic.com");
+	assert_int_equal(ra.cfg.secrets[0].port, 443);
+	assert_string_equal(ra.argv[0], "claude");
+	assert_string_equal(ra.argv[1], "-p");
+	assert_string_equal(ra.argv[2], "fix it");
+	assert_null(ra.argv[3]);
+	config_release(&ra.cfg);
+	free(ra.agent_argv);
+
+	/* The user's options win; no arguments: claude alone. */
+	assert_int_equal(PARSE(&ra, "--agent", "claude", "--rootfs", part_dir, "--memory", "300",
+			       "-u", "5:6", "-w", "/src", "-e", "HOME=/h", "--secret",
+			       "ANTHROPIC=env:K@api.test:9443"),
+			 0);
+	assert_string_equal(ra.cfg.vm.rootfs, part_dir);
+	assert_int_equal(ra.cfg.vm.mem_mib, 300);
+	assert_int_equal(ra.cfg.uid, 5);
+	assert_string_equal(ra.cfg.cwd, "/src");
+	assert_string_equal(ra.cfg.env[0], "HOME=/h");
+	assert_int_equal(ra.cfg.nsecrets, 1);
+	assert_string_equal(ra.cfg.secrets[0].host, "api.test");
+	assert_string_equal(ra.argv[0], "claude");
+	assert_null(ra.argv[1]);
+	config_release(&ra.cfg);
+	free(ra.agent_argv);
+
+	/* No key on the host: no secret (a warning), the sandbox still runs. */
+	unsetenv("ANTHROPIC_API_KEY");
+	assert_string_equal(parse_stderr(&ret, (const char *const[]){"run", "--agent", "claude",
+								     "--", "--version", NULL}),
+			    "clawvm: warning: --agent claude: the host's environment has no "
+			    "ANTHROPIC_API_KEY: the model API is not reachable in this sandbox\n");
+	assert_int_equal(ret, 0);
+	assert_string_equal(
+	    parse_stderr(&ret, (const char *const[]){"run", "--agent", "codex", NULL}),
+	    "clawvm: error: --agent: no agent `codex` (known: claude)\n");
+	assert_int_equal(ret, -1);
+	/* Not built (what else it says depends on where the recipes are: image.c's tests). */
+	assert_int_equal(unlink(link), 0);
+	{
+		const char *text =
+		    parse_stderr(&ret, (const char *const[]){"run", "--agent", "claude", NULL});
+		const char want[] = "clawvm: error: image `claude` is not built";
+
+		assert_memory_equal(text, want, sizeof(want) - 1);
+	}
+	assert_int_equal(ret, -1);
+	unsetenv("XDG_CACHE_HOME");
+	if (saved_key)
+		setenv("ANTHROPIC_API_KEY", saved_key, 1);
+	free(saved_key);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -664,6 +750,7 @@ int main(void)
 	    cmocka_unit_test_teardown(lookup_env_is_option, lookup_reset),
 	    cmocka_unit_test_teardown(lookup_options_win, lookup_reset),
 	    cmocka_unit_test_teardown(lookup_messages, lookup_reset),
+	    cmocka_unit_test(agent_defaults),
 	};
 
 	lookup_reset(NULL);
