@@ -681,6 +681,21 @@ static void agent_defaults(void **state)
 	config_release(&ra.cfg);
 	free(ra.agent_argv);
 
+	/* As root, the VMM becomes the owner of the workspace's host folder. */
+	if (geteuid() == 0) {
+		char vol[300];
+
+		assert_int_equal(chown(part_dir, 1234, 5678), 0);
+		snprintf(vol, sizeof(vol), "%s:/workspace", part_dir);
+		assert_int_equal(PARSE(&ra, "--agent", "claude", "-v", vol, "--", "-p", "x"), 0);
+		assert_true(ra.cfg.jail_user_set);
+		assert_int_equal(ra.cfg.jail_uid, 1234);
+		assert_int_equal(ra.cfg.jail_gid, 5678);
+		config_release(&ra.cfg);
+		free(ra.agent_argv);
+		assert_int_equal(chown(part_dir, 0, 0), 0);
+	}
+
 	/* The user's options win; no arguments: claude alone. */
 	assert_int_equal(PARSE(&ra, "--agent", "claude", "--rootfs", part_dir, "--memory", "300",
 			       "-u", "5:6", "-w", "/src", "-e", "HOME=/h", "--secret",
