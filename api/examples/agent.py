@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 
+sys.dont_write_bytecode = True  # no __pycache__ beside the examples
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from orchestrator import ApiError, ProtocolError, wait_for_socket  # noqa: E402
 
