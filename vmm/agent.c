@@ -63,17 +63,6 @@ static const struct agent *agent_find(const char *name, struct config_err *err)
 	return NULL;
 }
 
-static bool has_env(const struct sandbox_config *cfg, const char *kv)
-{
-	size_t n = strcspn(kv, "=") + 1;
-
-	for (unsigned i = 0; i < cfg->nenv; i++) {
-		if (!strncmp(cfg->env[i], kv, n))
-			return true;
-	}
-	return false;
-}
-
 static bool has_secret(const struct sandbox_config *cfg, const char *name)
 {
 	for (unsigned i = 0; i < cfg->nsecrets; i++) {
@@ -126,7 +115,7 @@ int agent_apply(struct sandbox_config *cfg, const char *name, const struct agent
 	if (!given->cwd && config_set_cwd(cfg, "--agent", a->cwd, err) < 0)
 		return -1;
 	for (const char *const *kv = a->env; *kv; kv++) {
-		if (!has_env(cfg, *kv) && config_add_env(cfg, "--agent", *kv, err) < 0)
+		if (config_env_find(cfg, *kv) < 0 && config_add_env(cfg, "--agent", *kv, err) < 0)
 			return -1;
 	}
 	/* Without the key on the host, the sandbox still runs (`claude --version`), without

@@ -330,24 +330,33 @@ int config_set_vsock_uds(struct sandbox_config *c, const char *what, const char 
 	return 0;
 }
 
+int config_env_find(const struct sandbox_config *c, const char *kv)
+{
+	size_t name_len = strcspn(kv, "=") + 1;
+
+	for (unsigned i = 0; i < c->nenv; i++) {
+		if (!strncmp(c->env[i], kv, name_len))
+			return (int)i;
+	}
+	return -1;
+}
+
 int config_add_env(struct sandbox_config *c, const char *what, const char *kv,
 		   struct config_err *err)
 {
 	const char *eq = strchr(kv, '=');
-	size_t name_len;
 	char *copy;
+	int i;
 
 	if (!eq || eq == kv)
 		return config_fail(err, "%s: want K=V, got `%s`", what, kv);
-	name_len = (size_t)(eq - kv) + 1;
-	for (unsigned i = 0; i < c->nenv; i++) {
-		if (!strncmp(c->env[i], kv, name_len)) {
-			if (!(copy = strdup(kv)))
-				return config_fail(err, "%s: out of memory", what);
-			free(c->env[i]);
-			c->env[i] = copy;
-			return 0;
-		}
+	i = config_env_find(c, kv);
+	if (i >= 0) {
+		if (!(copy = strdup(kv)))
+			return config_fail(err, "%s: out of memory", what);
+		free(c->env[i]);
+		c->env[i] = copy;
+		return 0;
 	}
 	if (c->nenv == CONFIG_MAX_ENV)
 		return config_fail(err, "%s: at most %d variables", what, CONFIG_MAX_ENV);

@@ -129,6 +129,8 @@ __attribute__((warn_unused_result)) int config_set_vsock_cid(struct sandbox_conf
 __attribute__((warn_unused_result)) int config_set_vsock_uds(struct sandbox_config *c,
 							     const char *what, const char *path,
 							     struct config_err *err);
+/* Where c's environment sets K of `kv` ("K=V", or "K" alone), or -1. */
+int config_env_find(const struct sandbox_config *c, const char *kv);
 /* K=V with a non-empty K without `=`; a K set again is replaced. */
 __attribute__((warn_unused_result)) int config_add_env(struct sandbox_config *c, const char *what,
 						       const char *kv, struct config_err *err);
