@@ -6,7 +6,8 @@
  * loopback (403); a plain request sent on in origin-form with Connection: close; a proxy
  * request without a host (400); the control socket (describe_egress, update_egress:
  * a revoked rule ends the tunnel it allowed and refuses the next, all-or-nothing updates,
- * errors named, pipelined requests, notifications, the client cap, an over-long line,
+ * errors named, pipelined requests, notifications, the client cap, an over-long line, a
+ * client that stalls mid-request,
  * a client of another uid); and the audit log of it all, intact. */
 #include "unit.h"
 
@@ -437,6 +438,25 @@ static void control_limits(void **state)
 	close(extra);
 }
 
+/* A client that begins a request and stalls is dropped after BROKER_CONTROL_MS; one that
+ * stays idle between requests is not. */
+static void control_slow_client(void **state)
+{
+	const char describe[] = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"describe_egress\"}\n";
+	int slow = ctl_connect(), idle = ctl_connect();
+	char reply[4096];
+
+	(void)state;
+	assert_int_equal(write(slow, "{\"jsonrpc\":", 11), 11);
+	/* The broker checks once a second: gone within the deadline and two ticks. */
+	assert_false(ctl_read_line(slow, reply, sizeof(reply), BROKER_CONTROL_MS - 1000));
+	assert_int_equal(read_all(slow, reply, sizeof(reply)), 0);
+	close(slow);
+	ctl_call(idle, describe, reply, sizeof(reply));
+	assert_memory_equal(reply, "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":", 33);
+	close(idle);
+}
+
 /* A client of another uid is closed unanswered, even when the socket's mode lets it in. */
 static void control_other_uid(void **state)
 {
@@ -510,6 +530,7 @@ int main(void)
 	    cmocka_unit_test(control_describe),
 	    cmocka_unit_test(control_update),
 	    cmocka_unit_test(control_limits),
+	    cmocka_unit_test(control_slow_client),
 	    cmocka_unit_test(control_other_uid),
 	    cmocka_unit_test(audited),
 	};
