@@ -7,8 +7,8 @@
  * request without a host (400); the control socket (describe_egress, update_egress:
  * a revoked rule ends the tunnel it allowed and refuses the next, all-or-nothing updates,
  * errors named, pipelined requests, notifications, the client cap, an over-long line, a
- * client that stalls mid-request,
- * a client of another uid); and the audit log of it all, intact. */
+ * client that stalls mid-request, a client of another uid); and the audit log of it all,
+ * intact. */
 #include "unit.h"
 
 #include <arpa/inet.h>
