@@ -212,7 +212,7 @@ static void conn_decide(struct conn *c, const struct http_request *req)
 		conn_refuse(c, 400, "the request head cannot be sent on");
 		return;
 	}
-	if (b->cfg->max_bytes && b->bytes_total >= b->cfg->max_bytes) {
+	if (b->cfg->max_bytes && b->bytes_up + b->bytes_down >= b->cfg->max_bytes) {
 		conn_refuse(c, 429, "the sandbox's egress byte limit is reached");
 		return;
 	}
@@ -400,7 +400,6 @@ static bool conn_pump(struct conn *c)
 				c->g2u_len -= (size_t)n;
 				c->bytes_up += (uint64_t)n;
 				c->b->bytes_up += (uint64_t)n;
-				c->b->bytes_total += (uint64_t)n;
 				budget -= (size_t)n < budget ? (size_t)n : budget;
 				progress = true;
 			} else if (n != -EAGAIN) {
@@ -425,7 +424,6 @@ static bool conn_pump(struct conn *c)
 				c->u2g_len -= (size_t)n;
 				c->bytes_down += (uint64_t)n;
 				c->b->bytes_down += (uint64_t)n;
-				c->b->bytes_total += (uint64_t)n;
 				budget -= (size_t)n < budget ? (size_t)n : budget;
 				progress = true;
 			} else if (errno != EAGAIN && errno != EINTR) {
@@ -448,7 +446,7 @@ static bool conn_pump(struct conn *c)
 		conn_end(c, NULL);
 		return false;
 	}
-	if (c->b->cfg->max_bytes && c->b->bytes_total > c->b->cfg->max_bytes) {
+	if (c->b->cfg->max_bytes && c->b->bytes_up + c->b->bytes_down > c->b->cfg->max_bytes) {
 		conn_end(c, "the sandbox's egress byte limit is reached");
 		return false;
 	}

@@ -83,7 +83,7 @@ struct broker {
 	struct event_source vmm, supervisor;
 	LIST_HEAD(, conn) conns;
 	unsigned nconns;
-	uint64_t next_id, bytes_total, bytes_up, bytes_down, denied;
+	uint64_t next_id, bytes_up, bytes_down, denied; /* since the start */
 	struct ev_handler control;	       /* the control socket's listener; fd -1: none */
 	bool control_serving, control_watched; /* started; in the loop (not while full) */
 	LIST_HEAD(, control_client) clients;   /* on it */
